@@ -1,0 +1,245 @@
+"""The root command: global options, lazily registered groups, and the one error handler."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from gemini_flow_cli import __version__
+from gemini_flow_cli.cli.common import State
+from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.output import FORMATS, Output
+
+# Every group, in the order `gemini-flow --help` lists them. A group's module is imported only
+# when that group is invoked (or for help and completion, which need the whole tree): building
+# every command of every group on each start costs time that `memory retrieve` in a loop pays.
+GROUPS: dict[str, tuple[str, str]] = {
+    "memory": ("gemini_flow_cli.cli.memory", "Store, retrieve, search and move shared memory."),
+    "agent": ("gemini_flow_cli.cli.agent", "Register agents and read their records and metrics."),
+    "swarm": ("gemini_flow_cli.cli.swarm", "Create swarms, manage membership, read their status."),
+    "task": ("gemini_flow_cli.cli.task", "Orchestrate tasks, claim work atomically, record results."),
+    "consensus": ("gemini_flow_cli.cli.consensus", "Request decisions and vote under a stated rule."),
+    "metrics": ("gemini_flow_cli.cli.metrics", "Record and list metrics of agents, swarms and tasks."),
+    "backup": ("gemini_flow_cli.cli.backup", "Create, verify, restore and prune backups."),
+    "migrate": ("gemini_flow_cli.cli.migrate", "Show and change the database's schema version."),
+    "config": ("gemini_flow_cli.cli.config", "Read and change configuration."),
+    "key": ("gemini_flow_cli.cli.key", "Generate and rotate the encryption key."),
+    "audit": ("gemini_flow_cli.cli.audit", "Read, verify and prune the tamper-evident audit log."),
+}
+
+GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--no-color", "--debug"}
+GLOBAL_VALUED = {"--db", "--format", "--busy-timeout"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options given after the command to the front (``memory retrieve k --json``).
+
+    Stops at ``--``, after which everything is an argument.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    seen_command = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if seen_command and name in GLOBAL_FLAGS and "=" not in arg:
+            front.append(arg)
+        elif seen_command and name in GLOBAL_VALUED:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(args[i : i + 2])
+                i += 1
+        else:
+            if arg in GROUPS:
+                seen_command = True
+            (rest if seen_command else front).append(arg)
+        i += 1
+    return front + rest
+
+
+def _sniff_format(args: list[str]) -> str:
+    if "--json" in args:
+        return "json"
+    for i, arg in enumerate(args):
+        if arg.startswith("--format="):
+            return arg.split("=", 1)[1]
+        if arg == "--format" and i + 1 < len(args):
+            return args[i + 1]
+    value = os.environ.get("GEMINI_FLOW_FORMAT", "auto")
+    return value if value in FORMATS else "auto"
+
+
+class RootGroup(TyperGroup):
+    """The root command, which turns every failure into the spec's exit status in one place."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from typer.exceptions import Abort, Exit, TyperException
+
+        args = hoist_global_options(list(sys.argv[1:] if args is None else args))
+        fmt = _sniff_format(args)
+        state = State(out=Output(fmt if fmt in FORMATS else "auto"), debug="--debug" in args)
+        extra.setdefault("obj", state)
+        try:
+            result = super().main(
+                args=args, prog_name=prog_name or "gemini-flow", complete_var=complete_var,
+                standalone_mode=False, **extra,
+            )
+            status = result if isinstance(result, int) else 0
+        except GeminiFlowError as exc:
+            status = report(state, exc)
+        except sqlite3.Error as exc:
+            from gemini_flow_cli.core.db import translate_sqlite_error
+
+            status = report(state, translate_sqlite_error(exc, state.busy_timeout), cause=exc)
+        except Exit as exc:
+            status = exc.exit_code
+        except Abort:
+            print("Aborted.", file=sys.stderr)
+            status = 130
+        except TyperException as exc:
+            status = report_usage(state, exc)
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            status = 130
+        except BrokenPipeError:
+            # The reader of our output went away (`| head`): not an error of ours.
+            sys.stderr.close()
+            status = 0
+        except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up
+            status = report(
+                state,
+                GeminiFlowError(
+                    "INTERNAL",
+                    f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, "
+                    "please report it with the output of --debug",
+                ),
+                cause=exc,
+            )
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+def report(state: State, exc: GeminiFlowError, cause: BaseException | None = None) -> int:
+    """Print one error (JSON on stderr in JSON mode), a traceback only with --debug."""
+    if state.debug:
+        import traceback
+
+        traceback.print_exception(cause or exc)
+    state.out.error(exc.to_json(), exc.message)
+    return exc.exit_status
+
+
+def report_usage(state: State, exc) -> int:
+    if state.out.format in ("json", "jsonl"):
+        error = GeminiFlowError("USAGE", exc.format_message())
+        state.out.error(error.to_json(), error.message)
+    else:
+        exc.show()
+    return 2 if exc.exit_code == 1 else exc.exit_code
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"gemini-flow {__version__}")
+        raise typer.Exit()
+
+
+def build_app(args: list[str] | None = None) -> typer.Typer:
+    """The root Typer app with the groups this invocation needs."""
+    app = typer.Typer(
+        cls=RootGroup,
+        name="gemini-flow",
+        help="A persistent, trustworthy shared memory for teams of AI agents.\n\n"
+        "One SQLite database (.hive-mind/hive.db, found like git finds .git) holds memory, agents, "
+        "swarms, tasks and consensus decisions.",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(root)
+    for name in groups_needed(args):
+        module_name, help_text = GROUPS[name]
+        if importlib.util.find_spec(module_name) is None:
+            continue  # not built yet: absent, not pretended
+        module = importlib.import_module(module_name)
+        app.add_typer(module.app, name=name, help=help_text)
+    return app
+
+
+def groups_needed(args: list[str] | None) -> list[str]:
+    args = sys.argv[1:] if args is None else args
+    completing = any(k.startswith("_GEMINI_FLOW_COMPLETE") for k in os.environ)
+    if not completing:
+        skip = False
+        for arg in args:
+            if skip:
+                skip = False
+            elif arg == "--":
+                break
+            elif arg in GLOBAL_VALUED:
+                skip = True
+            elif arg in GROUPS:
+                return [arg]
+    return list(GROUPS)
+
+
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        Optional[Path],
+        typer.Option("--db", envvar="GEMINI_FLOW_DB", help="The database file (default: the nearest .hive-mind/hive.db).", show_default=False),
+    ] = None,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", envvar="GEMINI_FLOW_FORMAT", help="Output format: auto, table, json, jsonl or csv; auto is table on a terminal, json otherwise."
+        ),
+    ] = "auto",
+    json_: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    busy_timeout: Annotated[
+        float,
+        typer.Option("--busy-timeout", envvar="GEMINI_FLOW_BUSY_TIMEOUT", min=0, help="Seconds to wait for another writer."),
+    ] = 10.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No informational messages on stderr.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour or styling (also NO_COLOR).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Full tracebacks for unexpected errors.")] = False,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """A persistent, trustworthy shared memory for teams of AI agents."""
+    if format not in FORMATS:
+        raise GeminiFlowError("USAGE", f"invalid --format {format!r}: use one of {', '.join(FORMATS)}")
+    state: State = ctx.ensure_object(State)
+    state.db_path = db
+    state.busy_timeout = busy_timeout
+    state.debug = debug
+    state.out = Output("json" if json_ else format, quiet=quiet, no_color=no_color)
+    ctx.call_on_close(state.finish)
+
+
+def main(args: list[str] | None = None, prog_name: str = "gemini-flow") -> None:
+    """The console script ``gemini-flow``."""
+    command = typer.main.get_command(build_app(args))
+    command.main(args=args, prog_name=prog_name)
+
+
+def command_tree():
+    """The whole Click command tree (for completions, the man page and tests)."""
+    return typer.main.get_command(build_app([]))

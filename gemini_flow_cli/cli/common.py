@@ -1,0 +1,118 @@
+"""What every command shares: the invocation's settings, the database, the output."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.output import Output
+
+
+@dataclass
+class State:
+    """The global options of one invocation (CLI.md §1), and the database it opened."""
+
+    db_path: Path | None = None
+    busy_timeout: float = 10.0
+    debug: bool = False
+    out: Output = field(default_factory=Output)
+    db: Any = None
+    hooks_after_write: list = field(default_factory=list)
+
+    def open_db(self, *, create: bool = True, actor: str | None = None):
+        """The database of this invocation, opened once.
+
+        ``create=False`` for commands that only read: a missing database is then an empty one,
+        and nothing is created on disk.
+        """
+        from gemini_flow_cli.core.db import Database
+
+        if self.db is not None:
+            if self.db.ephemeral and create:
+                self.db.close()
+                self.db = None
+            else:
+                if actor:
+                    self.db.actor = actor
+                return self.db
+        self.db = Database.open(
+            self.db_path,
+            create=create,
+            busy_timeout=self.busy_timeout,
+            synchronous=_synchronous_setting(),
+            actor=actor,
+            session_id=os.environ.get("GEMINI_FLOW_SESSION"),
+        )
+        return self.db
+
+    def finish(self) -> None:
+        """After a command: run what must follow a write (automatic backups), then close."""
+        db, self.db = self.db, None
+        if db is None:
+            return
+        try:
+            if db.wrote and not db.ephemeral:
+                for hook in self.hooks_after_write:
+                    hook(self, db)
+        finally:
+            db.close()
+
+
+def _synchronous_setting() -> str | None:
+    return os.environ.get("GEMINI_FLOW_SYNCHRONOUS") or None
+
+
+def state() -> State:
+    """The current invocation's state (set by the root callback)."""
+    # Typer 0.28 vendors its own click: the current context lives there, not in `click`.
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context()
+    obj = ctx.find_root().obj
+    if obj is None:  # a sub-app invoked on its own (tests of one group)
+        obj = ctx.find_root().obj = State()
+    return obj
+
+
+def read_input(value: str | None, file: Path | None) -> str:
+    """A value from the argument, ``--file``, or standard input (absent or ``-``)."""
+    if file is not None:
+        if value is not None:
+            raise GeminiFlowError("INVALID_INPUT", "give the value or --file, not both")
+        try:
+            return file.read_text("utf-8")
+        except OSError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"{file} is not UTF-8 text") from exc
+    if value is None or value == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise GeminiFlowError(
+                "INVALID_INPUT", "no value given: pass VALUE, --file PATH, or pipe it on standard input"
+            )
+        text = sys.stdin.read()
+        return text[:-1] if text.endswith("\n") else text
+    return value
+
+
+def confirm_or_refuse(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, ``--yes`` is required (else INVALID_INPUT, nothing done)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise GeminiFlowError("INVALID_INPUT", f"{question} Refusing without a terminal; pass --yes to confirm")
+    if not typer.confirm(question, default=False, err=True):
+        raise GeminiFlowError("INVALID_INPUT", "not confirmed; nothing was changed")
+
+
+def memory_manager(db, namespace: str | None = None):
+    """The memory API over ``db``, with this invocation's namespace default and settings."""
+    from gemini_flow_cli.core.memory import DEFAULT_NAMESPACE, MemoryManager
+
+    return MemoryManager(db, namespace=namespace or os.environ.get("GEMINI_FLOW_NAMESPACE") or DEFAULT_NAMESPACE)

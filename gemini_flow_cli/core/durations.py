@@ -1,0 +1,32 @@
+"""Durations as people type them: ``90``, ``30s``, ``5m``, ``1h``, ``7d``, ``2w``."""
+
+from __future__ import annotations
+
+import re
+
+from gemini_flow_cli.errors import GeminiFlowError
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+)([smhdw]?)")
+
+
+def parse_duration(text: str, *, what: str = "duration") -> int:
+    """Seconds in ``text``; a bare number is seconds. Raises INVALID_INPUT on anything else or zero."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise GeminiFlowError(
+            "INVALID_INPUT",
+            f"invalid {what} {text!r}: use seconds or a number with s, m, h, d or w (e.g. 30s, 5m, 1h, 7d)",
+        )
+    seconds = int(match.group(1)) * UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: it must be more than zero")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact spelling of ``seconds`` that :func:`parse_duration` reads back."""
+    for unit in ("w", "d", "h", "m"):
+        if seconds % UNITS[unit] == 0:
+            return f"{seconds // UNITS[unit]}{unit}"
+    return f"{seconds}s"

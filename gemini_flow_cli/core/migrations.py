@@ -1,0 +1,236 @@
+"""Schema versions: one registered step per version, each paired with its reverse.
+
+Version 1.0.3 is the seed's schema without ``neural_patterns``, and 1.0.4 is the seed's own
+migration that adds it; both run the seed's SQL text verbatim (``sql/seed.sql``), so the tables,
+columns and indexes are the seed's, statement for statement. Applied versions are recorded in
+``schema_migrations``; a database with tables but no such record belongs to another application.
+
+Steps are lists of SQL statements rather than functions so that ``migrate up --dry-run`` can print
+exactly what would run. An ``upgrade``/``downgrade`` runs all of its steps and their records in one
+transaction: a failing step leaves the version as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gemini_flow_cli.errors import GeminiFlowError
+
+RECORD_TABLE = "schema_migrations"
+_RECORD_SQL = (
+    f"CREATE TABLE IF NOT EXISTS {RECORD_TABLE} ("
+    "version TEXT PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    description: str
+    up: tuple[str, ...]
+    down: tuple[str, ...] = field(default=())
+
+
+def _seed_statements() -> list[str]:
+    text = (Path(__file__).parent / "sql" / "seed.sql").read_text("utf-8")
+    statements, buffer = [], ""
+    for line in text.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip().rstrip(";"))
+            buffer = ""
+    return statements
+
+
+def _build() -> list[Migration]:
+    seed = _seed_statements()
+    neural = tuple(s for s in seed if "neural_patterns" in s)
+    base = tuple(s for s in seed if "neural_patterns" not in s)
+    return [
+        Migration("1.0.3", "The seed's schema: 11 tables and their indexes", base),
+        Migration(
+            "1.0.4",
+            "Add neural patterns table",
+            neural,
+            ("DROP TABLE neural_patterns",),
+        ),
+        Migration(
+            "1.0.5",
+            "Chain audit log rows with SHA-256 hashes (tamper evidence)",
+            (
+                "ALTER TABLE audit_log ADD COLUMN prev_hash TEXT",
+                "ALTER TABLE audit_log ADD COLUMN row_hash TEXT",
+            ),
+            (
+                "ALTER TABLE audit_log DROP COLUMN row_hash",
+                "ALTER TABLE audit_log DROP COLUMN prev_hash",
+            ),
+        ),
+        Migration(
+            "1.0.6",
+            "Swarm membership as a relation",
+            (
+                "CREATE TABLE swarm_members (\n"
+                "    swarm_id TEXT NOT NULL REFERENCES swarms(id),\n"
+                "    agent_id TEXT NOT NULL REFERENCES agents(id),\n"
+                "    joined_at INTEGER NOT NULL,\n"
+                "    PRIMARY KEY (swarm_id, agent_id)\n"
+                ")",
+                "CREATE INDEX idx_swarm_members_agent_id ON swarm_members(agent_id)",
+            ),
+            ("DROP TABLE swarm_members",),
+        ),
+        Migration(
+            "1.0.7",
+            "Subtasks, task creation time and context",
+            (
+                # No REFERENCES on parent_id: SQLite cannot DROP a column that is in a foreign
+                # key, and `down` must be able to remove it. The core checks the parent exists.
+                "ALTER TABLE tasks ADD COLUMN parent_id TEXT",
+                "ALTER TABLE tasks ADD COLUMN created_at INTEGER",
+                "ALTER TABLE tasks ADD COLUMN context TEXT",
+                "CREATE INDEX idx_tasks_parent_id ON tasks(parent_id)",
+            ),
+            (
+                "DROP INDEX idx_tasks_parent_id",
+                "ALTER TABLE tasks DROP COLUMN context",
+                "ALTER TABLE tasks DROP COLUMN created_at",
+                "ALTER TABLE tasks DROP COLUMN parent_id",
+            ),
+        ),
+    ]
+
+
+MIGRATIONS: list[Migration] = _build()
+VERSIONS = [m.version for m in MIGRATIONS]
+LATEST = VERSIONS[-1]
+FIRST = VERSIONS[0]
+
+
+@dataclass
+class SchemaState:
+    applied: list[str]
+    foreign: bool
+    unknown: list[str]
+
+    @property
+    def current(self) -> str | None:
+        known = [v for v in VERSIONS if v in self.applied]
+        return known[-1] if known else None
+
+
+def inspect(conn: sqlite3.Connection) -> SchemaState:
+    """What is applied, and whether the database is someone else's or from a newer program."""
+    tables = {
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+    }
+    if RECORD_TABLE not in tables:
+        return SchemaState([], foreign=bool(tables), unknown=[])
+    applied = [row[0] for row in conn.execute(f"SELECT version FROM {RECORD_TABLE}")]
+    unknown = [v for v in applied if v not in VERSIONS]
+    return SchemaState(applied, foreign=False, unknown=unknown)
+
+
+def current_version(conn: sqlite3.Connection) -> str | None:
+    return inspect(conn).current
+
+
+def pending(conn: sqlite3.Connection, to: str | None = None) -> list[Migration]:
+    """The steps that would bring the database up to ``to`` (default: the latest)."""
+    target = _index(to or LATEST)
+    applied = set(inspect(conn).applied)
+    return [m for m in MIGRATIONS[: target + 1] if m.version not in applied]
+
+
+def to_undo(conn: sqlite3.Connection, to: str) -> list[Migration]:
+    """The steps, newest first, whose reverse brings the database down to ``to``."""
+    target = _index(to)
+    applied = set(inspect(conn).applied)
+    return [m for m in reversed(MIGRATIONS[target + 1 :]) if m.version in applied]
+
+
+def apply(conn: sqlite3.Connection, steps: list[Migration], *, now: int = 0) -> None:
+    """Run ``steps`` and record them, inside whatever transaction the caller holds."""
+    conn.execute(_RECORD_SQL)
+    for step in steps:
+        for statement in step.up:
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {RECORD_TABLE} (version, description, applied_at) VALUES (?, ?, ?)",
+            (step.version, step.description, now),
+        )
+
+
+def revert(conn: sqlite3.Connection, steps: list[Migration]) -> None:
+    """Run the reverse of ``steps`` (newest first) and remove their records."""
+    for step in steps:
+        if not step.down:
+            raise GeminiFlowError("MIGRATION_FAILED", f"version {step.version} cannot be reverted")
+        for statement in step.down:
+            conn.execute(statement)
+        conn.execute(f"DELETE FROM {RECORD_TABLE} WHERE version = ?", (step.version,))
+
+
+def upgrade(conn: sqlite3.Connection, steps: list[Migration] | None = None, *, now: int | None = None, then=None) -> list[str]:
+    """Apply pending steps in one ``BEGIN IMMEDIATE`` transaction; a failure rolls back whole.
+
+    ``then(versions)`` runs inside the same transaction (to write the audit row).
+    """
+    return _run(conn, lambda: pending(conn) if steps is None else steps, apply, now, then)
+
+
+def downgrade(conn: sqlite3.Connection, to: str, *, now: int | None = None, then=None) -> list[str]:
+    """Revert to ``to`` in one transaction; a failure rolls back whole."""
+    return _run(conn, lambda: to_undo(conn, to), lambda c, s, now: revert(c, s), now, then)
+
+
+def _run(conn, choose, action, now, then=None) -> list[str]:
+    from gemini_flow_cli.core import clock
+
+    stamp = int(clock.now()) if now is None else now
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Chosen again under the write lock: another process may have migrated meanwhile.
+        steps = choose()
+        steps = [s for s in steps if _still_needed(conn, s, action is apply)]
+        action(conn, steps, now=stamp)
+        if then is not None and steps:
+            then([s.version for s in steps])
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        raise GeminiFlowError(
+            "MIGRATION_FAILED", f"migration failed and was rolled back, the version is unchanged: {exc}"
+        ) from exc
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return [s.version for s in steps]
+
+
+def _still_needed(conn: sqlite3.Connection, step: Migration, going_up: bool) -> bool:
+    applied = set(inspect(conn).applied)
+    return (step.version not in applied) if going_up else (step.version in applied)
+
+
+def plan_sql(steps: list[Migration], *, down: bool = False) -> str:
+    """The SQL that ``upgrade``/``downgrade`` would run, for ``--dry-run``."""
+    out = []
+    for step in steps:
+        out.append(f"-- {step.version}: {step.description}{' (down)' if down else ''}")
+        out.extend(f"{s};" for s in (step.down if down else step.up))
+    return "\n".join(out)
+
+
+def _index(version: str) -> int:
+    try:
+        return VERSIONS.index(version)
+    except ValueError:
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"unknown schema version {version!r}; known: {', '.join(VERSIONS)}"
+        ) from None

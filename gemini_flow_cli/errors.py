@@ -1,0 +1,71 @@
+"""The error codes of the spec (CLI.md §3) and the one mapping to exit statuses.
+
+The core raises :class:`GeminiFlowError` with a code; only the CLI layer turns it into an exit status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_STATUS: dict[str, int] = {
+    "NOT_FOUND": 1,
+    "TTL_EXPIRED": 1,
+    "NAMESPACE_NOT_FOUND": 1,
+    "INVALID_KEY": 2,
+    "INVALID_INPUT": 2,
+    "USAGE": 2,
+    "CONFLICT": 3,
+    "PERMISSION_DENIED": 4,
+    "ENCRYPTION_FAILED": 4,
+    "VALUE_TOO_LARGE": 5,
+    "QUOTA_EXCEEDED": 5,
+    "CONNECTION_FAILED": 6,
+    "BACKUP_FAILED": 7,
+    "MIGRATION_FAILED": 7,
+    "INTERNAL": 70,
+}
+
+# Codes a caller can do something about by retrying or changing its input.
+UNRECOVERABLE = {"CONNECTION_FAILED", "INTERNAL", "MIGRATION_FAILED", "BACKUP_FAILED"}
+
+
+class GeminiFlowError(Exception):
+    """The one failure type of gemini-flow: a spec error code, a message, optional details."""
+
+    def __init__(self, code: str, message: str, *, details: dict[str, Any] | None = None):
+        if code not in EXIT_STATUS:
+            raise ValueError(f"unknown error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.code]
+
+    @property
+    def recoverable(self) -> bool:
+        return self.code not in UNRECOVERABLE
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "recoverable": self.recoverable,
+        }
+        if self.details:
+            error["details"] = self.details
+        return {"success": False, "error": error}
+
+
+def not_found(message: str, **details: Any) -> GeminiFlowError:
+    return GeminiFlowError("NOT_FOUND", message, details=details)
+
+
+def invalid(message: str, **details: Any) -> GeminiFlowError:
+    return GeminiFlowError("INVALID_INPUT", message, details=details)
+
+
+def conflict(message: str, **details: Any) -> GeminiFlowError:
+    return GeminiFlowError("CONFLICT", message, details=details)

@@ -1,0 +1,268 @@
+"""The one place that renders: table, json, jsonl and csv on stdout; messages on stderr.
+
+JSON is written with ``json.dumps`` straight to stdout, never through Rich, so it parses whatever
+the terminal width. Rich is imported only to draw a table or a progress bar on a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+FORMATS = ("auto", "table", "json", "jsonl", "csv")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+def color_wanted(no_color_flag: bool, stream=None) -> bool:
+    """Colour only on a terminal, never with ``--no-color`` or a non-empty ``NO_COLOR``."""
+    stream = stream or sys.stdout
+    return not no_color_flag and not os.environ.get("NO_COLOR") and _isatty(stream)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Output:
+    """Rendering settings for one invocation."""
+
+    def __init__(self, fmt: str = "auto", *, quiet: bool = False, no_color: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(fmt)
+        self.requested = fmt
+        self.format = fmt if fmt != "auto" else ("table" if _isatty(sys.stdout) else "json")
+        self.quiet = quiet
+        self.no_color = no_color
+
+    @property
+    def json_explicit(self) -> bool:
+        """JSON was asked for (``--json``, ``--format json``), not chosen because stdout is a pipe."""
+        return self.requested == "json"
+
+    # -- data ------------------------------------------------------------------------------
+
+    def emit(
+        self,
+        data: Any,
+        *,
+        rows: Sequence[dict[str, Any]] | None = None,
+        columns: Sequence[str] | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Write ``data``: the whole document as JSON, or ``rows`` as jsonl/csv/table lines.
+
+        ``rows`` are the list-like part of ``data`` (e.g. search results); without them a dict
+        is shown as one row of fields.
+        """
+        fmt = self.format
+        if fmt == "json":
+            write_json(data)
+            return
+        single = rows is None and isinstance(data, dict)
+        if rows is None:
+            rows = data if isinstance(data, list) else [data]
+        if fmt == "jsonl":
+            self.emit_jsonl(rows)
+        elif fmt == "csv":
+            write_csv(rows, columns)
+        elif single:
+            self.table_fields(data, title=title)
+        elif not rows:
+            self.message("(no results)")
+        else:
+            self.table(rows, columns, title=title)
+
+    def emit_jsonl(self, rows: Iterable[dict[str, Any]]) -> None:
+        write = sys.stdout.write
+        for row in rows:
+            write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *, title=None) -> None:
+        """A Rich table that fits the terminal: long cells end in an ellipsis."""
+        from rich.table import Table
+
+        columns = list(columns or _columns(rows))
+        table = Table(title=title, show_lines=False, expand=False, header_style="bold")
+        cells = [[_cell(row.get(name)) for name in columns] for row in rows]
+        console = self._console()
+        widths = fit_widths(
+            [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)],
+            [len(name) for name in columns],
+            console.width - (3 * len(columns) + 1),
+        )
+        for name, width in zip(columns, widths):
+            table.add_column(name, overflow="ellipsis", no_wrap=True, width=width)
+        for row in cells:
+            table.add_row(*row)
+        console.print(table)
+
+    def table_fields(self, data: dict[str, Any], *, title=None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="ellipsis")
+        for name, value in _flatten(data):
+            table.add_row(name, _cell(value))
+        self._console().print(table)
+
+    def raw(self, text: str) -> None:
+        """Text for a script, as is, with a newline."""
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def _console(self):
+        from rich.console import Console
+
+        return Console(no_color=not color_wanted(self.no_color), highlight=False, soft_wrap=False)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def message(self, text: str) -> None:
+        """An informational line on stderr, unless ``--quiet``."""
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    def warn(self, text: str) -> None:
+        """A warning on stderr (shown even with ``--quiet``)."""
+        print(f"warning: {text}", file=sys.stderr)
+
+    def error(self, payload: dict[str, Any], text: str) -> None:
+        """An error: a JSON object on stderr in JSON mode, else one line."""
+        if self.format in ("json", "jsonl"):
+            print(json.dumps(payload, ensure_ascii=False), file=sys.stderr)
+        else:
+            print(f"Error: {text}", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def progress(self, description: str, total: int | None = None) -> Iterator[Any]:
+        """A Rich progress bar on stderr when stderr is a terminal; otherwise a silent stand-in.
+
+        Yields an object with ``advance(n=1)``.
+        """
+        if self.quiet or not _isatty(sys.stderr):
+            yield _NoProgress()
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True, no_color=not color_wanted(self.no_color, sys.stderr))
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield _Advance(bar, task)
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+class _Advance:
+    def __init__(self, bar, task):
+        self.bar, self.task = bar, task
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+
+
+def write_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    columns = list(columns or _columns(rows))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(_csv_cell(row.get(name)) for name in columns)
+    sys.stdout.flush()
+
+
+def fit_widths(natural: list[int], headers: list[int], available: int) -> list[int]:
+    """Column widths that fit ``available`` cells: the widest column gives way first."""
+    widths = [min(w, 60) for w in natural]
+    floor = [max(3, min(h, 12)) for h in headers]
+    while sum(widths) > available:
+        i = max(range(len(widths)), key=lambda j: widths[j] - floor[j])
+        if widths[i] <= floor[i]:
+            break
+        widths[i] -= 1
+    return widths
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        for name in row:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in data.items():
+        if isinstance(value, dict) and value and prefix.count(".") < 1:
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, bool)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _cell(value: Any) -> str:
+    """A table cell for people: relative dates, compact JSON, blank for null."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        if _ISO.fullmatch(value):
+            return relative_time(value)
+        return value.replace("\n", "⏎")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def relative_time(iso: str, now: float | None = None) -> str:
+    """``3 min ago`` / ``in 2 h`` for an ISO-8601 UTC timestamp."""
+    import calendar
+
+    then = calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
+    delta = (time.time() if now is None else now) - then
+    future = delta < 0
+    delta = abs(delta)
+    for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600), (86400 * 60, "d", 86400)):
+        if delta < limit:
+            amount = int(delta // size)
+            break
+    else:
+        return iso[:10]
+    if unit == "s" and amount < 5:
+        return "just now"
+    return f"in {amount} {unit}" if future else f"{amount} {unit} ago"

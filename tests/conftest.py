@@ -1,0 +1,93 @@
+"""Shared fixtures: a fresh database per test, the CLI through CliRunner, and as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gemini_flow_cli.cli import build_app
+
+# The installed console script when there is one (the README's install puts it beside python).
+_SCRIPT = Path(sys.executable).with_name("gemini-flow")
+GEMINI_FLOW = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "gemini_flow_cli"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path_factory):
+    """No test sees the developer's environment, key or user configuration."""
+    for name in list(os.environ):
+        if name.startswith("GEMINI_FLOW_") or name == "NO_COLOR":
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / ".hive-mind" / "hive.db"
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str):
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+    @property
+    def error(self):
+        return json.loads(self.stderr.strip().splitlines()[-1])["error"]
+
+    def __repr__(self) -> str:
+        return f"Result(exit={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+@pytest.fixture
+def cli(db_path):
+    """Run gemini-flow in-process against the test's database: ``cli("memory", "store", "k", "v")``.
+
+    Output is JSON unless the test passes another --format.
+    """
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None, db: Path | None = db_path) -> Result:
+        argv = [*(["--db", str(db)] if db is not None else []), *args]
+        if not any(a in ("--format", "--json") or a.startswith("--format=") for a in args):
+            argv = ["--json", *argv]
+        runner = CliRunner()
+        result = runner.invoke(build_app(argv), argv, input=input, env=env, catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def run(tmp_path, db_path):
+    """Run the installed ``gemini-flow`` as a real process in ``tmp_path``."""
+
+    def call(*args: str, input: str | None = None, env: dict | None = None, cwd: Path | None = None,
+             db: Path | None = db_path, timeout: float = 60) -> subprocess.CompletedProcess:
+        argv = [*GEMINI_FLOW, *(["--db", str(db)] if db is not None else []), *args]
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run(argv, input=input, capture_output=True, text=True, cwd=cwd or tmp_path,
+                              env=full_env, timeout=timeout)
+
+    return call
+
+
+def gemini_flow_command() -> list[str]:
+    return list(GEMINI_FLOW)
+
+
+requires_groff = pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")
