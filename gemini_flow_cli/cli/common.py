@@ -34,13 +34,11 @@ class State:
         from gemini_flow_cli.core.db import Database
 
         if self.db is not None:
-            if self.db.ephemeral and create:
-                self.db.close()
-                self.db = None
-            else:
-                if actor:
-                    self.db.actor = actor
-                return self.db
+            if create:
+                self.db.creatable = True
+            if actor:
+                self.db.actor = actor
+            return self.db
         self.db = Database.open(
             self.db_path,
             create=create,
@@ -115,4 +113,6 @@ def memory_manager(db, namespace: str | None = None):
     """The memory API over ``db``, with this invocation's namespace default and settings."""
     from gemini_flow_cli.core.memory import DEFAULT_NAMESPACE, MemoryManager
 
-    return MemoryManager(db, namespace=namespace or os.environ.get("GEMINI_FLOW_NAMESPACE") or DEFAULT_NAMESPACE)
+    if namespace is None:
+        namespace = os.environ.get("GEMINI_FLOW_NAMESPACE") or DEFAULT_NAMESPACE
+    return MemoryManager(db, namespace=namespace)

@@ -71,12 +71,13 @@ def up(
     """
     st = state()
     db = st.open_db(create=not dry_run)
-    steps = migrations.pending(db.conn, to) if not db.ephemeral else migrations.MIGRATIONS[: migrations.VERSIONS.index(to or migrations.LATEST) + 1]
     if dry_run:
+        steps = migrations.plan(to) if db.ephemeral else migrations.pending(db.conn, to)
         st.out.raw(migrations.plan_sql(steps) or "-- nothing to apply")
         return
-    if db.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        db.conn.execute("PRAGMA journal_mode=WAL")
+    migrations.plan(to)  # an unknown version is refused before anything is created
+    db.ensure_file()
+    steps = migrations.pending(db.conn, to)
     applied = migrations.upgrade(db.conn, steps, then=_audit(db, "migrate-up"))
     st.out.message(f"Applied {', '.join(applied)}" if applied else "Nothing to apply")
     st.out.emit({"success": True, "applied": applied, "current": db.schema_version()})

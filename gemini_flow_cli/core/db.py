@@ -83,6 +83,9 @@ class Database:
         self.actor = actor or _os_user()
         self.session_id = session_id
         self.wrote = False
+        self.target = path  # the file this database is, or will be on its first write
+        self.creatable = False
+        self._synchronous: str | None = None
         self._depth = 0
         self._sqlite_utils = None
 
@@ -107,11 +110,14 @@ class Database:
         """
         path = Path(path) if path is not None else discover()
         if not path.exists():
-            if not create:
-                return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
-            _create_private_file(path)
-        else:
-            _check_header(path)
+            # Nothing is created until the first write: a command that fails validation, or only
+            # reads, leaves no file behind. Until then reads see an empty store.
+            db = cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+            db.target = path
+            db.creatable = create
+            db._synchronous = synchronous
+            return db
+        _check_header(path)
         try:
             conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -237,15 +243,37 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("COMMIT")
 
-    def _prepare_for_writing(self) -> None:
+    def ensure_file(self) -> bool:
+        """Create the database file if this database may (``create``) and has none yet; make it WAL.
+
+        Returns whether there is a file. Applies no migrations.
+        """
+        if self.ephemeral and self.creatable and self.target is not None:
+            self._materialize()
         if self.ephemeral:
-            return
+            return False
         if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.conn.execute("PRAGMA journal_mode=WAL")
+        return True
+
+    def _prepare_for_writing(self) -> None:
+        if not self.ensure_file():
+            return
         todo = migrations.pending(self.conn)
         if todo:
             migrations.upgrade(self.conn, todo)
         _chmod_private(self.path)
+
+    def _materialize(self) -> None:
+        """Create the file (folder 0700, file 0600) and move this database onto it."""
+        path = self.target
+        _create_private_file(path)
+        _check_header(path)
+        conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        old, self.conn, self.path = self.conn, conn, path
+        self._configure(self._synchronous)
+        self.check_schema()
+        old.close()
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -84,9 +84,11 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
     if force_string:
         return text
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
+        json.dumps(value, allow_nan=False)  # 1e999 parses to inf, which is not JSON
     except ValueError:
         return text
+    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -175,7 +177,7 @@ class MemoryManager:
     def _prepare(self, key, value, namespace, ttl, tags, encrypted, agent_id, swarm_id) -> dict[str, Any]:
         """Validate and encode one store, before any transaction is opened."""
         key = validate_key(key)
-        namespace = validate_namespace(namespace or self.namespace)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
         if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
             raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
         text = dumps(value)
@@ -277,7 +279,7 @@ class MemoryManager:
         decrypted raises and counts nothing (the transaction rolls back).
         """
         key = validate_key(key)
-        namespace = validate_namespace(namespace or self.namespace)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
         now = int(clock.now())
         with self.db.write() as conn:
             cursor = conn.execute(
@@ -323,7 +325,7 @@ class MemoryManager:
     def delete(self, keys: Iterable[str], *, namespace: str | None = None) -> list[str]:
         """Delete ``keys`` in one transaction; returns the keys that existed (expired ones count)."""
         keys = [validate_key(k) for k in keys]
-        namespace = validate_namespace(namespace or self.namespace)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
         deleted: list[str] = []
         with self.db.write() as conn:
             for key in keys:

@@ -145,6 +145,11 @@ def pending(conn: sqlite3.Connection, to: str | None = None) -> list[Migration]:
     return [m for m in MIGRATIONS[: target + 1] if m.version not in applied]
 
 
+def plan(to: str | None = None) -> list[Migration]:
+    """Every step up to ``to`` (default: the latest), as for a database that has none."""
+    return MIGRATIONS[: _index(to or LATEST) + 1]
+
+
 def to_undo(conn: sqlite3.Connection, to: str) -> list[Migration]:
     """The steps, newest first, whose reverse brings the database down to ``to``."""
     target = _index(to)

@@ -1,0 +1,77 @@
+"""Start-up cost: median wall time of cold processes, against the floor of raw sqlite3.
+
+    python benchmarks/startup.py [--runs 20]
+
+Prints the median of N cold processes for `--version`, `memory store`, `memory retrieve`,
+`memory retrieve` of an encrypted value (when the encryption module exists), `--help` (which
+builds every group's commands), and the floor: `python -c` opening the same database with sqlite3
+and selecting one row. Ratios are to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def gemini_flow() -> list[str]:
+    script = Path(sys.executable).with_name("gemini-flow")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gemini_flow_cli"]
+
+
+def median_ms(argv: list[str], runs: int, env: dict, cwd: Path) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+        times.append((time.perf_counter() - start) * 1000)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.decode()}")
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="gf-startup-"))
+    db = folder / ".hive-mind" / "hive.db"
+    env = {**os.environ, "GEMINI_FLOW_DB": str(db), "GEMINI_FLOW_ENCRYPTION_KEY": "benchmark-secret-key"}
+    env.pop("NO_COLOR", None)
+    gf = gemini_flow()
+    subprocess.run([*gf, "memory", "store", "bench-key", '{"theme": "dark", "n": 1}'], env=env, check=True,
+                   capture_output=True)
+    cases = {
+        "floor: python -c sqlite3 select": [
+            sys.executable, "-c",
+            f"import sqlite3; c = sqlite3.connect({str(db)!r}); "
+            "c.execute(\"SELECT value FROM memory_store WHERE key = 'bench-key'\").fetchone()",
+        ],
+        "gemini-flow --version": [*gf, "--version"],
+        "gemini-flow memory store": [*gf, "memory", "store", "bench-key", '{"theme": "dark", "n": 2}'],
+        "gemini-flow memory retrieve": [*gf, "memory", "retrieve", "bench-key"],
+        "gemini-flow --help (every group)": [*gf, "--help"],
+    }
+    encrypted = subprocess.run([*gf, "memory", "store", "bench-secret", '"s3cret"', "--encrypt"], env=env,
+                               capture_output=True)
+    if encrypted.returncode == 0:
+        cases["gemini-flow memory retrieve (encrypted)"] = [*gf, "memory", "retrieve", "bench-secret"]
+    else:
+        print(f"(encrypted retrieve skipped: {encrypted.stderr.decode().strip()})")
+    results = {name: median_ms(argv, args.runs, env, folder) for name, argv in cases.items()}
+    floor = results["floor: python -c sqlite3 select"]
+    print(f"median of {args.runs} cold processes, Python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    for name, ms in results.items():
+        print(f"  {name:<42} {ms:7.1f} ms   x{ms / floor:4.1f} floor")
+    shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
