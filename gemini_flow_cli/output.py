@@ -90,17 +90,24 @@ class Output:
 
     def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *, title=None) -> None:
         """A Rich table that fits the terminal: long cells end in an ellipsis."""
+        from rich.cells import cell_len
         from rich.table import Table
 
         columns = list(columns or _columns(rows))
         table = Table(title=title, show_lines=False, expand=False, header_style="bold")
         cells = [[_cell(row.get(name)) for name in columns] for row in rows]
         console = self._console()
-        widths = fit_widths(
-            [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)],
-            [len(name) for name in columns],
-            console.width - (3 * len(columns) + 1),
-        )
+
+        def natural() -> list[int]:
+            return [max([cell_len(name), *(cell_len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+
+        if sum(natural()) > console.width - (3 * len(columns) + 1):
+            # Too wide: a column with no value in any row says nothing, so it gives its room
+            # to the others first (--format json still has every field).
+            keep = [i for i in range(len(columns)) if any(r[i] for r in cells)] or list(range(len(columns)))
+            columns = [columns[i] for i in keep]
+            cells = [[r[i] for i in keep] for r in cells]
+        widths = fit_widths(natural(), [cell_len(name) for name in columns], console.width - (3 * len(columns) + 1))
         for name, width in zip(columns, widths):
             table.add_column(name, overflow="ellipsis", no_wrap=True, width=width)
         for row in cells:
@@ -125,7 +132,12 @@ class Output:
     def _console(self):
         from rich.console import Console
 
-        return Console(no_color=not color_wanted(self.no_color), highlight=False, soft_wrap=False)
+        # Rich's own no_color still emits bold and other styles; color_system=None emits no
+        # escape at all, which is what NO_COLOR, --no-color and a pipe ask for (CLI.md §2).
+        color = color_wanted(self.no_color)
+        return Console(
+            no_color=not color, color_system="auto" if color else None, highlight=False, soft_wrap=False
+        )
 
     # -- messages --------------------------------------------------------------------------
 
@@ -154,10 +166,19 @@ class Output:
         if self.quiet or not _isatty(sys.stderr):
             yield _NoProgress()
             return
+        if not color_wanted(self.no_color, sys.stderr):
+            # A live Rich bar redraws with cursor-movement escapes; with NO_COLOR / --no-color
+            # the terminal gets a plain line rewritten with carriage returns instead.
+            plain = _PlainProgress(description, total)
+            try:
+                yield plain
+            finally:
+                plain.close()
+            return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        console = Console(stderr=True, no_color=not color_wanted(self.no_color, sys.stderr))
+        console = Console(stderr=True)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -173,6 +194,33 @@ class Output:
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
         pass
+
+
+class _PlainProgress:
+    """``description 40/100`` on stderr, rewritten in place with ``\\r``: no escape sequences."""
+
+    def __init__(self, description: str, total: int | None):
+        self.description, self.total, self.done = description, total, 0
+        self._shown = -1.0
+        self._draw(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._shown < 0.1:
+            return  # at most ten redraws a second, however fast the work goes
+        self._shown = now
+        count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        sys.stderr.write(f"\r{self.description} {count}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self._draw(force=True)
+        sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 class _Advance:
@@ -198,15 +246,29 @@ def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = No
 
 
 def fit_widths(natural: list[int], headers: list[int], available: int) -> list[int]:
-    """Column widths that fit ``available`` cells: the widest column gives way first."""
+    """Column widths that fit ``available`` cells: the widest column gives way first.
+
+    Short columns keep their whole width and long ones are cut to a common width. The first
+    column (what a row is: a key, an id, a version) keeps up to 12 characters while other
+    columns can still give way; past that every column may shrink to its header (at most 12
+    characters, at least 3).
+    """
     widths = [min(w, 60) for w in natural]
     floor = [max(3, min(h, 12)) for h in headers]
+    if widths:
+        first = floor.copy()
+        first[0] = max(first[0], min(widths[0], 12))
+        _shrink(widths, first, available)
+    _shrink(widths, floor, available)
+    return widths
+
+
+def _shrink(widths: list[int], floor: list[int], available: int) -> None:
     while sum(widths) > available:
         i = max(range(len(widths)), key=lambda j: widths[j] - floor[j])
         if widths[i] <= floor[i]:
             break
         widths[i] -= 1
-    return widths
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -39,10 +39,11 @@ GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--no-color", "--debug"}
 GLOBAL_VALUED = {"--db", "--format", "--busy-timeout"}
 
 
-def hoist_global_options(args: list[str]) -> list[str]:
+def hoist_global_options(args: list[str], own: frozenset[str] = frozenset()) -> list[str]:
     """Move global options given after the command to the front (``memory retrieve k --json``).
 
-    Stops at ``--``, after which everything is an argument.
+    Options the command defines itself (``own``, e.g. ``backup create --format sql``) stay where
+    they are. Stops at ``--``, after which everything is an argument.
     """
     front: list[str] = []
     rest: list[str] = []
@@ -54,7 +55,9 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest.extend(args[i:])
             break
         name = arg.split("=", 1)[0]
-        if seen_command and name in GLOBAL_FLAGS and "=" not in arg:
+        if name in own:
+            rest.append(arg)
+        elif seen_command and name in GLOBAL_FLAGS and "=" not in arg:
             front.append(arg)
         elif seen_command and name in GLOBAL_VALUED:
             if "=" in arg:
@@ -88,7 +91,8 @@ class RootGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from typer.exceptions import Abort, Exit, TyperException
 
-        args = hoist_global_options(list(sys.argv[1:] if args is None else args))
+        args = list(sys.argv[1:] if args is None else args)
+        args = hoist_global_options(args, self._leaf_options(args))
         fmt = _sniff_format(args)
         state = State(out=Output(fmt if fmt in FORMATS else "auto"), debug="--debug" in args)
         extra.setdefault("obj", state)
@@ -133,6 +137,20 @@ class RootGroup(TyperGroup):
         return status
 
 
+    def _leaf_options(self, args: list[str]) -> frozenset[str]:
+        """The option names of the command that ``args`` invoke (walking group names)."""
+        command = self
+        for arg in args:
+            if arg == "--":
+                break
+            sub = getattr(command, "commands", {}).get(arg)
+            if sub is not None:
+                command = sub
+        if command is self:
+            return frozenset()
+        return frozenset(opt for param in command.params for opt in (*param.opts, *param.secondary_opts))
+
+
 def report(state: State, exc: GeminiFlowError, cause: BaseException | None = None) -> int:
     """Print one error (JSON on stderr in JSON mode), a traceback only with --debug."""
     if state.debug:
@@ -144,6 +162,11 @@ def report(state: State, exc: GeminiFlowError, cause: BaseException | None = Non
 
 
 def report_usage(state: State, exc) -> int:
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # `gemini-flow` or `gemini-flow memory` alone: the help itself, as text even in JSON
+        # mode (it is for a person), on stderr with Click's usage-error status.
+        exc.show()
+        return 2
     if state.out.format in ("json", "jsonl"):
         error = GeminiFlowError("USAGE", exc.format_message())
         state.out.error(error.to_json(), error.message)
@@ -165,8 +188,14 @@ def build_app(args: list[str] | None = None) -> typer.Typer:
         name="gemini-flow",
         help="A persistent, trustworthy shared memory for teams of AI agents.\n\n"
         "One SQLite database (.hive-mind/hive.db, found like git finds .git) holds memory, agents, "
-        "swarms, tasks and consensus decisions.",
+        "swarms, tasks and consensus decisions. Run 'gemini-flow GROUP COMMAND --help' for a "
+        "command's options and examples.\n\n"
+        "Example:\n\n"
+        "\b\n"
+        "    gemini-flow memory store greeting hello\n"
+        "    gemini-flow memory retrieve greeting",
         no_args_is_help=True,
+        add_completion=True,  # --install-completion / --show-completion (see completions/)
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
@@ -177,8 +206,71 @@ def build_app(args: list[str] | None = None) -> typer.Typer:
         if importlib.util.find_spec(module_name) is None:
             continue  # not built yet: absent, not pretended
         module = importlib.import_module(module_name)
-        app.add_typer(module.app, name=name, help=help_text)
+        keep_examples_verbatim(module.app, name)
+        app.add_typer(module.app, name=name, help=help_text, epilog=group_epilog(name, module.app))
     return app
+
+
+def verbatim_paragraphs(text: str) -> str:
+    """Mark indented paragraphs (example command lines) so that Click prints them as written.
+
+    Click rewraps every paragraph to the terminal width and joins the lines of an indented one;
+    an example must stay one pasteable line per command, so its paragraph gets Click's ``\\b``
+    (no rewrap) marker.
+    """
+    paragraphs = text.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph[:1].isspace() and paragraph.strip() and not paragraph.startswith("\b"):
+            paragraphs[i] = "\b\n" + paragraph
+    return "\n\n".join(paragraphs)
+
+
+def keep_examples_verbatim(app: typer.Typer, path: str) -> None:
+    """Apply :func:`verbatim_paragraphs` to every command of ``app`` and of its sub-groups,
+    and give each sub-group without an epilog the ``Example:`` of :func:`group_epilog`."""
+    import inspect
+
+    from typer.models import DefaultPlaceholder
+
+    for info in app.registered_commands:
+        text = info.help if info.help is not None else inspect.getdoc(info.callback)
+        if text:
+            info.help = verbatim_paragraphs(text)
+    for group in app.registered_groups:
+        name = group.name if not isinstance(group.name, DefaultPlaceholder) else group.typer_instance.info.name
+        sub_path = f"{path} {name}"
+        keep_examples_verbatim(group.typer_instance, sub_path)
+        if isinstance(group.epilog, DefaultPlaceholder) or group.epilog is None:
+            group.epilog = group_epilog(sub_path, group.typer_instance)
+
+
+def examples(help_text: str | None) -> list[str]:
+    """The command lines of a docstring's ``Example:`` paragraphs (for group help and the man page)."""
+    lines: list[str] = []
+    in_example = False
+    for line in (help_text or "").splitlines():
+        stripped = line.strip()
+        if stripped in ("Example:", "Examples:"):
+            in_example = True
+        elif in_example and line[:1].isspace() and stripped and stripped != "\b":
+            lines.append(stripped)
+        elif in_example and stripped and not line[:1].isspace() and stripped != "\b":
+            in_example = False
+    return lines
+
+
+def group_epilog(name: str, app: typer.Typer) -> str | None:
+    """``Example:`` for a group's --help: the first example of its first command."""
+    import inspect
+
+    for info in app.registered_commands:
+        found = examples(info.help if info.help is not None else inspect.getdoc(info.callback))
+        if found:
+            return (
+                f"Example:\n\n\b\n    {found[0]}\n\n"
+                f"Run 'gemini-flow {name} COMMAND --help' for each command's options and examples."
+            )
+    return None
 
 
 def groups_needed(args: list[str] | None) -> list[str]:

@@ -130,6 +130,12 @@ class Database:
                 # An empty file (another process is creating it): read it as an empty store.
                 conn.close()
                 return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+            db.creatable = create
+            if create and migrations.pending(conn):
+                # A command that will write brings the schema up to date before it reads anything
+                # (its settings, its owners): a file another process has only just created, or an
+                # older schema, would otherwise be read before its tables exist.
+                db._prepare_for_writing()
         except sqlite3.Error as exc:
             conn.close()
             raise translate_sqlite_error(exc, busy_timeout) from exc
