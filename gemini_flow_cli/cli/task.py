@@ -1,0 +1,258 @@
+"""`gemini-flow task ...`: orchestrate work, claim it atomically, move it through its states."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from gemini_flow_cli.cli.common import state
+
+app = typer.Typer(no_args_is_help=True)
+
+TaskId = Annotated[str, typer.Argument(help="The task id (task-N).", show_default=False)]
+LIST_COLUMNS = ("id", "status", "priority", "agentId", "swarmId", "parentId", "progress", "description")
+
+
+def _emit_task(view: dict) -> None:
+    st = state()
+    if st.out.format == "table":
+        fields = {k: v for k, v in view.items() if k != "subtasks"}
+        st.out.emit(fields, title=f"Task {view['id']}")
+        if view.get("subtasks"):
+            st.out.table(view["subtasks"], title="Subtasks")
+    else:
+        st.out.emit(view)
+
+
+@app.command()
+def orchestrate(
+    description: Annotated[str, typer.Argument(help="What the task is.", show_default=False)],
+    swarm: Annotated[Optional[str], typer.Option("--swarm", help="The swarm whose agents get the work.", show_default=False)] = None,
+    priority: Annotated[str, typer.Option("--priority", help="low, medium, high or critical.")] = "medium",
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="parallel, sequential (each subtask waits for the previous) or adaptive (assign only matching work).")
+    ] = "parallel",
+    max_agents: Annotated[
+        Optional[int], typer.Option("--max-agents", help="At most this many agents (default: the swarm's max_agents).", show_default=False)
+    ] = None,
+    depends_on: Annotated[
+        Optional[list[str]], typer.Option("--depends-on", help="A task this one waits for (repeatable).", show_default=False)
+    ] = None,
+    subtask: Annotated[
+        Optional[list[str]], typer.Option("--subtask", help="A subtask description (repeatable, in order).", show_default=False)
+    ] = None,
+    estimated_duration: Annotated[
+        Optional[int], typer.Option("--estimated-duration", help="Estimated duration in seconds.", show_default=False)
+    ] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="A JSON object kept with the task.", show_default=False)] = None,
+) -> None:
+    """Record a task and its subtasks, and assign the work to the swarm's agents.
+
+    Each subtask (or the task itself, without subtasks) goes to the swarm member whose
+    capabilities share the most words with it, then the least loaded (pending and running tasks),
+    then the smallest id; at most --max-agents agents are used. Terminated agents get nothing.
+    An unknown swarm or dependency exits 1; a dependency cycle exits 2 and records nothing; a
+    shut-down swarm exits 3.
+
+    Example:
+
+        gemini-flow task orchestrate "Implement user authentication" --swarm swarm-1 --priority high --strategy sequential --subtask "Design auth schema" --subtask "Implement login API" --estimated-duration 7200
+    """
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=True)
+    result = tasks.orchestrate(
+        db,
+        description,
+        swarm_id=swarm,
+        priority=priority,
+        strategy=strategy,
+        max_agents=max_agents,
+        depends_on=depends_on or (),
+        subtasks=subtask or (),
+        estimated_duration=estimated_duration,
+        context=tasks.parse_json(context, "--context", object_only=True),
+    )
+    if st.out.format == "table":
+        st.out.emit({k: v for k, v in result.items() if k != "subtasks"}, title=f"Task {result['taskId']}")
+        if result["subtasks"]:
+            st.out.table(result["subtasks"], title="Subtasks")
+    else:
+        st.out.emit(result, rows=result["subtasks"] or [result])
+
+
+@app.command()
+def claim(
+    agent: Annotated[str, typer.Option("--agent", help="The agent taking the work.", show_default=False)],
+    swarm: Annotated[Optional[str], typer.Option("--swarm", help="Only tasks of this swarm.", show_default=False)] = None,
+) -> None:
+    """Atomically take the next ready task and mark it running.
+
+    The highest-priority (critical, high, medium, low), then oldest, pending task whose
+    dependencies all completed, assigned to the agent or unassigned in one of its swarms (or in no
+    swarm). No two agents ever receive the same task. Nothing ready: exit 1 with nothing on stdout.
+
+    Example:
+
+        while task=$(gemini-flow task claim --agent agent-1 --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
+    """
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=True, actor=agent)
+    _emit_task(tasks.claim(db, agent, swarm_id=swarm))
+
+
+@app.command()
+def start(
+    task_id: TaskId,
+    agent: Annotated[Optional[str], typer.Option("--agent", help="The agent starting it (must match an assigned agent).", show_default=False)] = None,
+) -> None:
+    """Start a pending task by id (pending -> running); its dependencies must be completed.
+
+    Example:
+
+        gemini-flow task start task-3 --agent agent-1
+    """
+    _move(task_id, "start", agent_id=agent)
+
+
+@app.command()
+def progress(
+    task_id: TaskId,
+    value: Annotated[float, typer.Option("--value", help="Progress from 0 to 1.", show_default=False)],
+) -> None:
+    """Record the progress of a running task (0 to 1).
+
+    Example:
+
+        gemini-flow task progress task-3 --value 0.5
+    """
+    _move(task_id, "progress", value=value)
+
+
+@app.command()
+def complete(
+    task_id: TaskId,
+    result: Annotated[Optional[str], typer.Option("--result", help="The result, as JSON.", show_default=False)] = None,
+) -> None:
+    """Complete a running task (running -> completed) with an optional JSON result.
+
+    Records completed_at and actual_duration, and recomputes the agent's performance_score and the
+    swarm's completed_tasks and success_rate from the rows.
+
+    Example:
+
+        gemini-flow task complete task-3 --result '{"files": 4}'
+    """
+    from gemini_flow_cli.core import tasks
+
+    _move(task_id, "complete", result=tasks.parse_json(result, "--result"))
+
+
+@app.command()
+def fail(
+    task_id: TaskId,
+    error: Annotated[Optional[str], typer.Option("--error", help="What went wrong.", show_default=False)] = None,
+) -> None:
+    """Mark a running task failed (running -> failed).
+
+    Example:
+
+        gemini-flow task fail task-3 --error "tests did not pass"
+    """
+    _move(task_id, "fail", error=error)
+
+
+@app.command()
+def retry(task_id: TaskId) -> None:
+    """Put a failed task back to pending (failed -> pending), counting one more retry.
+
+    The task keeps its agent; its times, progress, result and error are cleared.
+
+    Example:
+
+        gemini-flow task retry task-3
+    """
+    _move(task_id, "retry")
+
+
+@app.command()
+def cancel(task_id: TaskId) -> None:
+    """Cancel a pending or running task; a task with subtasks cancels its unfinished subtasks.
+
+    Example:
+
+        gemini-flow task cancel task-3
+    """
+    _move(task_id, "cancel")
+
+
+def _move(task_id: str, action: str, **kwargs) -> None:
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=True, actor=kwargs.get("agent_id"))
+    _emit_task(tasks.transition(db, task_id, action, **kwargs))
+
+
+@app.command("list")
+def list_(
+    status: Annotated[Optional[str], typer.Option("--status", help="pending, running, completed, failed or cancelled.", show_default=False)] = None,
+    swarm: Annotated[Optional[str], typer.Option("--swarm", help="Only tasks of this swarm.", show_default=False)] = None,
+    agent: Annotated[Optional[str], typer.Option("--agent", help="Only tasks of this agent.", show_default=False)] = None,
+    parent: Annotated[Optional[str], typer.Option("--parent", help="Only subtasks of this task.", show_default=False)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many.", show_default=False)] = None,
+) -> None:
+    """List tasks in creation order.
+
+    Example:
+
+        gemini-flow task list --status pending --swarm swarm-1
+    """
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=False)
+    found = tasks.list_tasks(db, status=status, swarm_id=swarm, agent_id=agent, parent_id=parent, limit=limit)
+    st.out.emit({"tasks": found, "total": len(found)}, rows=found, columns=LIST_COLUMNS if st.out.format == "table" else None)
+
+
+@app.command()
+def show(task_id: TaskId) -> None:
+    """Show one task and its subtasks.
+
+    Example:
+
+        gemini-flow task show task-1 --json
+    """
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=False)
+    _emit_task(tasks.show(db, task_id))
+
+
+@app.command()
+def wait(
+    task_id: TaskId,
+    timeout: Annotated[
+        Optional[float], typer.Option("--timeout", min=0, help="Give up after this many seconds (exit 1).", show_default=False)
+    ] = None,
+) -> None:
+    """Wait until a task is completed, failed or cancelled, then show it.
+
+    Polls the database every 0.1 s. Exits 0 once the task finished (whatever its outcome: read
+    its status), and 1 (NOT_FOUND, "did not finish") when --timeout passes first.
+
+    Example:
+
+        gemini-flow task wait task-1 --timeout 600 --json | jq -r .status
+    """
+    from gemini_flow_cli.core import tasks
+
+    st = state()
+    db = st.open_db(create=False)
+    _emit_task(tasks.wait(db, task_id, timeout=timeout))
