@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import memory_manager, read_input, state
+from gemini_flow_cli.cli.completion import complete_key, complete_namespace
 from gemini_flow_cli.core.durations import parse_duration
 from gemini_flow_cli.core.memory import parse_value
 
@@ -19,6 +20,7 @@ Namespace = Annotated[
     typer.Option(
         "--namespace", "-n", envvar="GEMINI_FLOW_NAMESPACE", show_envvar=False,
         help="Namespace (default: 'default', or GEMINI_FLOW_NAMESPACE).", show_default=False,
+        autocompletion=complete_namespace,
     ),
 ]
 
@@ -73,7 +75,7 @@ def store(
 
 @app.command()
 def retrieve(
-    key: Annotated[str, typer.Argument(help="The key to read.")],
+    key: Annotated[str, typer.Argument(help="The key to read.", autocompletion=complete_key)],
     namespace: Namespace = None,
     default: Annotated[
         Optional[str],
@@ -112,7 +114,7 @@ def retrieve(
 
 @app.command()
 def delete(
-    keys: Annotated[list[str], typer.Argument(help="One or more keys.")],
+    keys: Annotated[list[str], typer.Argument(help="One or more keys.", autocompletion=complete_key)],
     namespace: Namespace = None,
     missing_ok: Annotated[bool, typer.Option("--missing-ok", help="Exit 0 even when none of the keys existed.")] = False,
 ) -> None:
@@ -140,3 +142,450 @@ def delete(
         st.out.message(f"Deleted {len(deleted)} of {len(keys)} key(s) from {manager.namespace}")
     else:
         st.out.emit(result)
+
+
+# -- search and list ----------------------------------------------------------------------------
+
+Tags = Annotated[
+    Optional[list[str]],
+    typer.Option("--tag", "-t", help="Only entries with this tag (repeatable; all must match).", show_default=False),
+]
+Limit = Annotated[int, typer.Option("--limit", help="At most this many results.")]
+Offset = Annotated[int, typer.Option("--offset", help="Skip this many results first.")]
+SortBy = Annotated[
+    Optional[str],
+    typer.Option("--sort-by", help="key, created_at, updated_at or access_count (default: key; relevance with --text).",
+                 show_default=False),
+]
+SortOrder = Annotated[str, typer.Option("--sort-order", help="asc or desc.")]
+IncludeExpired = Annotated[bool, typer.Option("--include-expired", help="Also list entries whose TTL has passed.")]
+SearchNamespace = Annotated[
+    Optional[str],
+    typer.Option("--namespace", "-n", help="Only this namespace (default: every namespace).", show_default=False),
+]
+
+
+def _emit_search(result: dict) -> None:
+    from gemini_flow_cli.core.search import TABLE_COLUMNS, table_rows
+
+    st = state()
+    st.out.emit(result, rows=table_rows(result["results"]) if st.out.format in ("table", "csv") else result["results"],
+                columns=TABLE_COLUMNS if st.out.format in ("table", "csv") else None)
+    if st.out.format == "table" and result["total"] > len(result["results"]):
+        shown = len(result["results"])
+        st.out.message(f"{shown} of {result['total']} shown (--limit {result['limit']}, --offset {result['offset']})")
+
+
+@app.command()
+def search(
+    pattern: Annotated[
+        Optional[str],
+        typer.Argument(help="Glob over keys: *, ?, [abc], [a-z], [!abc]; case-sensitive. Default '*'.", show_default=False),
+    ] = None,
+    namespace: SearchNamespace = None,
+    tag: Tags = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    sort_by: SortBy = None,
+    sort_order: SortOrder = "asc",
+    include_expired: IncludeExpired = False,
+    text: Annotated[
+        Optional[str],
+        typer.Option("--text", help="Rank by full-text relevance over keys and values (needs `memory fts enable`).",
+                     show_default=False),
+    ] = None,
+) -> None:
+    """Find entries whose keys match a glob pattern, in every namespace unless -n.
+
+    Patterns follow Python's fnmatch: '*' any characters ('/' too), '?' one character, '[abc]' and
+    '[a-z]' one of a set, '[!abc]' one not in it. Everything else is literal, '%', '_' and
+    backslash included. Expired entries are left out unless --include-expired. Reading does not
+    count accesses. With --text, entries are ranked by relevance (score 0..1) instead; PATTERN
+    then narrows the keys further.
+
+    Example:
+
+        gemini-flow memory search 'agent-*-status' -n agent --sort-by updated_at --sort-order desc
+
+        gemini-flow memory search --text "deploy failed" --limit 5
+    """
+    if pattern is None and text is None:
+        from gemini_flow_cli.errors import GeminiFlowError
+
+        raise GeminiFlowError("INVALID_INPUT", "give a PATTERN (use '*' for every key) or --text QUERY")
+    st = state()
+    db = st.open_db(create=False)
+    result = memory_manager(db).search(
+        pattern or "*", namespace=namespace, tags=tag or (), limit=limit, offset=offset,
+        sort_by=sort_by, sort_order=sort_order, include_expired=include_expired, text=text,
+    )
+    _emit_search(result)
+
+
+@app.command("list")
+def list_(
+    namespace: SearchNamespace = None,
+    tag: Tags = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    sort_by: SortBy = None,
+    sort_order: SortOrder = "asc",
+    include_expired: IncludeExpired = False,
+) -> None:
+    """List entries: the same as `memory search '*'`, with the same options.
+
+    Example:
+
+        gemini-flow memory list -n cache --sort-by access_count --sort-order desc --limit 20
+    """
+    st = state()
+    db = st.open_db(create=False)
+    result = memory_manager(db).list(
+        namespace=namespace, tags=tag or (), limit=limit, offset=offset, sort_by=sort_by,
+        sort_order=sort_order, include_expired=include_expired,
+    )
+    _emit_search(result)
+
+
+# -- namespaces, stats, health, cleanup, clear ------------------------------------------------
+
+
+@app.command()
+def namespaces() -> None:
+    """List namespaces with their key counts and bytes (expired entries not counted).
+
+    Example:
+
+        gemini-flow memory namespaces
+    """
+    st = state()
+    db = st.open_db(create=False)
+    rows = memory_manager(db).namespaces()
+    st.out.emit({"namespaces": rows, "total": len(rows)}, rows=rows, columns=("namespace", "keys", "bytes"))
+
+
+@app.command()
+def stats(
+    namespace: SearchNamespace = None,
+) -> None:
+    """Totals, per-namespace figures, expired entries, database and WAL size.
+
+    Example:
+
+        gemini-flow memory stats
+
+        gemini-flow memory stats -n agent --json | jq .totalKeys
+    """
+    st = state()
+    db = st.open_db(create=False)
+    result = memory_manager(db).get_stats(namespace)
+    if st.out.format in ("table", "csv", "jsonl"):
+        rows = [{"namespace": ns, **figures} for ns, figures in result["namespaces"].items()]
+        if st.out.format == "table":
+            summary = {k: v for k, v in result.items() if k != "namespaces"}
+            st.out.emit(summary, title="Memory")
+            if rows:
+                st.out.emit(rows, rows=rows, title="Namespaces")
+            return
+        st.out.emit(result, rows=rows)
+        return
+    st.out.emit(result)
+
+
+@app.command()
+def health() -> None:
+    """Check the database: quick_check, journal mode, schema version, writability.
+
+    Exits 0 when healthy, 6 otherwise (the problems are listed on stderr, and in the output).
+
+    Example:
+
+        gemini-flow memory health || echo "memory store needs attention"
+    """
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    st = state()
+    db = st.open_db(create=False)
+    report = memory_manager(db).health_check()
+    st.out.emit(report)
+    if not report["healthy"]:
+        raise GeminiFlowError("CONNECTION_FAILED", "unhealthy: " + "; ".join(report["problems"]),
+                              details={"problems": report["problems"]})
+
+
+@app.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the expired entries.")] = False,
+) -> None:
+    """Remove expired entries (in one transaction). --dry-run only counts them.
+
+    Example:
+
+        gemini-flow memory cleanup --dry-run && gemini-flow memory cleanup
+    """
+    st = state()
+    manager = memory_manager(st.open_db(create=False))
+    if dry_run:
+        result = manager.cleanup(dry_run=True)
+    else:
+        expected = manager.cleanup(dry_run=True)["expired"]
+        if not expected:
+            result = manager.cleanup(dry_run=True)
+            result["dryRun"] = False
+        else:
+            manager = memory_manager(st.open_db(create=True))
+            with st.out.progress("Removing expired entries", total=expected) as bar:
+                result = manager.cleanup(progress=bar.advance)
+    if st.out.format == "table":
+        verb = "would remove" if dry_run else "removed"
+        count = result["expired"] if dry_run else result["removed"]
+        st.out.message(f"Cleanup {verb} {count} expired entr{'y' if count == 1 else 'ies'}")
+    else:
+        st.out.emit(result)
+
+
+@app.command()
+def clear(
+    namespace: Annotated[
+        Optional[str], typer.Option("--namespace", "-n", help="The namespace to empty.", show_default=False)
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Empty every namespace.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (required without a terminal).")] = False,
+) -> None:
+    """Delete every entry of a namespace (-n NS), or of all namespaces (--all).
+
+    Asks first on a terminal; without one, --yes is required (else exit 2, nothing deleted).
+    GEMINI_FLOW_NAMESPACE is deliberately not used here: what to delete must be on the command line.
+
+    Example:
+
+        gemini-flow memory clear -n cache --yes
+    """
+    from gemini_flow_cli.cli.common import confirm_or_refuse
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    if (namespace is None) == (not all_):
+        raise GeminiFlowError("INVALID_INPUT", "give exactly one of -n NAMESPACE or --all")
+    st = state()
+    target = "every namespace" if all_ else f"namespace {namespace!r}"
+    confirm_or_refuse(f"Delete every entry of {target}?", yes)
+    result = memory_manager(st.open_db(create=True)).clear(namespace, all_namespaces=all_)
+    if st.out.format == "table":
+        st.out.message(f"Deleted {result['deleted']} entr{'y' if result['deleted'] == 1 else 'ies'} from {target}")
+    else:
+        st.out.emit(result)
+
+
+# -- batch --------------------------------------------------------------------------------------
+
+
+@app.command()
+def batch(
+    file: Annotated[
+        Optional[str], typer.Argument(help="A file of operations; absent or '-': standard input.", show_default=False)
+    ] = None,
+    namespace: Namespace = None,
+) -> None:
+    """Run store / retrieve / delete operations in one transaction.
+
+    Input: {"operations": [...]} (the seed's shape) or JSON Lines, one operation per line:
+    {"action": "store", "key": K, "value": V, "namespace"?, "ttl"? (seconds or 30s/5m/1h/7d),
+    "tags"?, "encrypted"?, "agentId"?, "swarmId"?, "ifAbsent"?}, {"action": "retrieve", "key": K},
+    {"action": "delete", "key": K}. Every operation is checked before any is applied: one bad
+    operation exits 2 naming its position, and nothing is applied. All writes commit together.
+    A retrieve or delete of a missing key is reported as failed and does not stop the batch; an
+    ifAbsent store on a live key aborts the whole batch (exit 3). -n sets the default namespace.
+
+    Example:
+
+        echo '{"operations": [{"action": "store", "key": "task-1", "value": {"status": "done"}}, {"action": "retrieve", "key": "task-1"}]}' | gemini-flow memory batch
+    """
+    from gemini_flow_cli.core.memory import parse_batch_document
+
+    st = state()
+    text = read_input(None, Path(file)) if file not in (None, "-") else read_input(None, None)
+    operations = parse_batch_document(text)
+    manager = memory_manager(st.open_db(create=True), namespace)
+    with st.out.progress("Applying batch", total=len(operations)) as bar:
+        result = manager.run_batch(operations, progress=bar.advance)
+    if st.out.format == "table":
+        rows = [{"action": r["action"], "key": r["key"], "namespace": r["namespace"], "success": r["success"],
+                 "value": json.dumps(r["value"], ensure_ascii=False) if "value" in r else
+                 (r["error"]["message"] if "error" in r else "")} for r in result["results"]]
+        st.out.emit(result, rows=rows, columns=("action", "key", "namespace", "success", "value"))
+        st.out.message(f"{result['succeeded']} of {result['total']} operations succeeded")
+    else:
+        st.out.emit(result, rows=result["results"])
+
+
+# -- export / import ----------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    namespace: SearchNamespace = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write to this file (mode 0600) instead of stdout.",
+                                     show_default=False)
+    ] = None,
+) -> None:
+    """Export entries as JSON Lines (lossless: tags, TTLs, owners, counters, ciphertexts as stored).
+
+    Encrypted values are exported as their stored ciphertext, never decrypted. Expired entries
+    are exported too. Streams: memory use does not grow with the database.
+
+    Example:
+
+        gemini-flow memory export -n agent -o agent-memory.jsonl
+
+        gemini-flow memory export | gzip > memory.jsonl.gz
+    """
+    import sys
+
+    from gemini_flow_cli.core import transfer
+
+    st = state()
+    db = st.open_db(create=False)
+    if output is None:
+        count = transfer.export_lines(db, sys.stdout, namespace=namespace)
+        sys.stdout.flush()
+        st.out.message(f"Exported {count} entr{'y' if count == 1 else 'ies'}")
+        return
+    count = transfer.export_file(db, output, namespace=namespace)
+    result = {"success": True, "exported": count, "path": str(output), "namespace": namespace}
+    if st.out.format == "table":
+        st.out.message(f"Exported {count} entr{'y' if count == 1 else 'ies'} to {output}")
+    else:
+        st.out.emit(result)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(help="A JSON Lines export; '-' reads standard input.")],
+    on_conflict: Annotated[
+        str, typer.Option("--on-conflict", help="When a key exists: skip, replace, or fail (nothing imported, exit 3).")
+    ] = "fail",
+) -> None:
+    """Import a JSON Lines export in one transaction.
+
+    Every line is validated first (exit 2 naming the line; nothing imported), then all are
+    applied together. Records keep their times, counters, tags, TTLs and owners (owners must
+    exist here); encrypted values stay as they were stored. Reads the file as a stream.
+
+    Example:
+
+        gemini-flow memory import agent-memory.jsonl --on-conflict skip
+
+        ssh ci cat memory.jsonl | gemini-flow memory import - --on-conflict replace
+    """
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    st = state()
+    spooled = None
+    if file == "-":
+        # Standard input is read twice (validate, then apply): spool it to a private file.
+        fd, spooled = tempfile.mkstemp(prefix="gemini-flow-import-", suffix=".jsonl")
+        with os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+        path = Path(spooled)
+    else:
+        path = Path(file)
+        if not path.is_file():
+            raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
+    try:
+        manager = memory_manager(st.open_db(create=True))
+        progress_context = None
+        bar = None
+
+        def validated(count: int) -> None:
+            nonlocal progress_context, bar
+            progress_context = st.out.progress("Importing", total=count)
+            bar = progress_context.__enter__()
+
+        def advance(n: int) -> None:
+            if bar is not None:
+                bar.advance(n)
+
+        try:
+            result = manager.import_(path, on_conflict=on_conflict, progress=advance, on_validated=validated)
+        finally:
+            if progress_context is not None:
+                progress_context.__exit__(None, None, None)
+    finally:
+        if spooled:
+            os.unlink(spooled)
+    if st.out.format == "table":
+        st.out.message(
+            f"Imported {result['imported']} of {result['records']} record(s)"
+            + (f", skipped {result['skipped']}" if result["skipped"] else "")
+        )
+    else:
+        st.out.emit(result)
+
+
+# -- full-text index ----------------------------------------------------------------------------
+
+fts_app = typer.Typer(no_args_is_help=True, help="Turn the full-text index (for search --text) on or off.")
+app.add_typer(fts_app, name="fts")
+
+
+@fts_app.command("enable")
+def fts_enable() -> None:
+    """Build the full-text index over keys and values, and keep it current from now on.
+
+    Costs bulk writes a factor of 4-6 while enabled. Encrypted entries are never indexed.
+
+    Example:
+
+        gemini-flow memory fts enable && gemini-flow memory search --text "rollback"
+    """
+    from gemini_flow_cli.core import fts
+
+    st = state()
+    db = st.open_db(create=True)
+    total = fts.pending_count(db)
+    with st.out.progress("Building full-text index", total=total) as bar:
+        result = fts.enable(db, progress=bar.advance)
+    if st.out.format == "table":
+        st.out.message(f"Full-text index enabled ({result['indexed']} entries indexed)")
+    else:
+        st.out.emit(result)
+
+
+@fts_app.command("disable")
+def fts_disable() -> None:
+    """Drop the full-text index and stop maintaining it.
+
+    Example:
+
+        gemini-flow memory fts disable
+    """
+    from gemini_flow_cli.core import fts
+
+    st = state()
+    result = fts.disable(st.open_db(create=True))
+    if st.out.format == "table":
+        st.out.message("Full-text index disabled")
+    else:
+        st.out.emit(result)
+
+
+@fts_app.command("status")
+def fts_status() -> None:
+    """Say whether the full-text index is enabled.
+
+    Example:
+
+        gemini-flow memory fts status
+    """
+    from gemini_flow_cli.core import fts
+
+    st = state()
+    db = st.open_db(create=False)
+    with db.read() as conn:
+        st.out.emit(fts.status(conn))

@@ -7,6 +7,7 @@ entry whose expiry has passed is treated as absent everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import re
@@ -71,10 +72,17 @@ def normalize_tags(tags: Iterable[str]) -> list[str]:
     return out
 
 
+# One encoder, built once: json.dumps with non-default options builds a new encoder per call,
+# which is a measurable share of a million-row batch.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# Tags are stored as ``store`` has always written them: json.dumps(tags, ensure_ascii=False).
+_TAGS_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def dumps(value: Any) -> str:
     """The stored JSON text of a value: compact, UTF-8, NaN refused."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise GeminiFlowError("INVALID_INPUT", f"the value is not JSON: {exc}") from exc
 
@@ -121,6 +129,7 @@ class MemoryManager:
         self.auto_encrypt_patterns = tuple(auto_encrypt_patterns)
         self._cipher_factory = cipher
         self._cipher: Cipher | None = None
+        self._auto_regex = None
 
     # -- encryption ------------------------------------------------------------------------
 
@@ -347,6 +356,554 @@ class MemoryManager:
         found = cursor.fetchone()
         return None if found is None else dict(zip([c[0] for c in cursor.description], found))
 
+    # -- decoding for listings -------------------------------------------------------------
+
+    def lenient_decoder(self) -> Callable[[dict[str, Any]], tuple[bool, Any]]:
+        """A ``row -> (found, value)`` for listings: an encrypted value that cannot be decrypted
+        (no key, wrong key, tampered) is left out instead of failing the whole listing.
+
+        The cipher is asked for at most once per listing, so a missing key costs one attempt.
+        """
+        state: dict[str, Any] = {}
+
+        def decode(row: dict[str, Any]) -> tuple[bool, Any]:
+            if not row["encrypted"]:
+                return True, json.loads(row["value"])
+            if "cipher" not in state:
+                try:
+                    state["cipher"] = self.cipher()
+                except GeminiFlowError as exc:
+                    if exc.code not in ("PERMISSION_DENIED", "ENCRYPTION_FAILED"):
+                        raise
+                    state["cipher"] = None
+            cipher = state["cipher"]
+            if cipher is None:
+                return False, None
+            try:
+                return True, json.loads(cipher.decrypt(row["namespace"], row["key"], row["value"]))
+            except GeminiFlowError as exc:
+                if exc.code not in ("PERMISSION_DENIED", "ENCRYPTION_FAILED"):
+                    raise
+                return False, None
+
+        return decode
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(
+        self,
+        pattern: str = "*",
+        *,
+        namespace: str | None = None,
+        tags: Iterable[str] = (),
+        limit: int = 100,
+        offset: int = 0,
+        sort_by: str | None = None,
+        sort_order: str = "asc",
+        include_expired: bool = False,
+        text: str | None = None,
+    ) -> dict[str, Any]:
+        """Keys matching a glob ``pattern`` (fnmatch semantics, see ``core.search``), in every
+        namespace unless ``namespace`` is given; every tag in ``tags`` must be on an entry.
+
+        With ``text``, ranks entries by full-text relevance (needs ``fts.enable``). Returns the
+        seed's shape: results, total (before limit/offset), limit, offset, executionTime (ms).
+        Reading does not count accesses.
+        """
+        from gemini_flow_cli.core import search as search_module
+
+        options = search_module.SearchOptions(
+            pattern=pattern,
+            namespace=validate_namespace(namespace) if namespace is not None else None,
+            tags=normalize_tags(tags),
+            limit=limit,
+            offset=offset,
+            sort_by=sort_by,
+            sort_order=sort_order,
+            include_expired=include_expired,
+            text=text,
+        )
+        return search_module.run(self, options)
+
+    def list(self, **options: Any) -> dict[str, Any]:
+        """Every entry: ``search('*', ...)``."""
+        return self.search("*", **options)
+
+    # -- namespaces, stats, health, cleanup, clear ----------------------------------------
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        """Each namespace with its live key count and bytes (expired entries not counted)."""
+        now = int(clock.now())
+        with self.db.read() as conn:
+            rows = conn.execute(
+                """
+                SELECT namespace, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM memory_store
+                WHERE ttl IS NULL OR ttl > ? GROUP BY namespace ORDER BY namespace
+                """,
+                (now,),
+            ).fetchall()
+        return [{"namespace": ns, "keys": keys, "bytes": size} for ns, keys, size in rows]
+
+    def get_stats(self, namespace: str | None = None) -> dict[str, Any]:
+        """Totals, per-namespace figures, expired count and file sizes (all from the rows)."""
+        from gemini_flow_cli.core import fts
+
+        now = int(clock.now())
+        where, params = ("WHERE namespace = ?", [validate_namespace(namespace)]) if namespace else ("", [])
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"""
+                SELECT namespace,
+                       SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN size_bytes ELSE 0 END),
+                       SUM(CASE WHEN ttl IS NOT NULL AND ttl <= :now THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN (ttl IS NULL OR ttl > :now) AND encrypted THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN access_count ELSE 0 END)
+                FROM memory_store {where.replace('?', ':ns')} GROUP BY namespace ORDER BY namespace
+                """,
+                {"now": now, **({"ns": params[0]} if params else {})},
+            ).fetchall()
+            fts_enabled = fts.is_enabled(conn)
+        per_namespace = {
+            ns: {"keys": keys, "size": size, "expired": expired, "encrypted": encrypted, "accessCount": accesses}
+            for ns, keys, size, expired, encrypted, accesses in rows
+        }
+        sizes = self.db.file_sizes()
+        return {
+            "totalKeys": sum(v["keys"] for v in per_namespace.values()),
+            "totalSize": sum(v["size"] for v in per_namespace.values()),
+            "expired": sum(v["expired"] for v in per_namespace.values()),
+            "encrypted": sum(v["encrypted"] for v in per_namespace.values()),
+            "namespaces": per_namespace,
+            "database": {
+                "path": str(self.db.path) if self.db.path else None,
+                "size": sizes["database"],
+                "walSize": sizes["wal"],
+                "schemaVersion": self.db.schema_version(),
+                "fullTextIndex": fts_enabled,
+            },
+        }
+
+    def health_check(self) -> dict[str, Any]:
+        """``quick_check``, journal mode, schema version and writability; ``healthy`` and
+        ``problems`` say what is wrong. Never writes anything.
+        """
+        import os
+
+        from gemini_flow_cli.core import migrations
+
+        problems: list[str] = []
+        conn = self.db.conn
+        if self.db.ephemeral:
+            return {
+                "healthy": True,
+                "exists": False,
+                "path": None,
+                "checks": {"quickCheck": "ok", "journalMode": None, "schemaVersion": None,
+                           "latestSchemaVersion": migrations.LATEST, "writable": True},
+                "problems": [],
+                "note": "the database does not exist yet; it is created on the first write",
+            }
+        try:
+            quick = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        except Exception as exc:  # noqa: BLE001 - a damaged file may fail in many ways
+            quick = [f"quick_check failed: {exc}"]
+        quick_text = "ok" if quick == ["ok"] else "; ".join(quick[:10])
+        if quick_text != "ok":
+            problems.append(f"integrity: {quick_text}")
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if journal != "wal":
+            problems.append(f"journal mode is {journal}, not wal")
+        version = self.db.schema_version()
+        if version != migrations.LATEST:
+            problems.append(f"schema version {version} is behind {migrations.LATEST} (run `gemini-flow migrate up`)")
+        writable = os.access(self.db.path, os.W_OK) and os.access(self.db.path.parent, os.W_OK)
+        if writable:
+            try:
+                # Takes the write lock and lets it go: proves another writer is not stuck on it.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+            except Exception as exc:  # noqa: BLE001
+                writable = False
+                problems.append(f"not writable: {exc}")
+        else:
+            problems.append(f"not writable: no write permission on {self.db.path} or its folder")
+        return {
+            "healthy": not problems,
+            "exists": True,
+            "path": str(self.db.path),
+            "checks": {
+                "quickCheck": quick_text,
+                "journalMode": journal,
+                "schemaVersion": version,
+                "latestSchemaVersion": migrations.LATEST,
+                "writable": writable,
+            },
+            "problems": problems,
+        }
+
+    def cleanup(self, *, dry_run: bool = False, progress: Callable[[int], None] | None = None,
+                chunk_size: int = 10_000) -> dict[str, Any]:
+        """Remove expired entries (``dry_run``: only count them), in one transaction.
+
+        One audit row for the whole cleanup. ``progress(n)`` after each chunk deleted.
+        """
+        now = int(clock.now())
+        counted_sql = (
+            "SELECT namespace, COUNT(*) FROM memory_store WHERE ttl IS NOT NULL AND ttl <= ? "
+            "GROUP BY namespace ORDER BY namespace"
+        )
+        if dry_run:
+            with self.db.read() as conn:
+                per_namespace = dict(conn.execute(counted_sql, (now,)).fetchall())
+            removed = 0
+        else:
+            with self.db.write() as conn:
+                per_namespace = dict(conn.execute(counted_sql, (now,)).fetchall())
+                removed = 0
+                while True:
+                    deleted = conn.execute(CLEANUP_SQL, (now, chunk_size)).rowcount
+                    removed += deleted
+                    if progress and deleted:
+                        progress(deleted)
+                    if deleted < chunk_size:
+                        break
+                if removed:
+                    audit.record(self.db, "memory", "*", "cleanup",
+                                 details={"removed": removed, "namespaces": per_namespace})
+        return {
+            "success": True,
+            "dryRun": dry_run,
+            "expired": sum(per_namespace.values()),
+            "removed": removed,
+            "namespaces": per_namespace,
+        }
+
+    def clear(self, namespace: str | None = None, *, all_namespaces: bool = False) -> dict[str, Any]:
+        """Delete every entry of ``namespace`` (or of all namespaces), expired ones included."""
+        if (namespace is None) == (not all_namespaces):
+            raise GeminiFlowError("INVALID_INPUT", "clear needs exactly one of a namespace (-n NS) or --all")
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        with self.db.write() as conn:
+            if namespace is not None:
+                per_namespace = dict(conn.execute(
+                    "SELECT namespace, COUNT(*) FROM memory_store WHERE namespace = ? GROUP BY namespace",
+                    (namespace,),
+                ).fetchall())
+                conn.execute("DELETE FROM memory_store WHERE namespace = ?", (namespace,))
+            else:
+                per_namespace = dict(conn.execute(
+                    "SELECT namespace, COUNT(*) FROM memory_store GROUP BY namespace ORDER BY namespace"
+                ).fetchall())
+                conn.execute("DELETE FROM memory_store")
+            deleted = sum(per_namespace.values())
+            audit.record(self.db, "memory", namespace or "*", "clear",
+                         details={"deleted": deleted, "namespaces": per_namespace})
+        return {"success": True, "deleted": deleted, "namespaces": per_namespace}
+
+    # -- batch -----------------------------------------------------------------------------
+
+    def _auto_encrypt_regex(self):
+        if self._auto_regex is None:
+            parts = [fnmatch.translate(p) for p in self.auto_encrypt_patterns]
+            self._auto_regex = re.compile("|".join(parts)) if parts else False
+        return self._auto_regex
+
+    def prepare_row(self, item: dict[str, Any], now: int, valid_namespaces: set) -> tuple:
+        """Validate and encode one store for :data:`UPSERT_SQL` (a tuple, in its column order).
+
+        The same rules as :meth:`store`, written for the million-row path: no per-call option
+        parsing, the namespace check cached, one compiled regex for the auto-encrypt patterns.
+        """
+        if not _STORE_FIELDS.issuperset(item):
+            unknown = set(item) - _STORE_FIELDS
+            raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
+        get = item.get
+        key = get("key")
+        if "value" not in item or key is None:
+            missing = "key" if key is None else "value"
+            raise GeminiFlowError("INVALID_INPUT", f"missing field {missing!r}")
+        if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
+            validate_key(key)
+        namespace = get("namespace") or self.namespace
+        if namespace not in valid_namespaces:
+            validate_namespace(namespace)
+            valid_namespaces.add(namespace)
+        text = dumps(item["value"])
+        size = len(text.encode("utf-8"))
+        if size > self.max_value_size:
+            raise GeminiFlowError(
+                "VALUE_TOO_LARGE",
+                f"the value of {key!r} is {size} bytes, over the limit of {self.max_value_size} bytes",
+                details={"size": size, "limit": self.max_value_size},
+            )
+        encrypt = get("encrypted")
+        if encrypt is None:
+            regex = self._auto_regex if self._auto_regex is not None else self._auto_encrypt_regex()
+            encrypt = regex is not False and regex.match(key) is not None
+        elif type(encrypt) is not bool:
+            raise GeminiFlowError("INVALID_INPUT", f"invalid encrypted {encrypt!r}: true or false")
+        if encrypt:
+            text = self.cipher().encrypt(namespace, key, text)
+        ttl = get("ttl")
+        if ttl is not None and (type(ttl) is not int or ttl <= 0):
+            raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
+        tags = get("tags")
+        tags_text = _tags_text(tags) if tags else None
+        agent_id = get("agent_id")
+        swarm_id = get("swarm_id")
+        if agent_id is not None or swarm_id is not None:
+            for name, owner in (("agent_id", agent_id), ("swarm_id", swarm_id)):
+                if owner is not None and (not isinstance(owner, str) or not owner):
+                    raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
+        return (key, text, namespace, agent_id, swarm_id, now + ttl if ttl else None, now, now, size,
+                tags_text, int(encrypt))
+
+    def batch_store(self, items: Iterable[dict[str, Any]], *, chunk_size: int = 20_000) -> dict[str, Any]:
+        """Store many entries (upserts) in one transaction, ``executemany`` per chunk.
+
+        ``items`` may be any iterable (a generator of a million dicts is fine: it is consumed
+        chunk by chunk). Item fields: key, value, namespace, ttl (seconds), tags, encrypted,
+        agent_id, swarm_id. An invalid item raises (naming its position) and nothing is stored.
+        One audit row records the batch (counts and namespaces), not one per entry.
+        """
+        import time
+
+        started = time.perf_counter()
+        now = int(clock.now())
+        valid_namespaces: set[str] = set()
+        per_namespace: dict[str, int] = {}
+        checked_owners: set[tuple[str, str]] = set()
+        total = 0
+        with self.db.write() as conn, bulk_cache(conn):
+            chunk: list[tuple] = []
+            for position, item in enumerate(items, 1):
+                try:
+                    chunk.append(self.prepare_row(item, now, valid_namespaces))
+                except GeminiFlowError as exc:
+                    raise _at_position(exc, f"item {position}") from None
+                if len(chunk) >= chunk_size:
+                    total += self._store_rows(conn, chunk, per_namespace, checked_owners)
+                    chunk = []
+            if chunk:
+                total += self._store_rows(conn, chunk, per_namespace, checked_owners)
+            if total:
+                audit.record(self.db, "memory", "batch", "batch_store",
+                             details={"stored": total, "namespaces": per_namespace})
+        return {
+            "success": True,
+            "total": total,
+            "succeeded": total,
+            "failed": 0,
+            "namespaces": per_namespace,
+            "executionTime": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    def _store_rows(self, conn, rows: list[tuple], per_namespace: dict[str, int], checked: set) -> int:
+        owners = {("agents", r[3]) for r in rows if r[3] is not None} | {("swarms", r[4]) for r in rows if r[4] is not None}
+        for table, owner in owners - checked:
+            self._check_owners(conn, owner if table == "agents" else None, owner if table == "swarms" else None)
+            checked.add((table, owner))
+        conn.executemany(UPSERT_SQL, rows)
+        for row in rows:
+            per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
+        return len(rows)
+
+    def batch_retrieve(self, keys: Iterable[str], *, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Read many keys in one transaction; each counts one access.
+
+        Returns one result per key, in order: ``{"key", "namespace", "success", "value",
+        "metadata"}``, or ``success: false`` with an ``error`` for a missing or expired key. An
+        encrypted value that cannot be decrypted is left out (``metadata.encrypted`` says why).
+        """
+        namespace = validate_namespace(namespace or self.namespace)
+        ops = [{"action": "retrieve", "key": key, "namespace": namespace} for key in keys]
+        return [_without_action(r) for r in self.run_batch(ops)["results"]]
+
+    def batch_delete(self, keys: Iterable[str], *, namespace: str | None = None) -> list[bool]:
+        """Delete many keys in one transaction; ``True`` for each key that existed."""
+        namespace = validate_namespace(namespace or self.namespace)
+        ops = [{"action": "delete", "key": key, "namespace": namespace} for key in keys]
+        return [r["success"] for r in self.run_batch(ops)["results"]]
+
+    def parse_operations(self, operations: Iterable[Any]) -> list[tuple[str, Any]]:
+        """Validate every operation of a batch before any is applied (seed "Batch Operations").
+
+        Operations: ``{"action": "store", "key", "value", "namespace"?, "ttl"?, "tags"?,
+        "encrypted"?, "agentId"?, "swarmId"?, "ifAbsent"?}``, ``{"action": "retrieve", "key",
+        "namespace"?}``, ``{"action": "delete", "key", "namespace"?}``. ``ttl`` is seconds or a
+        duration (``30s``, ``5m``, ``1h``, ``7d``). The first invalid operation raises, naming
+        its position (1-based); nothing has been written then.
+        """
+        from gemini_flow_cli.core.durations import parse_duration
+
+        now = int(clock.now())
+        valid_namespaces: set[str] = set()
+        prepared: list[tuple[str, Any]] = []
+        for position, op in enumerate(operations, 1):
+            try:
+                if not isinstance(op, dict):
+                    raise GeminiFlowError("INVALID_INPUT", "an operation must be a JSON object")
+                action = op.get("action")
+                if action == "store":
+                    item = {}
+                    for name, target in _BATCH_STORE_FIELDS.items():
+                        if name in op:
+                            item[target] = op[name]
+                    unknown = set(op) - set(_BATCH_STORE_FIELDS) - {"action", "ifAbsent"}
+                    if unknown:
+                        raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
+                    if "value" not in op:
+                        raise GeminiFlowError("INVALID_INPUT", "a store needs a 'value'")
+                    if isinstance(item.get("ttl"), str):
+                        item["ttl"] = parse_duration(item["ttl"], what="ttl")
+                    if_absent = op.get("ifAbsent", False)
+                    if not isinstance(if_absent, bool):
+                        raise GeminiFlowError("INVALID_INPUT", "ifAbsent must be true or false")
+                    prepared.append(("store", (self.prepare_row(item, now, valid_namespaces), if_absent)))
+                elif action in ("retrieve", "delete"):
+                    unknown = set(op) - {"action", "key", "namespace"}
+                    if unknown:
+                        raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
+                    if "key" not in op:
+                        raise GeminiFlowError("INVALID_INPUT", f"a {action} needs a 'key'")
+                    key = validate_key(op["key"])
+                    namespace = op.get("namespace") or self.namespace
+                    if namespace not in valid_namespaces:
+                        validate_namespace(namespace)
+                        valid_namespaces.add(namespace)
+                    prepared.append((action, (key, namespace)))
+                else:
+                    raise GeminiFlowError(
+                        "INVALID_INPUT", f"unknown action {action!r}: use store, retrieve or delete"
+                    )
+            except GeminiFlowError as exc:
+                raise _at_position(exc, f"operation {position}") from None
+        return prepared
+
+    def run_batch(self, operations: Iterable[Any], *, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Validate all operations, then apply them in order in one transaction.
+
+        Output is CLI.md's batch shape. A retrieve or delete of a missing key is a failed result
+        (``success: false``) and does not stop the batch; a store that cannot be applied
+        (``ifAbsent`` on a live key, an unknown owner) raises and rolls the whole batch back.
+        """
+        import time
+
+        started = time.perf_counter()
+        prepared = self.parse_operations(operations)
+        results: list[dict[str, Any]] = []
+        counts = {"store": 0, "retrieve": 0, "delete": 0}
+        per_namespace: dict[str, int] = {}
+        checked_owners: set[tuple[str, str]] = set()
+        decoder = self.lenient_decoder()
+        now = int(clock.now())
+        with self.db.write() as conn, bulk_cache(conn):
+            index = 0
+            while index < len(prepared):
+                action, payload = prepared[index]
+                if action == "store":
+                    run: list[tuple] = []
+                    while index < len(prepared) and prepared[index][0] == "store":
+                        row, if_absent = prepared[index][1]
+                        if if_absent:
+                            if run:
+                                self._store_rows(conn, run, per_namespace, checked_owners)
+                                run = []
+                            existing = conn.execute(
+                                "SELECT ttl FROM memory_store WHERE key = ? AND namespace = ?", (row[0], row[2])
+                            ).fetchone()
+                            if existing is not None and not is_expired(existing[0], now):
+                                raise GeminiFlowError(
+                                    "CONFLICT",
+                                    f"operation {index + 1}: key {row[0]!r} already exists in namespace "
+                                    f"{row[2]!r} (ifAbsent); nothing was applied",
+                                )
+                        run.append(row)
+                        results.append({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        index += 1
+                    if run:
+                        self._store_rows(conn, run, per_namespace, checked_owners)
+                    counts["store"] = sum(per_namespace.values())
+                    if progress:
+                        progress(len(run))
+                    continue
+                key, namespace = payload
+                if action == "retrieve":
+                    cursor = conn.execute(
+                        f"""
+                        UPDATE memory_store SET access_count = access_count + 1
+                        WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
+                        RETURNING {ENTRY_COLUMNS}
+                        """,
+                        (key, namespace, now),
+                    )
+                    found = cursor.fetchone()
+                    if found is None:
+                        try:
+                            self._raise_missing(conn, key, namespace, now)
+                        except GeminiFlowError as exc:
+                            results.append(_failed("retrieve", key, namespace, exc))
+                    else:
+                        row = dict(zip([c[0] for c in cursor.description], found))
+                        item: dict[str, Any] = {"action": "retrieve", "key": key, "namespace": namespace,
+                                                "success": True}
+                        ok, value = decoder(row)
+                        if ok:
+                            item["value"] = value
+                        item["metadata"] = metadata(row)
+                        results.append(item)
+                        counts["retrieve"] += 1
+                else:
+                    gone = conn.execute(
+                        "DELETE FROM memory_store WHERE key = ? AND namespace = ? RETURNING id", (key, namespace)
+                    ).fetchone()
+                    if gone is None:
+                        results.append(_failed("delete", key, namespace, GeminiFlowError(
+                            "NOT_FOUND", f"key {key!r} not found in namespace {namespace!r}")))
+                    else:
+                        results.append({"action": "delete", "key": key, "namespace": namespace, "success": True})
+                        counts["delete"] += 1
+                        per_namespace.setdefault(namespace, 0)
+                if progress:
+                    progress(1)
+                index += 1
+            if counts["store"] or counts["delete"] or counts["retrieve"]:
+                audit.record(
+                    self.db, "memory", "batch", "batch",
+                    details={
+                        "stored": counts["store"],
+                        "retrieved": counts["retrieve"],
+                        "deleted": counts["delete"],
+                        "namespaces": sorted({r["namespace"] for r in results}),
+                    },
+                )
+        succeeded = sum(1 for r in results if r["success"])
+        return {
+            "results": results,
+            "total": len(results),
+            "succeeded": succeeded,
+            "failed": len(results) - succeeded,
+            "executionTime": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    # -- export / import -------------------------------------------------------------------
+
+    def export(self, stream, *, namespace: str | None = None) -> int:
+        """Write every entry (of ``namespace``, or all) as JSON Lines to ``stream``; see ``core.transfer``."""
+        from gemini_flow_cli.core import transfer
+
+        return transfer.export_lines(self.db, stream, namespace=validate_namespace(namespace) if namespace else None)
+
+    def import_(self, path, *, on_conflict: str = "fail", progress: Callable[[int], None] | None = None,
+                on_validated: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Import a JSON Lines file written by :meth:`export`; see ``core.transfer.import_file``."""
+        from gemini_flow_cli.core import transfer
+
+        return transfer.import_file(self.db, path, on_conflict=on_conflict, progress=progress,
+                                    on_validated=on_validated)
+
 
 def metadata(row: dict[str, Any]) -> dict[str, Any]:
     """The seed's metadata block for a stored row."""
@@ -375,3 +932,125 @@ def _audit_state(row: dict[str, Any] | None) -> dict[str, Any] | None:
         "encrypted": bool(row["encrypted"]),
         "updatedAt": clock.iso(row["updated_at"]),
     }
+
+
+_STORE_FIELDS = frozenset({"key", "value", "namespace", "ttl", "tags", "encrypted", "agent_id", "swarm_id"})
+# Batch operations use the seed's (camelCase) names for the store options.
+_BATCH_STORE_FIELDS = {
+    "key": "key", "value": "value", "namespace": "namespace", "ttl": "ttl", "tags": "tags",
+    "encrypted": "encrypted", "agentId": "agent_id", "swarmId": "swarm_id",
+}
+
+# The batch upsert: the same rules as ``store`` in one statement, so it can run under
+# executemany. An expired entry is replaced as if it had never been (created_at and access_count
+# start again), decided by SQL from the old row instead of a read per entry.
+UPSERT_SQL = """
+INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at,
+                          access_count, size_bytes, tags, encrypted)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+ON CONFLICT (key, namespace) DO UPDATE SET
+    value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
+    ttl = excluded.ttl, updated_at = excluded.updated_at, size_bytes = excluded.size_bytes,
+    tags = excluded.tags, encrypted = excluded.encrypted,
+    created_at = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
+                      THEN excluded.created_at ELSE memory_store.created_at END,
+    access_count = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
+                        THEN 0 ELSE memory_store.access_count END
+"""
+
+# Deletes expired entries a chunk at a time (served by idx_memory_ttl).
+CLEANUP_SQL = (
+    "DELETE FROM memory_store WHERE id IN (SELECT id FROM memory_store "
+    "WHERE ttl IS NOT NULL AND ttl <= ? LIMIT ?)"
+)
+
+
+_TAGS_CACHE: dict[tuple, str | None] = {}
+
+
+def _tags_text(tags: Any) -> str | None:
+    """The stored text of a tag list (normalised); cached, because bulk data repeats tag sets."""
+    if isinstance(tags, str):
+        tags = [tags]
+    elif not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
+    signature = tuple(tags)
+    text = _TAGS_CACHE.get(signature, False)
+    if text is False:
+        normalized = normalize_tags(tags)
+        text = _TAGS_ENCODER.encode(normalized) if normalized else None
+        if len(_TAGS_CACHE) > 50_000:
+            _TAGS_CACHE.clear()
+        _TAGS_CACHE[signature] = text
+    return text
+
+
+BULK_CACHE_KIB = 64 * 1024
+
+
+@contextlib.contextmanager
+def bulk_cache(conn):
+    """A 64 MiB page cache while a bulk write runs (SQLite's default is 2 MiB).
+
+    With the default, a million-row upsert keeps evicting index pages it is about to touch again,
+    and spills them to the WAL over and over: measured, several times slower. The previous size
+    is restored afterwards, so ordinary commands keep their small footprint.
+    """
+    previous = conn.execute("PRAGMA cache_size").fetchone()[0]
+    wanted = -BULK_CACHE_KIB
+    bigger = (previous < 0 and previous > wanted) or (0 <= previous < BULK_CACHE_KIB // 4)
+    if bigger:
+        conn.execute(f"PRAGMA cache_size={wanted}")
+    try:
+        yield
+    finally:
+        if bigger:
+            conn.execute(f"PRAGMA cache_size={int(previous)}")
+
+
+def _at_position(exc: GeminiFlowError, where: str) -> GeminiFlowError:
+    """The same error, its message prefixed with where it happened."""
+    return GeminiFlowError(exc.code, f"{where}: {exc.message}; nothing was applied",
+                           details={**exc.details, "position": where})
+
+
+def _failed(action: str, key: str, namespace: str, exc: GeminiFlowError) -> dict[str, Any]:
+    return {"action": action, "key": key, "namespace": namespace, "success": False,
+            "error": {"code": exc.code, "message": exc.message}}
+
+
+def _without_action(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "action"}
+
+
+def parse_batch_document(text: str) -> list[Any]:
+    """The operations of a batch: ``{"operations": [...]}`` (the seed's shape), a JSON array, or
+    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault."""
+    stripped = text.strip()
+    if not stripped:
+        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+    try:
+        document = json.loads(stripped)
+    except ValueError:
+        document = None
+        operations = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                operations.append(json.loads(line))
+            except ValueError as exc:
+                raise GeminiFlowError(
+                    "INVALID_INPUT", f"line {number}: not JSON ({exc.msg}); nothing was applied",
+                    details={"line": number},
+                ) from None
+        return operations
+    if isinstance(document, dict) and "operations" in document:
+        if not isinstance(document["operations"], list) or set(document) != {"operations"}:
+            raise GeminiFlowError("INVALID_INPUT", "a batch document is {\"operations\": [...]} and nothing else")
+        return document["operations"]
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        return [document]  # JSON Lines with a single operation
+    raise GeminiFlowError("INVALID_INPUT", "a batch is {\"operations\": [...]} or JSON Lines of operations")

@@ -1,0 +1,359 @@
+"""Searching memory by key pattern: glob semantics, the SQL that serves them, and the result shape.
+
+Patterns follow Python's ``fnmatch.fnmatchcase`` exactly (the documented semantics):
+
+- ``*`` any run of characters (``/`` included), ``?`` one character;
+- ``[abc]``, ``[a-z]`` one character of a set, ``[!abc]`` one character not in it;
+- ``[^abc]`` is *not* negation: ``^`` is an ordinary member of the set (fnmatch's rule);
+- a ``[`` without a closing ``]`` is a literal ``[``; ``]`` outside a set is literal;
+- every other character (``%``, ``_``, ``'``, ``"``, ``\\``) is literal: there is no escape character.
+
+SQLite's ``GLOB`` differs on two points (``[^...]`` negates, ``[!...]`` does not; an unmatched ``[``
+matches nothing), so :func:`to_glob` rewrites a pattern into a GLOB pattern with the meaning above.
+We keep ``GLOB`` rather than matching in Python because SQLite turns a literal prefix of a GLOB
+pattern into an index range (``key >= 'agent-' AND key < 'agent.'``), which is what makes a prefix
+search over a million keys take milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gemini_flow_cli.core import clock
+from gemini_flow_cli.errors import GeminiFlowError
+
+SORT_COLUMNS = ("key", "created_at", "updated_at", "access_count")
+SORT_ORDERS = ("asc", "desc")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 100_000
+
+# Characters that must not appear as a bare member where GLOB's set syntax gives them a meaning.
+_SPECIAL_IN_SET = {ord("]"), ord("-"), ord("^")}
+
+
+class NeverMatches(Exception):
+    """The pattern contains an empty set (``[z-a]``): no key can match it."""
+
+
+def _fnmatch_set(pat: str, i: int) -> tuple[bool, list[tuple[int, int]], int] | None:
+    """Parse the set starting just after the ``[`` at ``i - 1``, as CPython's fnmatch does.
+
+    Returns (negated, codepoint intervals, index after the closing ``]``), or None when the
+    ``[`` has no closing ``]`` (then it is a literal).
+    """
+    n = len(pat)
+    j = i
+    if j < n and pat[j] == "!":
+        j += 1
+    if j < n and pat[j] == "]":
+        j += 1
+    while j < n and pat[j] != "]":
+        j += 1
+    if j >= n:
+        return None
+    stuff = pat[i:j]
+    negated = stuff.startswith("!")
+    if "-" not in stuff:
+        chunks = [stuff]
+    else:
+        # fnmatch splits the set on hyphens that form ranges; the characters on either side of a
+        # boundary between chunks are a range's ends, every other character is a member.
+        chunks = []
+        k = i + 2 if pat[i] == "!" else i + 1
+        start = i
+        while True:
+            k = pat.find("-", k, j)
+            if k < 0:
+                break
+            chunks.append(pat[start:k])
+            start = k + 1
+            k = k + 3
+        chunk = pat[start:j]
+        if chunk:
+            chunks.append(chunk)
+        else:
+            chunks[-1] += "-"
+        # fnmatch removes empty (reversed) ranges by merging the chunks around them.
+        for k in range(len(chunks) - 1, 0, -1):
+            if chunks[k - 1][-1] > chunks[k][0]:
+                chunks[k - 1] = chunks[k - 1][:-1] + chunks[k][1:]
+                del chunks[k]
+    # The regex class fnmatch would build is '-'.join(chunks): between chunks a range.
+    flat: list[tuple[str, bool]] = []  # (character, is a range operator before it)
+    for index, chunk in enumerate(chunks):
+        for position, char in enumerate(chunk):
+            flat.append((char, index > 0 and position == 0))
+    if negated and flat and flat[0][0] == "!" and not flat[0][1]:
+        flat = flat[1:]
+    else:
+        negated = False
+    intervals: list[tuple[int, int]] = []
+    position = 0
+    while position < len(flat):
+        char = flat[position][0]
+        if position + 1 < len(flat) and flat[position + 1][1]:
+            intervals.append((ord(char), ord(flat[position + 1][0])))
+            position += 2
+        else:
+            intervals.append((ord(char), ord(char)))
+            position += 1
+    return negated, intervals, j + 1
+
+
+def _glob_set(negated: bool, intervals: list[tuple[int, int]]) -> str:
+    """A GLOB set with exactly these members; ``]``, ``-`` and ``^`` placed where they are literal."""
+    specials: set[int] = set()
+    plain: list[tuple[int, int]] = []
+    for lo, hi in intervals:
+        # Split the special characters out of ranges so that they can be placed safely.
+        start = lo
+        for special in sorted(s for s in _SPECIAL_IN_SET if lo <= s <= hi):
+            if start <= special - 1:
+                plain.append((start, special - 1))
+            specials.add(special)
+            start = special + 1
+        if start <= hi:
+            plain.append((start, hi))
+    if not plain and not specials:
+        if negated:
+            return "?"  # "not one of nothing": any one character
+        raise NeverMatches
+    body = ""
+    if ord("]") in specials:
+        body += "]"  # first: literal
+    if ord("-") in specials:
+        body += "-"  # first, or right after a leading ']': literal (no range start before it)
+    for lo, hi in plain:
+        body += chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}"
+    if ord("^") in specials:
+        if not body and not negated:
+            return "^"  # the set is just '^': a literal outside a set
+        body += "^"  # not first: literal
+    return "[" + ("^" if negated else "") + body + "]"
+
+
+def to_glob(pattern: str) -> str:
+    """The SQLite GLOB pattern that matches exactly what ``fnmatch.fnmatchcase(key, pattern)`` does.
+
+    Raises :class:`NeverMatches` for a pattern with an empty set.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char in "*?":
+            out.append(char)
+        elif char == "[":
+            parsed = _fnmatch_set(pattern, i)
+            if parsed is None:
+                out.append("[[]")
+            else:
+                negated, intervals, i = parsed
+                out.append(_glob_set(negated, intervals))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of a pattern before its first wildcard or set (what an index range can serve)."""
+    for index, char in enumerate(pattern):
+        if char in "*?[":
+            return pattern[:index]
+    return pattern
+
+
+@dataclass
+class SearchOptions:
+    """The seed's SearchOptions, plus tags and full text."""
+
+    pattern: str = "*"
+    namespace: str | None = None
+    tags: list[str] = field(default_factory=list)
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    sort_by: str | None = None
+    sort_order: str = "asc"
+    include_expired: bool = False
+    text: str | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.pattern, str) or not self.pattern:
+            raise GeminiFlowError("INVALID_INPUT", "the search pattern must not be empty (use '*' for all keys)")
+        if self.sort_by is not None and self.sort_by not in SORT_COLUMNS:
+            raise GeminiFlowError(
+                "INVALID_INPUT",
+                f"invalid --sort-by {self.sort_by!r}: use one of {', '.join(SORT_COLUMNS)}",
+            )
+        if self.sort_order not in SORT_ORDERS:
+            raise GeminiFlowError("INVALID_INPUT", f"invalid --sort-order {self.sort_order!r}: use asc or desc")
+        if not isinstance(self.limit, int) or not 0 <= self.limit <= MAX_LIMIT:
+            raise GeminiFlowError("INVALID_INPUT", f"invalid --limit {self.limit!r}: 0 to {MAX_LIMIT}")
+        if not isinstance(self.offset, int) or self.offset < 0:
+            raise GeminiFlowError("INVALID_INPUT", f"invalid --offset {self.offset!r}: 0 or more")
+        if self.text is not None and not self.text.strip():
+            raise GeminiFlowError("INVALID_INPUT", "the --text query must not be empty")
+
+
+def where_clause(options: SearchOptions, now: int) -> tuple[str, list[Any]]:
+    """The WHERE clause (without ``WHERE``) and its parameters for a glob search.
+
+    Raises :class:`NeverMatches` when the pattern can match nothing.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if options.pattern != "*":
+        clauses.append("m.key GLOB ?")
+        params.append(to_glob(options.pattern))
+    if options.namespace is not None:
+        clauses.append("m.namespace = ?")
+        params.append(options.namespace)
+    if not options.include_expired:
+        clauses.append("(m.ttl IS NULL OR m.ttl > ?)")
+        params.append(now)
+    for tag in options.tags:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?)")
+        params.append(tag)
+    return (" AND ".join(clauses) or "1"), params
+
+
+COLUMNS = (
+    "m.id, m.key, m.value, m.namespace, m.agent_id, m.swarm_id, m.ttl, m.created_at, m.updated_at, "
+    "m.access_count, m.size_bytes, m.tags, m.encrypted"
+)
+
+
+def glob_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any], list[Any]]:
+    """(page SQL, count SQL, page parameters, count parameters) of a glob search."""
+    where, params = where_clause(options, now)
+    column = options.sort_by or "key"
+    order = options.sort_order.upper()
+    # The tiebreakers make pages stable: (key, namespace) is unique.
+    tiebreak = "" if column == "key" else f", m.key {order}"
+    page = (
+        f"SELECT {COLUMNS} FROM memory_store AS m WHERE {where} "
+        f"ORDER BY m.{column} {order}{tiebreak}, m.namespace {order} LIMIT ? OFFSET ?"
+    )
+    count = f"SELECT COUNT(*) FROM memory_store AS m WHERE {where}"
+    return page, count, [*params, options.limit, options.offset], params
+
+
+def fts_phrase_query(text: str) -> str:
+    """User text as an FTS5 query: each whitespace-separated word a quoted phrase, all required.
+
+    Quoting makes ``"``, ``*``, ``NEAR``, ``-``, ``AND``/``OR``/``NOT`` and ``:`` plain text, so
+    no user input can raise an FTS5 syntax error.
+    """
+    words = text.split()
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def text_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any], list[Any]]:
+    """(page SQL, count SQL, params...) of a full-text search over the FTS5 index."""
+    where, params = where_clause(options, now)
+    match = fts_phrase_query(options.text or "")
+    base = (
+        "FROM memory_fts JOIN memory_store AS m ON m.id = memory_fts.rowid "
+        f"WHERE memory_fts MATCH ? AND {where}"
+    )
+    if options.sort_by:
+        order = options.sort_order.upper()
+        ordering = f"m.{options.sort_by} {order}, m.key {order}, m.namespace {order}"
+    else:
+        ordering = "rank, m.key, m.namespace"
+    page = f"SELECT {COLUMNS}, bm25(memory_fts) AS rank {base} ORDER BY {ordering} LIMIT ? OFFSET ?"
+    count = f"SELECT COUNT(*) {base}"
+    return page, count, [match, *params, options.limit, options.offset], [match, *params]
+
+
+def relevance(bm25: float | None) -> float:
+    """A bm25 rank (lower is better, <= 0) as a score in 0..1: r / (1 + r) with r = -bm25."""
+    if bm25 is None:
+        return 1.0
+    r = max(0.0, -float(bm25))
+    return round(r / (1.0 + r), 6)
+
+
+def run(manager, options: SearchOptions) -> dict[str, Any]:
+    """Run a search with ``manager``'s database; the seed's search result shape."""
+    from gemini_flow_cli.core import fts
+
+    options.validate()
+    started = time.perf_counter()
+    now = int(clock.now())
+    db = manager.db
+    results: list[dict[str, Any]] = []
+    total = 0
+    with db.read() as conn:
+        if options.text is not None and not fts.is_enabled(conn):
+            raise GeminiFlowError(
+                "INVALID_INPUT",
+                "full-text search is not enabled for this database: run `gemini-flow memory fts enable` "
+                "first (it builds the index and keeps it current)",
+            )
+        try:
+            if options.text is not None:
+                page, count, page_params, count_params = text_queries(options, now)
+            else:
+                page, count, page_params, count_params = glob_queries(options, now)
+        except NeverMatches:
+            page = None
+        if page is not None:
+            total = conn.execute(count, count_params).fetchone()[0]
+            if options.limit and options.offset < total:
+                cursor = conn.execute(page, page_params)
+                names = [c[0] for c in cursor.description]
+                decoder = manager.lenient_decoder()
+                for found in cursor:
+                    row = dict(zip(names, found))
+                    results.append(result_item(row, decoder, relevance(row.get("rank"))))
+    return {
+        "results": results,
+        "total": total,
+        "limit": options.limit,
+        "offset": options.offset,
+        "executionTime": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def result_item(row: dict[str, Any], decoder, score: float = 1.0) -> dict[str, Any]:
+    """One search result: the value (omitted when it cannot be decrypted), score and metadata."""
+    from gemini_flow_cli.core.memory import metadata
+
+    item: dict[str, Any] = {"key": row["key"]}
+    found, value = decoder(row)
+    if found:
+        item["value"] = value
+    item["namespace"] = row["namespace"]
+    item["score"] = score
+    item["metadata"] = metadata(row)
+    return item
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Search results flattened for a table / CSV."""
+    rows = []
+    for item in results:
+        meta = item["metadata"]
+        if "value" in item:
+            value = item["value"]
+        else:
+            value = "(encrypted)"
+        rows.append(
+            {
+                "key": item["key"],
+                "namespace": item["namespace"],
+                "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+                "tags": ",".join(meta["tags"]),
+                "updatedAt": meta["updatedAt"],
+                "expiresAt": meta["expiresAt"],
+            }
+        )
+    return rows
+
+
+TABLE_COLUMNS = ("key", "namespace", "value", "tags", "updatedAt", "expiresAt")

@@ -1,0 +1,352 @@
+"""Moving memory between databases: JSON Lines export and import.
+
+One line per entry, lossless::
+
+    {"key": "...", "namespace": "...", "value": <JSON value>, "encrypted": false,
+     "tags": [...], "expiresAt": "...Z" | null, "agentId": null, "swarmId": null,
+     "accessCount": 0, "size": 45, "createdAt": "...Z", "updatedAt": "...Z"}
+
+For an encrypted entry ``value`` is the stored ciphertext text, as is: export never decrypts and
+import never re-encrypts (the ciphertext is bound to its namespace and key, which travel with it;
+the target database needs the same encryption key and salt to read it). Times are whole seconds,
+as stored. Row ids are local to a database and are not exported.
+
+Export streams rows from one read snapshot, so memory stays constant whatever the size. Import
+reads its file twice: first it validates every line (nothing locked, nothing written), then it
+applies all of them in one transaction, ``executemany`` a chunk at a time. The file is never held
+in memory.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core.memory import (
+    _CONTROL,
+    _ENCODER,
+    _TAGS_ENCODER,
+    bulk_cache,
+    MAX_KEY_LENGTH,
+    dumps,
+    normalize_tags,
+    validate_key,
+    validate_namespace,
+)
+from gemini_flow_cli.errors import GeminiFlowError
+
+ON_CONFLICT = ("skip", "replace", "fail")
+CHUNK = 10_000
+FIELDS = (
+    "key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
+    "accessCount", "size", "createdAt", "updatedAt",
+)
+_KNOWN = frozenset(FIELDS)
+
+_INSERT_COLUMNS = (
+    "INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
+    "access_count, size_bytes, tags, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+IMPORT_SQL = {
+    "skip": _INSERT_COLUMNS + " ON CONFLICT (key, namespace) DO NOTHING",
+    # A conflict in fail mode is found by comparing the rows written with the chunk's size.
+    "fail": _INSERT_COLUMNS + " ON CONFLICT (key, namespace) DO NOTHING",
+    "replace": _INSERT_COLUMNS
+    + """ ON CONFLICT (key, namespace) DO UPDATE SET
+        value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
+        ttl = excluded.ttl, created_at = excluded.created_at, updated_at = excluded.updated_at,
+        access_count = excluded.access_count, size_bytes = excluded.size_bytes,
+        tags = excluded.tags, encrypted = excluded.encrypted""",
+}
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+    """Every entry (expired ones included: export is lossless) as an export record, by id."""
+    where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
+    with db.read() as conn:
+        cursor = conn.execute(
+            "SELECT key, namespace, value, encrypted, tags, ttl, agent_id, swarm_id, access_count, "
+            f"size_bytes, created_at, updated_at FROM memory_store {where} ORDER BY id",
+            params,
+        )
+        for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated in cursor:
+            yield {
+                "key": key,
+                "namespace": ns,
+                "value": value if encrypted else json.loads(value),
+                "encrypted": bool(encrypted),
+                "tags": json.loads(tags) if tags else [],
+                "expiresAt": clock.iso(ttl),
+                "agentId": agent,
+                "swarmId": swarm,
+                "accessCount": accesses,
+                "size": size,
+                "createdAt": clock.iso(created),
+                "updatedAt": clock.iso(updated),
+            }
+
+
+def export_lines(db, stream, *, namespace: str | None = None) -> int:
+    """Write the export to a text ``stream``, one JSON object per line; returns the count."""
+    count = 0
+    write = stream.write
+    for record in export_records(db, namespace=namespace):
+        write(_ENCODER.encode(record) + "\n")
+        count += 1
+    return count
+
+
+def export_file(db, path: Path, *, namespace: str | None = None) -> int:
+    """Export to ``path`` (mode 0600 whatever the umask), through a temporary file and a rename."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            count = export_lines(db, handle, namespace=namespace)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return count
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+_TIMES: dict[str, int] = {}
+
+
+def parse_time(text: Any, name: str) -> int | None:
+    """An ISO-8601 UTC time (``2025-08-03T11:30:00Z``) as epoch seconds; cached (bulk data
+    repeats the same second many times)."""
+    if text is None:
+        return None
+    seconds = _TIMES.get(text)
+    if seconds is not None:
+        return seconds
+    if not isinstance(text, str) or not text.endswith("Z"):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {text!r}: an ISO-8601 UTC time like 2025-08-03T11:30:00Z")
+    try:
+        moment = datetime.fromisoformat(text[:-1])
+    except ValueError:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {text!r}: an ISO-8601 UTC time like 2025-08-03T11:30:00Z") from None
+    if moment.tzinfo is not None:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {text!r}: use UTC with a Z")
+    seconds = calendar.timegm(moment.timetuple())
+    if len(_TIMES) > 100_000:
+        _TIMES.clear()
+    _TIMES[text] = seconds
+    return seconds
+
+
+def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
+    """One export line as a row for :data:`IMPORT_SQL`; raises INVALID_INPUT on any fault."""
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise GeminiFlowError("INVALID_INPUT", f"not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise GeminiFlowError("INVALID_INPUT", "each line must be a JSON object")
+    unknown = record.keys() - _KNOWN
+    if unknown:
+        raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
+    key = record.get("key")
+    if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
+        validate_key(key)
+    namespace = record.get("namespace", "default")
+    if namespace not in namespaces:
+        validate_namespace(namespace)
+        namespaces.add(namespace)
+    if "value" not in record:
+        raise GeminiFlowError("INVALID_INPUT", "missing field 'value'")
+    encrypted = record.get("encrypted", False)
+    if not isinstance(encrypted, bool):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid encrypted {encrypted!r}: true or false")
+    value = record["value"]
+    if encrypted:
+        if not isinstance(value, str) or not value:
+            raise GeminiFlowError("INVALID_INPUT", "an encrypted value must be its stored ciphertext text")
+        text = value
+    else:
+        text = dumps(value)
+    size = record.get("size")
+    if size is None:
+        size = len(text.encode("utf-8"))
+    elif type(size) is not int or size < 0:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid size {size!r}")
+    tags = record.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
+    tags = normalize_tags(tags)
+    accesses = record.get("accessCount", 0)
+    if type(accesses) is not int or accesses < 0:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid accessCount {accesses!r}")
+    owners = []
+    for name in ("agentId", "swarmId"):
+        owner = record.get(name)
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
+        owners.append(owner)
+    created = parse_time(record.get("createdAt"), "createdAt")
+    updated = parse_time(record.get("updatedAt"), "updatedAt")
+    expires = parse_time(record.get("expiresAt"), "expiresAt")
+    created = now if created is None else created
+    updated = created if updated is None else updated
+    return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
+            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted))
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line; the file is read as a stream."""
+    with open(path, encoding="utf-8", newline=None) as handle:
+        try:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield number, line
+        except UnicodeDecodeError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"{path} is not UTF-8 text ({exc.reason})") from None
+
+
+def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = None) -> int:
+    """Pass one: every line parses and is valid, and every owner it names exists.
+
+    Returns the number of records. Nothing is locked or written.
+    """
+    now = int(clock.now())
+    namespaces: set[str] = set()
+    owners: dict[tuple[str, str], int] = {}
+    count = 0
+    for number, line in _lines(path):
+        try:
+            row = parse_record(line, now, namespaces)
+        except GeminiFlowError as exc:
+            raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was imported",
+                                  details={**exc.details, "line": number}) from None
+        if row[3] is not None:
+            owners.setdefault(("agents", row[3]), number)
+        if row[4] is not None:
+            owners.setdefault(("swarms", row[4]), number)
+        count += 1
+        if progress and count % CHUNK == 0:
+            progress(CHUNK)
+    if progress and count % CHUNK:
+        progress(count % CHUNK)
+    if owners:
+        with db.read() as conn:
+            for (table, owner), number in sorted(owners.items(), key=lambda item: item[1]):
+                if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (owner,)).fetchone() is None:
+                    noun = table[:-1]
+                    raise GeminiFlowError(
+                        "INVALID_INPUT",
+                        f"line {number}: unknown {noun} {owner!r} (owners must exist in this database; "
+                        "create them first); nothing was imported",
+                        details={"line": number, noun: owner},
+                    )
+    return count
+
+
+def import_file(
+    db,
+    path: Path,
+    *,
+    on_conflict: str = "fail",
+    progress: Callable[[int], None] | None = None,
+    on_validated: Callable[[int], None] | None = None,
+    chunk_size: int = CHUNK,
+) -> dict[str, Any]:
+    """Import an export file: validate every line, then apply all in one transaction.
+
+    ``on_conflict``: ``skip`` keeps the existing entry, ``replace`` overwrites it with the record
+    (times and counters included), ``fail`` (default) raises CONFLICT and imports nothing. An
+    existing entry conflicts even when it has expired (run ``cleanup`` first). Within the file,
+    a later record for the same key conflicts with an earlier one in the same way.
+    ``on_validated(count)`` is called between the two passes; ``progress(n)`` per chunk applied.
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid --on-conflict {on_conflict!r}: use skip, replace or fail")
+    started = time.perf_counter()
+    path = Path(path)
+    records = validate_file(db, path)
+    if on_validated:
+        on_validated(records)
+    now = int(clock.now())
+    namespaces: set[str] = set()
+    per_namespace: dict[str, int] = {}
+    written = 0
+    sql = IMPORT_SQL[on_conflict]
+    with db.write() as conn, bulk_cache(conn):
+        chunk: list[tuple] = []
+        for _number, line in _lines(path):
+            chunk.append(parse_record(line, now, namespaces))
+            if len(chunk) >= chunk_size:
+                written += _apply(conn, sql, chunk, on_conflict, per_namespace)
+                if progress:
+                    progress(len(chunk))
+                chunk = []
+        if chunk:
+            written += _apply(conn, sql, chunk, on_conflict, per_namespace)
+            if progress:
+                progress(len(chunk))
+        if records:
+            audit.record(
+                db, "memory", "import", "import",
+                details={"records": records, "written": written, "onConflict": on_conflict,
+                         "namespaces": per_namespace},
+            )
+    return {
+        "success": True,
+        "records": records,
+        "imported": written,
+        "skipped": records - written if on_conflict == "skip" else 0,
+        "onConflict": on_conflict,
+        "namespaces": per_namespace,
+        "executionTime": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int]) -> int:
+    before_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+    cursor = conn.executemany(sql, chunk)
+    written = cursor.rowcount
+    if on_conflict == "fail" and written < len(chunk):
+        raise _conflict(conn, chunk, before_max)
+    for row in chunk:
+        per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
+    return written
+
+
+def _conflict(conn, chunk: list[tuple], before_max: int) -> GeminiFlowError:
+    """Name one record of ``chunk`` that was not written: its key existed before the chunk
+    (in the database, or earlier in the file), or it repeats a key of the chunk itself."""
+    seen: set[tuple[str, str]] = set()
+    for row in chunk:
+        pair = (row[0], row[2])
+        existing = conn.execute(
+            "SELECT id FROM memory_store WHERE key = ? AND namespace = ?", pair
+        ).fetchone()
+        if pair in seen or (existing is not None and existing[0] <= before_max):
+            return GeminiFlowError(
+                "CONFLICT",
+                f"key {row[0]!r} already exists in namespace {row[2]!r} (--on-conflict fail); nothing "
+                "was imported (use --on-conflict skip or replace)",
+                details={"key": row[0], "namespace": row[2]},
+            )
+        seen.add(pair)
+    return GeminiFlowError("CONFLICT", "a record conflicts with an existing key; nothing was imported")

@@ -1,0 +1,161 @@
+"""memory batch and the batch API: validation first, one transaction, the CLI.md output shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gemini_flow_cli.core import clock
+from gemini_flow_cli.core.db import Database
+from gemini_flow_cli.core.memory import MemoryManager
+from gemini_flow_cli.errors import GeminiFlowError
+
+
+def ops(*operations):
+    return json.dumps({"operations": list(operations)})
+
+
+def test_batch_runs_operations_in_order_with_the_cli_shape(cli):
+    cli("memory", "store", "temp-cache-123", "1", "-n", "cache")
+    result = cli("memory", "batch", "-", input=ops(
+        {"action": "store", "key": "session-1-data", "value": {"step": 1}, "namespace": "sessions"},
+        {"action": "retrieve", "key": "session-1-data", "namespace": "sessions"},
+        {"action": "delete", "key": "temp-cache-123", "namespace": "cache"},
+    ))
+    assert result.exit_code == 0, result
+    body = result.json
+    assert body["total"] == 3 and body["succeeded"] == 3 and body["failed"] == 0
+    assert [(r["action"], r["key"], r["namespace"], r["success"]) for r in body["results"]] == [
+        ("store", "session-1-data", "sessions", True),
+        ("retrieve", "session-1-data", "sessions", True),
+        ("delete", "temp-cache-123", "cache", True),
+    ]
+    assert body["results"][1]["value"] == {"step": 1}
+    assert "executionTime" in body
+    assert cli("memory", "retrieve", "temp-cache-123", "-n", "cache").exit_code == 1
+
+
+def test_batch_accepts_json_lines_from_a_file(cli, tmp_path):
+    path = tmp_path / "ops.jsonl"
+    path.write_text('{"action": "store", "key": "a", "value": "x", "ttl": "1h", "tags": ["t"]}\n\n'
+                    '{"action": "store", "key": "b", "value": 2}\n')
+    assert cli("memory", "batch", str(path)).json["succeeded"] == 2
+    found = cli("memory", "retrieve", "a", "--json").json
+    assert found["value"] == "x" and found["metadata"]["tags"] == ["t"] and found["metadata"]["expiresAt"]
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"action": "frobnicate", "key": "x"}, "unknown action"),
+        ({"action": "store", "key": "x"}, "value"),
+        ({"action": "store", "key": "", "value": 1}, "empty"),
+        ({"action": "store", "key": "x", "value": 1, "namespace": "bad ns"}, "namespace"),
+        ({"action": "store", "key": "x", "value": 1, "ttl": "soon"}, "ttl"),
+        ({"action": "store", "key": "x", "value": 1, "colour": "red"}, "colour"),
+        ({"action": "delete"}, "key"),
+        ("not an object", "object"),
+    ],
+)
+def test_one_bad_operation_rejects_the_batch_naming_its_position(cli, bad, words):
+    result = cli("memory", "batch", "-", input=ops(
+        {"action": "store", "key": "first", "value": 1}, {"action": "store", "key": "second", "value": 2}, bad))
+    assert result.exit_code == 2, result
+    assert "operation 3" in result.error["message"] and words in result.error["message"]
+    assert cli("memory", "list").json["total"] == 0
+
+
+def test_malformed_json_lines_name_the_line(cli):
+    result = cli("memory", "batch", "-", input='{"action": "store", "key": "a", "value": 1}\n{oops\n')
+    assert result.exit_code == 2 and "line 2" in result.error["message"]
+    assert cli("memory", "list").json["total"] == 0
+
+
+def test_if_absent_conflict_rolls_back_the_whole_batch(cli):
+    cli("memory", "store", "exists", "1")
+    result = cli("memory", "batch", "-", input=ops(
+        {"action": "store", "key": "new", "value": 1},
+        {"action": "store", "key": "exists", "value": 2, "ifAbsent": True},
+    ))
+    assert result.exit_code == 3
+    assert cli("memory", "retrieve", "new").exit_code == 1
+    assert cli("memory", "retrieve", "exists").json["value"] == 1
+
+
+def test_missing_keys_are_failed_results_and_writes_still_commit(cli):
+    body = cli("memory", "batch", "-", input=ops(
+        {"action": "store", "key": "a", "value": 1},
+        {"action": "retrieve", "key": "missing"},
+        {"action": "delete", "key": "also-missing"},
+    )).json
+    assert body["succeeded"] == 1 and body["failed"] == 2
+    assert body["results"][1]["error"]["code"] == "NOT_FOUND"
+    assert cli("memory", "retrieve", "a").json["value"] == 1
+
+
+def test_batch_writes_one_audit_row(cli, db_path):
+    import sqlite3
+
+    cli("memory", "batch", "-", input=ops(*[{"action": "store", "key": f"k{i}", "value": i} for i in range(50)]))
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT action, details FROM audit_log WHERE entity_type = 'memory'").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "batch"
+    assert json.loads(rows[0][1])["stored"] == 50
+
+
+@pytest.fixture
+def manager():
+    db = Database.in_memory()
+    yield MemoryManager(db)
+    db.close()
+
+
+def test_batch_store_api_keeps_store_semantics(manager, monkeypatch):
+    manager.store("k", 1, tags=["a"])
+    manager.retrieve("k")
+    monkeypatch.setattr(clock, "now", lambda: clock.time.time() + 5)
+    result = manager.batch_store([{"key": "k", "value": 2, "tags": "x,y"}, {"key": "n", "value": None, "ttl": 60,
+                                                                            "namespace": "other"}])
+    assert result["total"] == 2 and result["namespaces"] == {"default": 1, "other": 1}
+    envelope = manager.retrieve("k")
+    assert envelope["value"] == 2 and envelope["metadata"]["accessCount"] == 2
+    assert envelope["metadata"]["tags"] == ["x", "y"]
+    assert manager.retrieve("n", namespace="other")["metadata"]["expiresAt"] is not None
+
+
+def test_batch_store_over_an_expired_entry_starts_it_afresh(manager, monkeypatch):
+    manager.store("k", 1, ttl=10)
+    manager.retrieve("k")
+    later = clock.time.time() + 100
+    monkeypatch.setattr(clock, "now", lambda: later)
+    manager.batch_store([{"key": "k", "value": 2}])
+    meta = manager.retrieve("k")["metadata"]
+    assert meta["accessCount"] == 1 and meta["createdAt"] == clock.iso(later)
+
+
+def test_batch_store_invalid_item_stores_nothing(manager):
+    with pytest.raises(GeminiFlowError) as info:
+        manager.batch_store([{"key": "a", "value": 1}, {"key": "b\x00", "value": 1}])
+    assert "item 2" in info.value.message and info.value.code == "INVALID_KEY"
+    assert manager.search("*")["total"] == 0
+
+
+def test_batch_store_refuses_unknown_owner(manager):
+    with pytest.raises(GeminiFlowError) as info:
+        manager.batch_store([{"key": "a", "value": 1, "agent_id": "agent-nope"}])
+    assert info.value.code == "INVALID_INPUT" and "agent-nope" in info.value.message
+
+
+def test_batch_retrieve_and_delete_api(manager):
+    manager.batch_store([{"key": "a", "value": 1}, {"key": "b", "value": 2}])
+    got = manager.batch_retrieve(["a", "zz", "b"])
+    assert [(r["key"], r["success"], r.get("value")) for r in got] == [("a", True, 1), ("zz", False, None), ("b", True, 2)]
+    assert manager.batch_delete(["a", "zz"]) == [True, False]
+    assert manager.search("*")["total"] == 1
+
+
+def test_batch_store_value_too_large_exits_5(cli):
+    big = "x" * (1024 * 1024 + 1)
+    result = cli("memory", "batch", "-", input=ops({"action": "store", "key": "big", "value": big}))
+    assert result.exit_code == 5 and "operation 1" in result.error["message"]

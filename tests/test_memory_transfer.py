@@ -1,0 +1,171 @@
+"""memory export / import: lossless JSON Lines, validation first, conflicts, file modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gemini_flow_cli.core import clock
+from gemini_flow_cli.core.db import Database
+from gemini_flow_cli.core.memory import MemoryManager
+
+ROW_SQL = ("SELECT key, namespace, value, agent_id, swarm_id, ttl, created_at, updated_at, access_count, "
+           "size_bytes, tags, encrypted FROM memory_store ORDER BY namespace, key")
+
+
+def rows(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(ROW_SQL).fetchall()
+    finally:
+        conn.close()
+
+
+def test_export_is_lossless_json_lines_and_import_recreates_identical_rows(cli, tmp_path, db_path):
+    cli("memory", "store", "a", '{"x": [1, 2.5, "é"]}', "-n", "one", "-t", "t1,t2", "--ttl", "1h")
+    cli("memory", "store", "b", "plain text", "-n", "two")
+    cli("memory", "retrieve", "b", "-n", "two")
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO memory_store (key, value, namespace, size_bytes, encrypted, created_at, updated_at)"
+                     " VALUES ('s-api-key', 'gfenc1:opaque-ciphertext', 'sec', 12, 1, 5, 6)")
+    conn.close()
+    out = tmp_path / "dump.jsonl"
+    assert cli("memory", "export", "-o", str(out)).json["exported"] == 3
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    first = lines[0]
+    assert set(first) == {"key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
+                          "accessCount", "size", "createdAt", "updatedAt"}
+    secret = [line for line in lines if line["key"] == "s-api-key"][0]
+    assert secret["value"] == "gfenc1:opaque-ciphertext" and secret["encrypted"] is True
+    fresh = tmp_path / "fresh.db"
+    result = cli("memory", "import", str(out), db=fresh)
+    assert result.exit_code == 0 and result.json["imported"] == 3
+    assert rows(fresh) == rows(db_path)
+
+
+def test_export_to_stdout_and_by_namespace(cli):
+    cli("memory", "store", "a", "1", "-n", "one")
+    cli("memory", "store", "b", "2", "-n", "two")
+    result = cli("memory", "export", "-n", "two")
+    assert [json.loads(line)["key"] for line in result.stdout.splitlines()] == ["b"]
+
+
+def test_import_from_stdin(cli, tmp_path):
+    line = {"key": "k", "namespace": "n", "value": {"v": 1}, "tags": ["a"]}
+    result = cli("memory", "import", "-", input=json.dumps(line) + "\n")
+    assert result.exit_code == 0, result
+    assert cli("memory", "retrieve", "k", "-n", "n").json["value"] == {"v": 1}
+
+
+def test_an_invalid_line_anywhere_imports_nothing_and_names_the_line(cli, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"key": "k1", "value": 1})
+    path.write_text(good + "\n" + json.dumps({"key": "k2", "value": 2}) + "\n" + '{"key": "k3"}\n')
+    result = cli("memory", "import", str(path))
+    assert result.exit_code == 2 and "line 3" in result.error["message"]
+    assert cli("memory", "list").json["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"key": "", "value": 1},
+        {"key": "k", "value": 1, "namespace": "no spaces"},
+        {"key": "k", "value": 1, "createdAt": "yesterday"},
+        {"key": "k", "value": 1, "accessCount": -1},
+        {"key": "k", "value": 1, "tags": "notalist"},
+        {"key": "k", "value": 5, "encrypted": True},
+        {"key": "k", "value": 1, "extra": 1},
+    ],
+)
+def test_invalid_records_are_refused(cli, tmp_path, record):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    result = cli("memory", "import", str(path))
+    assert result.exit_code == 2 and "line 1" in result.error["message"]
+
+
+def write_lines(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def test_on_conflict_fail_skip_replace(cli, tmp_path):
+    cli("memory", "store", "k", '"old"')
+    path = write_lines(tmp_path / "in.jsonl", [{"key": "new", "value": 1}, {"key": "k", "value": "imported"}])
+    failed = cli("memory", "import", path)
+    assert failed.exit_code == 3 and "'k'" in failed.error["message"]
+    assert cli("memory", "list").json["total"] == 1
+    skipped = cli("memory", "import", path, "--on-conflict", "skip").json
+    assert skipped["imported"] == 1 and skipped["skipped"] == 1
+    assert cli("memory", "retrieve", "k").json["value"] == "old"
+    assert cli("memory", "import", path, "--on-conflict", "replace").exit_code == 0
+    assert cli("memory", "retrieve", "k").json["value"] == "imported"
+    assert cli("memory", "import", path, "--on-conflict", "merge").exit_code == 2
+
+
+def test_duplicate_keys_inside_the_file_conflict_in_fail_mode(cli, tmp_path):
+    path = write_lines(tmp_path / "in.jsonl", [{"key": "k", "value": 1}, {"key": "k", "value": 2}])
+    assert cli("memory", "import", path).exit_code == 3
+    assert cli("memory", "list").json["total"] == 0
+
+
+def test_import_refuses_unknown_owners(cli, tmp_path):
+    path = write_lines(tmp_path / "in.jsonl", [{"key": "k", "value": 1, "agentId": "agent-404"}])
+    result = cli("memory", "import", path)
+    assert result.exit_code == 2 and "agent-404" in result.error["message"]
+
+
+def test_import_writes_one_audit_row(cli, tmp_path, db_path):
+    path = write_lines(tmp_path / "in.jsonl", [{"key": f"k{i}", "value": i} for i in range(20)])
+    cli("memory", "import", path)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT COUNT(*), MAX(action) FROM audit_log WHERE entity_type='memory'").fetchone() == (1, "import")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+entries = st.lists(
+    st.fixed_dictionaries({
+        "key": st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=12),
+        "namespace": st.sampled_from(["default", "a", "b.c", "x:y"]),
+        "value": json_values,
+        "tags": st.lists(st.text(alphabet="abc xyz", min_size=1, max_size=4), max_size=3),
+        "ttl": st.none() | st.integers(1, 10**6),
+    }),
+    max_size=15,
+    unique_by=lambda e: (e["key"], e["namespace"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=entries)
+def test_export_then_import_round_trips_any_entries(tmp_path_factory, items):
+    import io
+
+    folder = tmp_path_factory.mktemp("rt")
+    source = Database.open(folder / "a.db")
+    target = Database.open(folder / "b.db")
+    try:
+        MemoryManager(source).batch_store(items)
+        buffer = io.StringIO()
+        MemoryManager(source).export(buffer)
+        path = folder / "x.jsonl"
+        path.write_text(buffer.getvalue(), encoding="utf-8")
+        MemoryManager(target).import_(path)
+        assert target.conn.execute(ROW_SQL).fetchall() == source.conn.execute(ROW_SQL).fetchall()
+    finally:
+        source.close()
+        target.close()
