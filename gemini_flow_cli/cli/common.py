@@ -23,9 +23,9 @@ class State:
     debug: bool = False
     out: Output = field(default_factory=Output)
     db: Any = None
-    hooks_after_write: list = field(default_factory=list)
+    hooks_after_write: list = field(default_factory=lambda: [_automatic_backup])
 
-    def open_db(self, *, create: bool = True, actor: str | None = None):
+    def open_db(self, *, create: bool = True, actor: str | None = None, migrate: bool = True):
         """The database of this invocation, opened once.
 
         ``create=False`` for commands that only read: a missing database is then an empty one,
@@ -43,9 +43,12 @@ class State:
             self.db_path,
             create=create,
             busy_timeout=self.busy_timeout,
-            synchronous=_synchronous_setting(),
+            # flag/env > the database's configuration > the user file > FULL (CLI.md §1)
+            synchronous=os.environ.get("GEMINI_FLOW_SYNCHRONOUS") or None,
+            synchronous_fallback=_load_user_configuration(),
             actor=actor,
             session_id=os.environ.get("GEMINI_FLOW_SESSION"),
+            auto_migrate=migrate,
         )
         return self.db
 
@@ -62,8 +65,23 @@ class State:
             db.close()
 
 
-def _synchronous_setting() -> str | None:
-    return os.environ.get("GEMINI_FLOW_SYNCHRONOUS") or None
+def _automatic_backup(state: State, db) -> None:
+    """Hook: the automatic backup after a write (cli/backup.py); it never fails the command."""
+    try:
+        from gemini_flow_cli.cli.backup import after_write
+
+        after_write(state, db)
+    except Exception as exc:  # noqa: BLE001
+        state.out.warn(f"automatic backup failed: {exc}")
+
+
+def _load_user_configuration() -> str | None:
+    """Load the user configuration file (below the database's own configuration in precedence)
+    and return its ``database.synchronous``, the fallback when neither env nor database set one."""
+    from gemini_flow_cli.core import config
+
+    config.load_user_file(config.user_file_path(os.environ))
+    return config.user_value("database.synchronous")
 
 
 def state() -> State:
@@ -110,9 +128,28 @@ def confirm_or_refuse(question: str, yes: bool) -> None:
 
 
 def memory_manager(db, namespace: str | None = None):
-    """The memory API over ``db``, with this invocation's namespace default and settings."""
-    from gemini_flow_cli.core.memory import DEFAULT_NAMESPACE, MemoryManager
+    """The memory API over ``db``, with this invocation's settings (CLI.md §1 precedence).
+
+    Namespace: -n > GEMINI_FLOW_NAMESPACE > memory.defaultNamespace (database > user file >
+    'default'); likewise memory.maxValueSize and security.autoEncryptPatterns. The cipher is
+    built only when a value must be encrypted or decrypted, from GEMINI_FLOW_ENCRYPTION_KEY or
+    the key file (cli/key.py), so plain commands never import cryptography.
+    """
+    from gemini_flow_cli.core import config
+    from gemini_flow_cli.core.memory import MemoryManager
 
     if namespace is None:
-        namespace = os.environ.get("GEMINI_FLOW_NAMESPACE") or DEFAULT_NAMESPACE
-    return MemoryManager(db, namespace=namespace)
+        namespace = os.environ.get("GEMINI_FLOW_NAMESPACE") or config.get(db, "memory.defaultNamespace")
+
+    def cipher():
+        from gemini_flow_cli.cli.key import cipher_for
+
+        return cipher_for(db)
+
+    return MemoryManager(
+        db,
+        namespace=namespace,
+        max_value_size=config.get(db, "memory.maxValueSize"),
+        auto_encrypt_patterns=config.get(db, "security.autoEncryptPatterns"),
+        cipher=cipher,
+    )

@@ -70,7 +70,7 @@ def up(
         gemini-flow migrate up --to 1.0.4
     """
     st = state()
-    db = st.open_db(create=not dry_run)
+    db = st.open_db(create=not dry_run, migrate=False)
     if dry_run:
         steps = migrations.plan(to) if db.ephemeral else migrations.pending(db.conn, to)
         st.out.raw(migrations.plan_sql(steps) or "-- nothing to apply")
@@ -99,7 +99,7 @@ def down(
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)
     if db.ephemeral:
         raise GeminiFlowError("NOT_FOUND", "there is no database to migrate")
     steps = migrations.to_undo(db.conn, to)

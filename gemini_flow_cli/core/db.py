@@ -85,6 +85,8 @@ class Database:
         self.wrote = False
         self.target = path  # the file this database is, or will be on its first write
         self.creatable = False
+        self.synchronous_fallback: str | None = None
+        self.auto_migrate = True  # off for the `migrate` commands, which choose the steps
         self._synchronous: str | None = None
         self._depth = 0
         self._sqlite_utils = None
@@ -101,6 +103,8 @@ class Database:
         synchronous: str | None = None,
         actor: str | None = None,
         session_id: str | None = None,
+        auto_migrate: bool = True,
+        synchronous_fallback: str | None = None,
     ) -> Database:
         """Open the database at ``path`` (discovered when None).
 
@@ -116,6 +120,8 @@ class Database:
             db.target = path
             db.creatable = create
             db._synchronous = synchronous
+            db.synchronous_fallback = synchronous_fallback
+            db.auto_migrate = auto_migrate
             return db
         _check_header(path)
         try:
@@ -123,6 +129,8 @@ class Database:
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, busy_timeout) from exc
         db = cls(conn, path, busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+        db.auto_migrate = auto_migrate
+        db.synchronous_fallback = synchronous_fallback
         try:
             db._configure(synchronous)
             db.check_schema()
@@ -131,7 +139,7 @@ class Database:
                 conn.close()
                 return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.creatable = create
-            if create and migrations.pending(conn):
+            if create and auto_migrate and migrations.pending(conn):
                 # A command that will write brings the schema up to date before it reads anything
                 # (its settings, its owners): a file another process has only just created, or an
                 # older schema, would otherwise be read before its tables exist.
@@ -158,11 +166,24 @@ class Database:
         return self.path is None
 
     def _configure(self, synchronous: str | None) -> None:
+        """Pragmas of every connection. ``synchronous`` None: the database's own configuration
+        (``database.synchronous``), else ``synchronous_fallback`` (the user file), else FULL."""
         self.conn.execute("PRAGMA foreign_keys=ON")
-        mode = (synchronous or "full").upper()
+        mode = (synchronous or self._stored_synchronous() or self.synchronous_fallback or "full").upper()
         if mode not in ("FULL", "NORMAL"):
             raise GeminiFlowError("INVALID_INPUT", f"invalid synchronous mode {synchronous!r}: use full or normal")
         self.conn.execute(f"PRAGMA synchronous={mode}")
+
+    def _stored_synchronous(self) -> str | None:
+        import json
+
+        try:
+            row = self.conn.execute(
+                "SELECT value FROM configuration WHERE key = 'database.synchronous'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # no configuration table yet (or a foreign file)
+            return None
+        return json.loads(row[0]) if row else None
 
     def check_schema(self) -> None:
         """Refuse a foreign database or one from a newer gemini-flow (exit 6), untouched."""
@@ -263,7 +284,7 @@ class Database:
         return True
 
     def _prepare_for_writing(self) -> None:
-        if not self.ensure_file():
+        if not self.ensure_file() or not self.auto_migrate:
             return
         todo = migrations.pending(self.conn)
         if todo:
