@@ -1,52 +1,1212 @@
-"""Backups of the database."""
+"""Backups of the database: create, verify, restore, list, prune, and automatic backups.
+
+A backup is two files side by side:
+
+- the **content**, in one of three formats, optionally gzipped (``.gz``):
+  ``sqlite`` (a database file made with SQLite's online backup API), ``json`` (every table's rows,
+  see :func:`_write_json`) or ``sql`` (a ``.dump``-style script that ``sqlite3`` runs to rebuild it);
+- its **manifest**, ``<content>.manifest.json``: the format, the schema version, the row count of
+  every table, the SHA-256 and size of the content file as stored, and when it was made. ``verify``
+  needs nothing else.
+
+Every file is written to a hidden temporary file in the destination folder, fsynced, then renamed,
+with mode 0600 whatever the umask: a crash never leaves a half-written file under a final name, and
+the manifest is written after its content, so a manifest always describes a complete file.
+
+Verification *materialises* the backup (decompresses, opens or replays it into a private temporary
+SQLite file), runs ``integrity_check`` and compares every table's row count with the manifest.
+Restore restores from that verified copy, inside one ``BEGIN IMMEDIATE`` transaction of the target
+database: SQLite's journal makes it all-or-nothing, even against ``kill -9``, and because the target
+file is never swapped, a ``-wal``/``-shm`` beside it always belongs to it.
+"""
 
 from __future__ import annotations
 
+import base64
+import calendar
+import contextlib
+import gzip
+import hashlib
+import json
 import os
+import re
+import shutil
 import sqlite3
+import tempfile
 import time
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from gemini_flow_cli.core import clock
+from gemini_flow_cli.core import clock, migrations
 from gemini_flow_cli.errors import GeminiFlowError
+
+FORMATS = ("sqlite", "json", "sql")
+EXTENSIONS = {"sqlite": ".db", "json": ".json", "sql": ".sql"}
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_KIND = "gemini-flow-backup"
+JSON_FORMAT = "gemini-flow-backup-json"
+GZIP_LEVEL = 6
+SQLITE_HEADER = b"SQLite format 3\x00"
+_CHUNK = 1 << 20
+_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
+LOCK_NAME = ".auto-backup.lock"
+
+Progress = Callable[[str, "int | None"], Any]  # Output.progress: a context manager yielding .advance(n)
+
+
+@contextlib.contextmanager
+def _no_progress(description: str, total: int | None = None) -> Iterator[Any]:
+    class _Bar:
+        def advance(self, n: int = 1) -> None:
+            pass
+
+    yield _Bar()
+
+
+def _fail(message: str, **details: Any) -> GeminiFlowError:
+    return GeminiFlowError("BACKUP_FAILED", message, details=details or None)
+
+
+# -- folders, names, atomic files -------------------------------------------------------------
 
 
 def backups_dir(db_path: Path) -> Path:
     """``.hive-mind/backups`` beside the database, created 0700."""
-    folder = db_path.parent / "backups"
+    folder = Path(db_path).parent / "backups"
     if not folder.exists():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
     return folder
 
 
+def _stamp(ts: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
+
+
+def _default_name(folder: Path, fmt: str, compress: bool, origin: str, reason: str | None, ts: float) -> Path:
+    prefix = "hive-auto" if origin == "auto" else "hive"
+    suffix = f"-{reason}" if reason else ""
+    ext = EXTENSIONS[fmt] + (".gz" if compress else "")
+    final = folder / f"{prefix}-{_stamp(ts)}{suffix}{ext}"
+    n = 1
+    while final.exists() or _manifest_path(final).exists():
+        final = folder / f"{prefix}-{_stamp(ts)}{suffix}-{n}{ext}"
+        n += 1
+    return final
+
+
+def _manifest_path(content: Path) -> Path:
+    return content.with_name(content.name + MANIFEST_SUFFIX)
+
+
+def _private_temp(final: Path, tag: str = "tmp") -> Path:
+    """An empty 0600 file beside ``final`` with a hidden, unique name."""
+    for n in range(1000):
+        temp = final.with_name(f".{final.name}.{os.getpid()}.{n}.{tag}")
+        try:
+            fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            continue
+        os.fchmod(fd, 0o600)
+        os.close(fd)
+        return temp
+    raise _fail(f"cannot create a temporary file beside {final}")
+
+
+def _fsync_path(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _publish(temp: Path, final: Path) -> None:
+    """fsync, chmod 0600 and rename into place; the folder is fsynced so the name survives a crash."""
+    _fsync_path(temp)
+    os.chmod(temp, 0o600)
+    os.replace(temp, final)
+    _fsync_dir(final.parent)
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    temp = _private_temp(path)
+    try:
+        temp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", "utf-8")
+        _publish(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+class _HashingWriter:
+    """A binary sink that counts and hashes what it writes (the manifest's size and SHA-256)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+class _TextSink:
+    """Buffers text, encodes it as UTF-8 and writes it in ~1 MiB chunks."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.parts: list[str] = []
+        self.pending = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.pending += len(text)
+        if self.pending >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.binary.write("".join(self.parts).encode("utf-8"))
+            self.parts, self.pending = [], 0
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    sha, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            sha.update(block)
+            size += len(block)
+    return sha.hexdigest(), size
+
+
+# -- what is in a database ---------------------------------------------------------------------
+
+
+def _schema_objects(conn: sqlite3.Connection, schema: str = "main") -> list[tuple[str, str, str]]:
+    """``(type, name, sql)`` of the user's schema in creation order: virtual tables, tables, the rest.
+
+    Shadow tables of a virtual table (``<vtab>_...``) are listed as tables but created by their
+    virtual table, so a rebuild skips their ``CREATE`` (see :func:`_shadow_tables`).
+    """
+    rows = conn.execute(
+        f"SELECT type, name, sql FROM {schema}.sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, "
+        "CASE WHEN sql LIKE 'CREATE VIRTUAL TABLE%' THEN 0 ELSE 1 END, rowid"
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _virtual_tables(objects) -> set[str]:
+    return {name for kind, name, sql in objects if kind == "table" and sql.upper().startswith("CREATE VIRTUAL TABLE")}
+
+
+def _shadow_tables(objects) -> set[str]:
+    virtual = _virtual_tables(objects)
+    return {
+        name for kind, name, _ in objects
+        if kind == "table" and name not in virtual and any(name.startswith(v + "_") for v in virtual)
+    }
+
+
+def data_tables(conn: sqlite3.Connection, schema: str = "main") -> list[str]:
+    """Tables whose rows a backup carries: every ordinary table (virtual ones hold no rows of their own)."""
+    objects = _schema_objects(conn, schema)
+    virtual = _virtual_tables(objects)
+    return [name for kind, name, _ in objects if kind == "table" and name not in virtual]
+
+
+def _has_sequence(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    return conn.execute(
+        f"SELECT 1 FROM {schema}.sqlite_master WHERE name = 'sqlite_sequence'"
+    ).fetchone() is not None
+
+
+def _columns(conn: sqlite3.Connection, table: str, schema: str = "main") -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA {schema}.table_info({_q(table)})")]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _schema_version(conn: sqlite3.Connection) -> str | None:
+    """The schema version, including one from a newer gemini-flow this program does not know."""
+    state = migrations.inspect(conn)
+    return state.unknown[-1] if state.unknown else state.current
+
+
+def row_counts(conn: sqlite3.Connection, schema: str = "main") -> dict[str, int]:
+    """Rows per data table (the manifest's ``tables``)."""
+    return {t: conn.execute(f"SELECT count(*) FROM {schema}.{_q(t)}").fetchone()[0] for t in data_tables(conn, schema)}
+
+
+# -- create ------------------------------------------------------------------------------------
+
+
+def backup(
+    db,
+    path: Path | str | None = None,
+    *,
+    format: str = "sqlite",
+    compress: bool = False,
+    origin: str = "manual",
+    reason: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write a consistent backup of ``db`` and its manifest; return the manifest (with ``path``).
+
+    ``path`` may be a file or an existing folder; by default the backup goes to
+    ``.hive-mind/backups/`` with a timestamped name. An existing file is never overwritten
+    (CONFLICT). The snapshot is one read transaction, so writers in other processes may go on.
+    """
+    if db.ephemeral or db.path is None:
+        raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
+    return _create(db.conn, Path(db.path), path, fmt=format, compress=compress, origin=origin,
+                   reason=reason, progress=progress)
+
+
+def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progress) -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {fmt!r}: use sqlite, json or sql")
+    progress = progress or _no_progress
+    now = clock.now()
+    if path is None:
+        final = _default_name(backups_dir(db_path), fmt, compress, origin, reason, now)
+    else:
+        target = Path(path)
+        if target.is_dir():
+            final = _default_name(target, fmt, compress, origin, reason, now)
+        else:
+            final = target
+            if final.exists() or _manifest_path(final).exists():
+                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path")
+            if not final.parent.is_dir():
+                raise GeminiFlowError("INVALID_INPUT", f"folder {final.parent} does not exist")
+    final = final.absolute()
+    temp = _private_temp(final)
+    scratch: Path | None = None
+    # One read transaction: the row counts and the content are the same snapshot, whatever other
+    # processes commit meanwhile (WAL readers are never blocked and never see later commits).
+    began = False
+    try:
+        if conn.in_transaction:
+            pass  # the caller's transaction (e.g. a restore's safety copy) is the snapshot
+        else:
+            conn.execute("BEGIN")
+            began = True
+        counts = row_counts(conn)
+        version = _schema_version(conn)
+        if fmt == "sqlite":
+            if compress:
+                scratch = _private_temp(final, "db")
+                _sqlite_copy(conn, scratch, progress)
+                digest, size = _gzip_file(scratch, temp)
+            else:
+                _sqlite_copy(conn, temp, progress)
+                digest, size = _hash_file(temp)
+        else:
+            with open(temp, "wb") as raw:
+                hashing = _HashingWriter(raw)
+                stream = gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) if compress else hashing
+                sink = _TextSink(stream)
+                with progress(f"Backing up ({fmt})", sum(counts.values())) as bar:
+                    (_write_json if fmt == "json" else _write_sql)(conn, sink, bar, version, now)
+                sink.flush()
+                if compress:
+                    stream.close()
+                raw.flush()
+                digest, size = hashing.sha.hexdigest(), hashing.size
+        _publish(temp, final)
+    except GeminiFlowError:
+        temp.unlink(missing_ok=True)
+        raise
+    except (sqlite3.Error, OSError) as exc:
+        temp.unlink(missing_ok=True)
+        raise _fail(f"could not write the backup {final}: {exc}") from exc
+    finally:
+        if began:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
+        if scratch is not None:
+            scratch.unlink(missing_ok=True)
+    from gemini_flow_cli import __version__
+
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "manifestVersion": 1,
+        "file": final.name,
+        "format": fmt,
+        "compressed": bool(compress),
+        "size": size,
+        "sha256": digest,
+        "schemaVersion": version,
+        "tables": counts,
+        "createdAt": clock.iso(now),
+        "createdAtEpoch": now,
+        "origin": origin,
+        "reason": reason,
+        "database": str(db_path),
+        "generator": f"gemini-flow {__version__}",
+        "verified": None,
+    }
+    try:
+        _write_manifest(_manifest_path(final), manifest)
+    except OSError as exc:
+        raise _fail(f"wrote {final} but not its manifest: {exc}") from exc
+    return {**manifest, "path": str(final), "manifest": str(_manifest_path(final))}
+
+
+def _sqlite_copy(conn: sqlite3.Connection, dest_path: Path, progress: Progress) -> None:
+    """SQLite's online backup API into ``dest_path``, made a self-contained rollback-journal file."""
+    total = conn.execute("PRAGMA page_count").fetchone()[0]
+    dest = sqlite3.connect(dest_path, isolation_level=None)
+    try:
+        with progress("Backing up (sqlite)", total) as bar:
+            done = [0]
+
+            def step(status, remaining, pages):
+                now_done = pages - remaining
+                bar.advance(now_done - done[0])
+                done[0] = now_done
+
+            # Steps of 4096 pages for the progress bar: the caller's open read transaction keeps
+            # the snapshot between steps, so the copy never restarts under concurrent writers.
+            conn.backup(dest, pages=4096, progress=step)
+        # The copy inherits WAL mode from the source header; a backup is one file, not three.
+        dest.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dest.close()
+
+
+def _gzip_file(source: Path, dest: Path) -> tuple[str, int]:
+    with open(dest, "wb") as raw:
+        hashing = _HashingWriter(raw)
+        with gzip.GzipFile(fileobj=hashing, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz, open(source, "rb") as src:
+            shutil.copyfileobj(src, gz, _CHUNK)
+        raw.flush()
+    return hashing.sha.hexdigest(), hashing.size
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"$base64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"$base64"}:
+            raise ValueError("a cell is an object other than {\"$base64\": ...}")
+        return base64.b64decode(value["$base64"], validate=True)
+    if isinstance(value, list):
+        raise ValueError("a cell is an array")
+    return value
+
+
+def _write_json(conn, sink: _TextSink, bar, version: str | None, now: float) -> None:
+    """The JSON format (documented in the README), one row per line so it streams both ways::
+
+        {"format": "gemini-flow-backup-json", "formatVersion": 1, "schemaVersion": "1.0.7",
+         "createdAt": "...Z", "schema": ["CREATE TABLE ...", ...], "tables": {
+        "agents": {"columns": ["id", ...], "rows": [
+        ["a1", ...],
+        ["a2", ...]
+        ]},
+        ...
+        }}
+
+    Cells are JSON null, numbers and strings; a BLOB is ``{"$base64": "..."}``. ``sqlite_sequence``
+    (AUTOINCREMENT counters) is included as a table when the database has it.
+    """
+    objects = _schema_objects(conn)
+    header = {
+        "format": JSON_FORMAT,
+        "formatVersion": 1,
+        "schemaVersion": version,
+        "createdAt": clock.iso(now),
+        "schema": [sql for _, _, sql in objects],
+    }
+    head = json.dumps(header, ensure_ascii=False)
+    sink.write(head[:-1] + ', "tables": {\n')
+    tables = data_tables(conn) + (["sqlite_sequence"] if _has_sequence(conn) else [])
+    dumps = json.dumps
+    for i, table in enumerate(tables):
+        columns = _columns(conn, table)
+        sink.write(dumps(table, ensure_ascii=False) + ": " + dumps({"columns": columns}, ensure_ascii=False)[:-1] + ', "rows": [\n')
+        first = True
+        n = 0
+        for row in conn.execute(f"SELECT * FROM {_q(table)}"):
+            if any(type(v) is bytes for v in row):
+                row = [_encode_value(v) for v in row]
+            sink.write(("" if first else ",\n") + dumps(row, ensure_ascii=False))
+            first = False
+            n += 1
+            if n % 10000 == 0:
+                bar.advance(10000)
+        bar.advance(n % 10000)
+        sink.write(("" if first else "\n") + ("]}\n" if i == len(tables) - 1 else "]},\n"))
+    sink.write("}}\n")
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NULL"
+        if value in (float("inf"), float("-inf")):
+            return "1e999" if value > 0 else "-1e999"
+        return repr(value)  # round-trips exactly (SQLite's quote() keeps only 15 digits)
+    if isinstance(value, bytes):
+        return "X'" + value.hex() + "'"
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _write_sql(conn, sink: _TextSink, bar, version: str | None, now: float) -> None:
+    """A ``.dump``-style script: ``sqlite3 new.db < backup.sql`` rebuilds the database."""
+    objects = _schema_objects(conn)
+    shadow = _shadow_tables(objects)
+    virtual = _virtual_tables(objects)
+    sink.write(f"-- gemini-flow backup, schema version {version}, created {clock.iso(now)}\n")
+    sink.write("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n")
+    for kind, name, sql in objects:
+        if kind == "table" and name not in shadow:
+            sink.write(sql + ";\n")
+    for kind, name, sql in objects:
+        if kind != "table" or name in virtual:
+            continue
+        if name in shadow:
+            sink.write(f"DELETE FROM {_q(name)};\n")
+        prefix = f"INSERT INTO {_q(name)} VALUES("
+        n = 0
+        for row in conn.execute(f"SELECT * FROM {_q(name)}"):
+            sink.write(prefix + ",".join(map(_sql_literal, row)) + ");\n")
+            n += 1
+            if n % 10000 == 0:
+                bar.advance(10000)
+        bar.advance(n % 10000)
+    if _has_sequence(conn):
+        sink.write('DELETE FROM "sqlite_sequence";\n')
+        for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence"):
+            sink.write(f'INSERT INTO "sqlite_sequence" VALUES({_sql_literal(name)},{_sql_literal(seq)});\n')
+    for kind, name, sql in objects:
+        if kind != "table":
+            sink.write(sql + ";\n")
+    sink.write("COMMIT;\n")
+
+
 def safety_copy(conn: sqlite3.Connection, db_path: Path, reason: str) -> Path:
     """A consistent copy of the database (SQLite's online backup API), 0600, before a risky change.
 
-    Written to a temporary file in the same folder, fsynced, then renamed, so a crash never leaves
-    a half-written file under the final name.
+    A full backup with its manifest (sqlite format), so it is listed, verified and restored like
+    any other. Written to a temporary file in the same folder, fsynced, then renamed.
     """
-    folder = backups_dir(db_path)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock.now()))
-    final = folder / f"hive-{stamp}-{reason}.db"
-    n = 1
-    while final.exists():
-        final = folder / f"hive-{stamp}-{reason}-{n}.db"
-        n += 1
-    temp = final.with_name(f".{final.name}.tmp")
-    fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
     try:
-        target = sqlite3.connect(temp)
+        info = _create(conn, Path(db_path), None, fmt="sqlite", compress=False, origin="safety",
+                       reason=reason, progress=None)
+    except GeminiFlowError as exc:
+        raise _fail(f"could not back up the database before {reason}: {exc.message}") from exc
+    return Path(info["path"])
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def _locate(path: Path | str) -> tuple[Path, Path]:
+    """``(content, manifest)`` for a path naming either of them."""
+    path = Path(path)
+    if path.name.endswith(MANIFEST_SUFFIX):
+        return path.with_name(path.name[: -len(MANIFEST_SUFFIX)]), path
+    return path, _manifest_path(path)
+
+
+def read_manifest(path: Path | str) -> tuple[Path, dict[str, Any]]:
+    """The content file and its parsed manifest; BACKUP_FAILED when either is missing or malformed."""
+    content, manifest_path = _locate(path)
+    if not manifest_path.exists():
+        if not content.exists():
+            raise _fail(f"{content} does not exist")
+        raise _fail(
+            f"{content} has no manifest ({manifest_path.name} beside it); it is not a gemini-flow "
+            "backup, or the manifest was not copied with it"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise _fail(f"the manifest {manifest_path} is unreadable or damaged: {exc}") from exc
+    required = {"kind": str, "format": str, "compressed": bool, "size": int, "sha256": str, "tables": dict}
+    if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND or any(
+        not isinstance(manifest.get(k), t) for k, t in required.items()
+    ) or manifest["format"] not in FORMATS:
+        raise _fail(f"{manifest_path} is not a gemini-flow backup manifest")
+    if not content.exists():
+        raise _fail(f"the backup file {content} named by {manifest_path.name} does not exist")
+    return content, manifest
+
+
+@contextlib.contextmanager
+def materialised(path: Path | str, *, progress: Progress | None = None, scratch_dir: Path | None = None):
+    """Verify a backup and yield ``(manifest, report, temp_db_path)``: a private SQLite copy of it.
+
+    Raises BACKUP_FAILED with every problem found: checksum, decompression, parsing,
+    ``integrity_check``, row counts against the manifest. The copy is deleted afterwards.
+    """
+    progress = progress or _no_progress
+    content, manifest = read_manifest(path)
+    digest, size = _hash_file(content)
+    if size != manifest["size"]:
+        raise _fail(f"{content} has {size} bytes, the manifest says {manifest['size']}: the file is truncated or was changed")
+    if digest != manifest["sha256"]:
+        raise _fail(f"{content} does not match the SHA-256 in its manifest: the file is damaged or was changed")
+    folder = _scratch_folder(scratch_dir or content.parent)
+    try:
+        temp_db = folder / "backup.db"
         try:
-            conn.backup(target)
+            _materialise(content, manifest, temp_db, progress)
+        except GeminiFlowError:
+            raise
+        except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, UnicodeDecodeError, sqlite3.Error) as exc:
+            raise _fail(f"{content} cannot be read as a {_describe(manifest)} backup: {exc}") from exc
+        report = _check(temp_db, manifest, content)
+        yield manifest, report, temp_db
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _describe(manifest) -> str:
+    return manifest["format"] + (" (gzip)" if manifest["compressed"] else "")
+
+
+def _scratch_folder(preferred: Path) -> Path:
+    """A private (0700) temporary folder, beside the backup when possible (same disk, enough room)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix=".gemini-flow-restore-", dir=preferred))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="gemini-flow-restore-"))
+
+
+def _open_text(content: Path, compressed: bool):
+    if compressed:
+        return gzip.open(content, "rt", encoding="utf-8", newline="\n")
+    return open(content, encoding="utf-8", newline="\n")
+
+
+def _materialise(content: Path, manifest: dict, temp_db: Path, progress: Progress) -> None:
+    fmt, compressed = manifest["format"], manifest["compressed"]
+    total = sum(v for v in manifest["tables"].values() if isinstance(v, int))
+    if fmt == "sqlite":
+        with (gzip.open(content, "rb") if compressed else open(content, "rb")) as src, open(temp_db, "wb") as dst:
+            head = src.read(len(SQLITE_HEADER))
+            if head != SQLITE_HEADER:
+                raise _fail(f"{content} is not a SQLite database file")
+            dst.write(head)
+            shutil.copyfileobj(src, dst, _CHUNK)
+        conn = sqlite3.connect(temp_db, isolation_level=None)
+        try:  # a private copy: make it one self-contained file whatever its journal mode was
+            conn.execute("PRAGMA journal_mode=DELETE")
         finally:
-            target.close()
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        os.replace(temp, final)
-    except (sqlite3.Error, OSError) as exc:
-        temp.unlink(missing_ok=True)
-        raise GeminiFlowError("BACKUP_FAILED", f"could not back up the database before {reason}: {exc}") from exc
-    return final
+            conn.close()
+        return
+    conn = sqlite3.connect(temp_db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        # A backup is data, not a program: it may not reach other files.
+        conn.set_authorizer(_deny_attach)
+        with progress(f"Reading the {fmt} backup", total) as bar:
+            if fmt == "json":
+                _load_json(conn, content, compressed, bar)
+            else:
+                _load_sql(conn, content, compressed, bar)
+    finally:
+        conn.close()
+
+
+def _deny_attach(action, *args):
+    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _load_sql(conn, content: Path, compressed: bool, bar) -> None:
+    batch: list[str] = []
+    buffer = ""
+    with _open_text(content, compressed) as handle:
+        for line in handle:
+            buffer += line
+            if not sqlite3.complete_statement(buffer):
+                continue
+            statement = buffer.strip()
+            buffer = ""
+            upper = statement.upper()
+            if upper in ("BEGIN TRANSACTION;", "BEGIN;", "COMMIT;", "END;", "END TRANSACTION;"):
+                continue
+            batch.append(statement)
+            if len(batch) >= 5000:
+                conn.executescript("BEGIN;\n" + "\n".join(batch) + "\nCOMMIT;")
+                bar.advance(len(batch))
+                batch = []
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        raise _fail(f"{content} ends in the middle of a statement: it is truncated")
+    if batch:
+        conn.executescript("BEGIN;\n" + "\n".join(batch) + "\nCOMMIT;")
+        bar.advance(len(batch))
+
+
+def _load_json(conn, content: Path, compressed: bool, bar) -> None:
+    """Streams the line layout :func:`_write_json` writes; any other valid layout is read whole."""
+    with _open_text(content, compressed) as handle:
+        _load_json_lines(conn, handle, bar)
+
+
+def _load_json_lines(conn, handle, bar) -> None:
+    first = handle.readline()
+    if not first.endswith(', "tables": {\n'):
+        handle.seek(0)
+        _load_json_document(conn, json.load(handle), bar)
+        return
+    header = json.loads(first[: -len(', "tables": {\n')] + "}")
+    _create_schema(conn, header, "tables")
+    conn.execute("BEGIN")
+    table = None
+    columns: list[str] = []
+    batch: list = []
+    seen: set[str] = set()
+    ended = False
+    for line in handle:
+        if ended:
+            if line.strip():
+                raise ValueError("text after the end of the JSON document")
+            continue
+        if table is None:
+            if line == "}}\n" or line == "}}":
+                ended = True
+                continue
+            if not line.endswith(', "rows": [\n'):
+                raise ValueError("a table header line was expected")
+            item = json.loads("{" + line[: -len(', "rows": [\n')] + "}}")
+            (table, spec), = item.items()
+            columns = spec["columns"]
+            if table in seen:
+                raise ValueError(f"table {table} appears twice")
+            seen.add(table)
+            insert = _prepare_table(conn, table, columns)
+            continue
+        if line in ("]}\n", "]},\n"):
+            if batch:
+                conn.executemany(insert, batch)
+                bar.advance(len(batch))
+                batch = []
+            table = None
+            continue
+        text = line[:-2] if line.endswith(",\n") else line.rstrip("\n")
+        row = json.loads(text)
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise ValueError(f"a row of {table} does not have {len(columns)} cells")
+        batch.append([_decode_value(v) if isinstance(v, (dict, list)) else v for v in row])
+        if len(batch) >= 10000:
+            conn.executemany(insert, batch)
+            bar.advance(len(batch))
+            batch = []
+    if table is not None or not ended:
+        raise ValueError("the JSON document ends early: it is truncated")
+    conn.execute("COMMIT")
+    _create_schema(conn, header, "rest")
+
+
+def _load_json_document(conn, document: Any, bar) -> None:
+    if not isinstance(document, dict) or document.get("format") != JSON_FORMAT or not isinstance(document.get("tables"), dict):
+        raise ValueError(f"not a {JSON_FORMAT} document")
+    _create_schema(conn, document, "tables")
+    conn.execute("BEGIN")
+    for table, spec in document["tables"].items():
+        columns = spec["columns"]
+        insert = _prepare_table(conn, table, columns)
+        rows = []
+        for row in spec["rows"]:
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise ValueError(f"a row of {table} does not have {len(columns)} cells")
+            rows.append([_decode_value(v) if isinstance(v, (dict, list)) else v for v in row])
+        conn.executemany(insert, rows)
+        bar.advance(len(rows))
+    conn.execute("COMMIT")
+    _create_schema(conn, document, "rest")
+
+
+def _create_schema(conn, header: dict, phase: str) -> None:
+    """The backup's schema: ``tables`` before the rows, the rest (indexes, triggers, views) after,
+    so loading rows neither fires triggers nor maintains indexes row by row."""
+    if header.get("format") != JSON_FORMAT:
+        raise ValueError(f"not a {JSON_FORMAT} document")
+    statements = header.get("schema")
+    if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+        raise ValueError("the schema is missing or malformed")
+    is_table = [re.match(r"\s*CREATE\s+(VIRTUAL\s+)?TABLE\b", s, re.IGNORECASE) for s in statements]
+    conn.execute("BEGIN")
+    if phase == "tables":
+        virtual = [s for s, m in zip(statements, is_table) if m and m.group(1)]
+        for statement in virtual:
+            conn.execute(statement)
+        existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        for statement, match in zip(statements, is_table):
+            if not match or match.group(1):
+                continue
+            name = re.match(r'\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"((?:[^"]|"")+)"|([^\s(]+))', statement, re.IGNORECASE)
+            if name and (name.group(1) or name.group(2)).replace('""', '"') in existing:
+                continue  # a shadow table its virtual table already made
+            conn.execute(statement)
+    else:
+        for statement, match in zip(statements, is_table):
+            if not match:
+                conn.execute(statement)
+    conn.execute("COMMIT")
+
+
+def _prepare_table(conn, table: str, columns: list[str]) -> str:
+    if table == "sqlite_sequence":
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'").fetchone() is None:
+            raise ValueError("sqlite_sequence rows but no AUTOINCREMENT table")
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
+    if exists is None:
+        raise ValueError(f"rows for table {table!r}, which the backup's schema does not create")
+    conn.execute(f"DELETE FROM {_q(table)}")  # sqlite_sequence and shadow tables start non-empty
+    names = ", ".join(_q(c) for c in columns)
+    return f"INSERT INTO {_q(table)} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+
+
+def _check(temp_db: Path, manifest: dict, content: Path) -> dict[str, Any]:
+    """integrity_check, a gemini-flow schema, and the manifest's row counts; the verify report."""
+    try:
+        conn = sqlite3.connect(f"file:{temp_db}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise _fail(f"{content} cannot be opened: {exc}") from exc
+    try:
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+            state = migrations.inspect(conn)
+            counts = row_counts(conn)
+        except sqlite3.DatabaseError as exc:
+            raise _fail(f"{content} is damaged or not a database: {exc}") from exc
+    finally:
+        conn.close()
+    if problems != ["ok"]:
+        raise _fail(f"{content} fails SQLite's integrity check: {'; '.join(problems[:5])}", problems=problems[:20])
+    if state.foreign or not state.applied:
+        raise _fail(f"{content} is not a gemini-flow database (no schema record)")
+    version = state.unknown[-1] if state.unknown else state.current
+    if manifest.get("schemaVersion") != version:
+        raise _fail(f"{content} holds schema {version}, its manifest says {manifest.get('schemaVersion')}")
+    expected = manifest["tables"]
+    mismatched = {
+        t: {"manifest": expected.get(t), "backup": counts.get(t)}
+        for t in sorted(set(expected) | set(counts))
+        if expected.get(t) != counts.get(t)
+    }
+    if mismatched:
+        listing = ", ".join(f"{t}: {v['backup']} rows, manifest {v['manifest']}" for t, v in mismatched.items())
+        raise _fail(f"{content} row counts differ from its manifest ({listing})", tables=mismatched)
+    return {
+        "valid": True,
+        "path": str(content.absolute()),
+        "format": manifest["format"],
+        "compressed": manifest["compressed"],
+        "size": manifest["size"],
+        "sha256": manifest["sha256"],
+        "schemaVersion": version,
+        "restorable": not state.unknown,
+        "createdAt": manifest.get("createdAt"),
+        "tables": counts,
+        "rows": sum(counts.values()),
+    }
+
+
+def verify(path: Path | str, *, progress: Progress | None = None, record: bool = True) -> dict[str, Any]:
+    """Check a backup end to end (see :func:`materialised`); the report, or BACKUP_FAILED.
+
+    With ``record`` the outcome is written into the manifest (``verified``), which ``list`` shows.
+    """
+    try:
+        with materialised(path, progress=progress) as (manifest, report, _):
+            pass
+    except GeminiFlowError as exc:
+        if record:
+            _record_verification(path, False, exc.message)
+        raise
+    if record:
+        _record_verification(path, True, None)
+    return report
+
+
+def _record_verification(path, ok: bool, problem: str | None) -> None:
+    content, manifest_path = _locate(path)
+    with contextlib.suppress(OSError, ValueError):
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
+            return
+        manifest["verified"] = {"ok": ok, "at": clock.iso(clock.now()), **({"problem": problem} if problem else {})}
+        _write_manifest(manifest_path, manifest)
+
+
+# -- restore -----------------------------------------------------------------------------------
+
+# Merge rules per table (documented in the README):
+#  - a key that identifies the same thing in both databases: the primary key, and for
+#    memory_store its (key, namespace);
+#  - "newer": the backup's row replaces the current one only when its updated_at is later;
+#  - "keep": rows missing from the database are added, existing ones are kept as they are;
+#  - "content": log-like tables with only a generated id: backup rows that are not already present
+#    (same values in every column but the id) are added with a new id;
+#  - None: never merged (the audit trail of this database and its schema record).
+_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence"}
+
+
+def _merge_plan(conn, table: str) -> tuple[str, list[str]]:
+    """``(rule, key columns)`` for merging ``table`` (see the rules above)."""
+    if table in _NEVER_MERGED:
+        return "none", []
+    info = list(conn.execute(f"PRAGMA main.table_info({_q(table)})"))
+    columns = [r[1] for r in info]
+    if table == "memory_store":
+        return "newer", ["key", "namespace"]
+    pk = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+    rowid_alias = len(pk) == 1 and next(r[2] for r in info if r[1] == pk[0]).upper() == "INTEGER"
+    if not pk or rowid_alias:
+        return "content", [c for c in columns if c not in pk]
+    return ("newer" if "updated_at" in columns else "keep"), pk
+
+
+def restore(
+    db,
+    path: Path | str,
+    *,
+    merge: bool = False,
+    progress: Progress | None = None,
+    keep_copy: bool = True,
+) -> dict[str, Any]:
+    """Restore ``path`` into ``db``, replacing its contents (or merging with ``merge``).
+
+    The backup is verified first (BACKUP_FAILED and nothing changed when it is damaged, foreign or
+    from a newer schema); an older schema is migrated on the private copy. Everything then happens
+    in one write transaction of ``db``: a safety copy of the current contents (``keep_copy``), the
+    replacement or merge, and the audit row. Returns what was done, with ``safetyBackup``.
+    """
+    from gemini_flow_cli.core import audit
+
+    progress = progress or _no_progress
+    started = time.perf_counter()
+    with materialised(path, progress=progress) as (manifest, report, temp_db):
+        if not report["restorable"]:
+            raise _fail(
+                f"the backup has schema version {report['schemaVersion']}, newer than this program "
+                f"understands (latest {migrations.LATEST}); upgrade gemini-flow to restore it"
+            )
+        migrated = _migrate_copy(temp_db)
+        # The target must be at the latest schema too (its first write migrates it), and ATTACH
+        # is not allowed inside a transaction: both happen before the restore's transaction.
+        with db.write():
+            pass
+        if db.ephemeral or db.path is None:
+            raise GeminiFlowError("NOT_FOUND", "there is no database file to restore into")
+        db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
+        try:
+            with db.write() as conn:
+                copy_path = _safety_copy_locked(db) if keep_copy and _has_data(conn) else None
+                conn.execute("PRAGMA defer_foreign_keys=ON")
+                total = sum(row_counts(conn, "backup").values())  # after migrating the copy
+                if merge:
+                    changed = _merge(conn, progress, total)
+                else:
+                    changed = _replace(conn, progress, total)
+                result = {
+                    "success": True,
+                    "path": report["path"],
+                    "mode": "merge" if merge else "replace",
+                    "format": manifest["format"],
+                    "compressed": manifest["compressed"],
+                    "schemaVersion": report["schemaVersion"],
+                    "migratedFrom": report["schemaVersion"] if migrated else None,
+                    "migratedTo": migrations.LATEST if migrated else None,
+                    "tables": changed,
+                    "safetyBackup": str(copy_path) if copy_path else None,
+                }
+                audit.record(
+                    db, "database", str(db.path), "restore-merge" if merge else "restore",
+                    details={k: result[k] for k in ("path", "mode", "format", "compressed", "schemaVersion",
+                                                    "migratedFrom", "tables", "safetyBackup")},
+                )
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                db.conn.execute("DETACH DATABASE backup")
+    result["executionTime"] = int((time.perf_counter() - started) * 1000)
+    return result
+
+
+def _safety_copy_locked(db) -> Path:
+    """The safety copy, taken while ``db`` holds the write lock.
+
+    SQLite's backup API cannot read through a connection that holds a write transaction (it
+    reports SQLITE_BUSY for ever), so a second connection reads the last commit, which, under
+    our write lock, is exactly what the restore is about to replace.
+    """
+    reader = sqlite3.connect(db.path, isolation_level=None, timeout=db.busy_timeout)
+    try:
+        return safety_copy(reader, Path(db.path), "before-restore")
+    finally:
+        reader.close()
+
+
+def _has_data(conn) -> bool:
+    return any(
+        conn.execute(f"SELECT 1 FROM main.{_q(t)} LIMIT 1").fetchone()
+        for t in data_tables(conn) if t != migrations.RECORD_TABLE
+    )
+
+
+def _migrate_copy(temp_db: Path) -> list[str]:
+    conn = sqlite3.connect(temp_db, isolation_level=None)
+    try:
+        todo = migrations.pending(conn)
+        if not todo:
+            return []
+        try:
+            return migrations.upgrade(conn, todo)
+        except GeminiFlowError as exc:
+            raise _fail(f"the backup's schema could not be migrated: {exc.message}") from exc
+    finally:
+        conn.close()
+
+
+def _common_columns(conn, table: str) -> list[str]:
+    backup_columns = set(_columns(conn, table, "backup"))
+    return [c for c in _columns(conn, table, "main") if c in backup_columns]
+
+
+def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
+    main_tables = data_tables(conn, "main")
+    backup_tables = set(data_tables(conn, "backup"))
+    objects = _schema_objects(conn, "main")
+    shadow = _shadow_tables(objects)
+    missing = [t for t in main_tables if t not in backup_tables and t not in shadow]
+    if missing:
+        raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
+    # Ordinary tables first, shadow tables of virtual tables last: triggers that maintain a
+    # full-text index fire on the first pass, and the second resets the index to the backup's.
+    ordered = [t for t in main_tables if t not in shadow] + [t for t in main_tables if t in shadow and t in backup_tables]
+    counts: dict[str, int] = {}
+    with progress("Restoring", total) as bar:
+        for table in ordered:
+            conn.execute(f"DELETE FROM main.{_q(table)}")
+        for table in ordered:
+            if table in shadow:
+                conn.execute(f"DELETE FROM main.{_q(table)}")
+            names = ", ".join(_q(c) for c in _common_columns(conn, table))
+            cur = conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM backup.{_q(table)}")
+            counts[table] = cur.rowcount
+            bar.advance(cur.rowcount)
+        if _has_sequence(conn, "main"):
+            conn.execute("DELETE FROM main.sqlite_sequence")
+            if _has_sequence(conn, "backup"):
+                conn.execute("INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM backup.sqlite_sequence")
+    return counts
+
+
+def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
+    objects = _schema_objects(conn, "main")
+    shadow = _shadow_tables(objects)
+    backup_tables = set(data_tables(conn, "backup"))
+    counts: dict[str, int] = {}
+    with progress("Merging", total) as bar:
+        for table in data_tables(conn, "main"):
+            if table in shadow or table not in backup_tables:
+                continue
+            rule, key = _merge_plan(conn, table)
+            if rule == "none":
+                continue
+            columns = _common_columns(conn, table)
+            t = _q(table)
+            if rule == "content":
+                names = ", ".join(_q(c) for c in key)
+                same = " AND ".join(f"m.{_q(c)} IS b.{_q(c)}" for c in key)
+                sql = (f"INSERT INTO main.{t} ({names}) SELECT {', '.join('b.' + _q(c) for c in key)} "
+                       f"FROM backup.{t} AS b WHERE NOT EXISTS (SELECT 1 FROM main.{t} AS m WHERE {same})")
+            else:
+                if table == "memory_store":
+                    columns = [c for c in columns if c != "id"]  # ids are local; (key, namespace) is the identity
+                names = ", ".join(_q(c) for c in columns)
+                target = ", ".join(_q(c) for c in key)
+                if rule == "keep":
+                    action = "DO NOTHING"
+                else:
+                    sets = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in columns if c not in key)
+                    action = f"DO UPDATE SET {sets} WHERE excluded.updated_at > coalesce({t}.updated_at, -1)"
+                sql = (f"INSERT INTO main.{t} ({names}) SELECT {names} FROM backup.{t} WHERE true "
+                       f"ON CONFLICT ({target}) {action}")
+            before = conn.total_changes
+            conn.execute(sql)
+            counts[table] = conn.total_changes - before
+            bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
+    return counts
+
+
+# -- list and prune ----------------------------------------------------------------------------
+
+
+def list_backups(folder: Path | str) -> list[dict[str, Any]]:
+    """Every backup with a manifest in ``folder``, newest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    rows = []
+    for manifest_path in folder.glob("*" + MANIFEST_SUFFIX):
+        if manifest_path.name.startswith("."):
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(manifest, dict) or manifest.get("kind") != MANIFEST_KIND:
+            continue
+        content = manifest_path.with_name(manifest_path.name[: -len(MANIFEST_SUFFIX)])
+        try:
+            size = content.stat().st_size
+        except OSError:
+            size = None
+        verified = manifest.get("verified") or {}
+        rows.append({
+            "path": str(content.absolute()),
+            "format": manifest.get("format"),
+            "compressed": bool(manifest.get("compressed")),
+            "size": size,
+            "created": manifest.get("createdAt"),
+            "schemaVersion": manifest.get("schemaVersion"),
+            # "yes" only for a passed `backup verify` of this very file (same size as then).
+            "verified": bool(verified.get("ok")) and size == manifest.get("size"),
+            "origin": manifest.get("origin"),
+            "_epoch": float(manifest.get("createdAtEpoch") or 0),
+            "_manifest": str(manifest_path.absolute()),
+        })
+    rows.sort(key=lambda r: (r["_epoch"], r["path"]), reverse=True)
+    return rows
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def prune(folder: Path | str, retention: int, *, dry_run: bool = False, origin: str | None = None,
+          now: float | None = None) -> list[dict[str, Any]]:
+    """Delete backups (content and manifest) created more than ``retention`` seconds ago.
+
+    ``origin`` limits it to one kind (``auto``). The newest backup is always kept, so a quiet
+    project never loses its last one. Returns what was (or, with ``dry_run``, would be) deleted.
+    """
+    now = clock.now() if now is None else now
+    rows = [r for r in list_backups(folder) if origin is None or r["origin"] == origin]
+    doomed = [r for r in rows[1:] if r["_epoch"] < now - retention]
+    if not dry_run:
+        for row in doomed:
+            Path(row["path"]).unlink(missing_ok=True)
+            Path(row["_manifest"]).unlink(missing_ok=True)
+    return [public(r) for r in doomed]
+
+
+# -- automatic backups -------------------------------------------------------------------------
+
+
+def _seconds(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    from gemini_flow_cli.core.durations import parse_duration
+
+    return parse_duration(str(value), what=what)
+
+
+def newest_auto_backup(folder: Path) -> float | None:
+    """When the newest automatic backup was made (from its name), or None."""
+    newest = None
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("hive-auto-") and not entry.name.endswith(MANIFEST_SUFFIX):
+                match = _STAMP.search(entry.name)
+                if match:
+                    ts = float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%SZ")))
+                    newest = ts if newest is None else max(newest, ts)
+    return newest
+
+
+def _created_at(db) -> float | None:
+    row = db.conn.execute(f"SELECT min(applied_at) FROM {migrations.RECORD_TABLE}").fetchone()
+    return float(row[0]) if row and row[0] else None
+
+
+def automatic_backup(db) -> dict[str, Any] | None:
+    """Take the automatic backup if it is due; return it (with ``pruned``), or None.
+
+    Due when the newest automatic backup, or the database's creation when there is none, is older
+    than ``backup.auto.interval``. A lock file (``flock``) makes concurrent processes take one
+    backup, not several: the loser skips, and whoever takes the lock later checks again.
+    """
+    from gemini_flow_cli.core import config
+
+    if db.ephemeral or not config.get(db, "backup.auto.enabled"):
+        return None
+    interval = _seconds(config.get(db, "backup.auto.interval"), "backup.auto.interval")
+    retention = _seconds(config.get(db, "backup.auto.retention"), "backup.auto.retention")
+    folder = Path(db.path).parent / "backups"
+
+    def due() -> bool:
+        last = newest_auto_backup(folder)
+        if last is None:
+            last = _created_at(db)
+        return last is not None and clock.now() - last >= interval
+
+    if not due():
+        return None
+    folder = backups_dir(Path(db.path))
+    with _exclusive(folder / LOCK_NAME) as locked:
+        if not locked or not due():
+            return None
+        info = backup(db, None, format="sqlite", compress=True, origin="auto")
+        info["pruned"] = prune(folder, retention, origin="auto")
+    return info
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[bool]:
+    """A non-blocking exclusive lock: yields False when another process holds it."""
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield True
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
