@@ -904,6 +904,30 @@ class MemoryManager:
         return transfer.import_file(self.db, path, on_conflict=on_conflict, progress=progress,
                                     on_validated=on_validated)
 
+    # -- backup / restore / migrate --------------------------------------------------------
+
+    def backup(self, path=None, *, format: str = "sqlite", compress: bool = False) -> dict[str, Any]:
+        """A consistent backup of the whole database and its manifest; see ``core.backup.backup``."""
+        from gemini_flow_cli.core import backup
+
+        return backup.backup(self.db, path, format=format, compress=compress)
+
+    def restore(self, path, *, merge: bool = False) -> dict[str, Any]:
+        """Restore a verified backup, replacing the contents or merging; see ``core.backup.restore``."""
+        from gemini_flow_cli.core import backup
+
+        return backup.restore(self.db, path, merge=merge)
+
+    def migrate(self, to: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """Apply pending schema migrations up to ``to`` (the latest by default); ``dry_run`` returns the SQL."""
+        from gemini_flow_cli.core import migrations
+
+        steps = migrations.pending(self.db.conn, to)
+        if dry_run:
+            return {"applied": [], "sql": migrations.plan_sql(steps)}
+        self.db.ensure_file()
+        return {"applied": migrations.upgrade(self.db.conn, steps), "current": self.db.schema_version()}
+
 
 def metadata(row: dict[str, Any]) -> dict[str, Any]:
     """The seed's metadata block for a stored row."""
