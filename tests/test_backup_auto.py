@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gemini_flow_cli.core import autobackup
 from gemini_flow_cli.core import backup as core
 from gemini_flow_cli.core import clock
 
@@ -101,7 +102,7 @@ def test_a_process_holding_the_lock_means_others_take_no_backup(cli, db_path, at
     at(7 * HOUR)
     folder = db_path.parent / "backups"
     folder.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(folder / core.LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
+    fd = os.open(folder / autobackup.LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         assert cli("memory", "store", "k", "2").exit_code == 0

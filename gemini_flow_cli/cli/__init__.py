@@ -287,6 +287,8 @@ def groups_needed(args: list[str] | None) -> list[str]:
                 skip = True
             elif arg in GROUPS:
                 return [arg]
+            elif arg == "--version":
+                return []  # answered by the root's eager option before any group is needed
     return list(GROUPS)
 
 

@@ -159,20 +159,3 @@ def prune(
     st.out.message(f"{verb} {len(removed)} backup(s) older than {retention}")
     st.out.emit({"success": True, "dryRun": dry_run, "deleted": removed, "total": len(removed)}, rows=removed,
                 columns=["path", "format", "size", "created"])
-
-
-def after_write(st, db) -> None:
-    """The automatic backup after a command that wrote (State.hooks_after_write).
-
-    Never fails the user's command: any problem becomes a warning on stderr.
-    """
-    try:
-        from gemini_flow_cli.core import backup as core
-
-        info = core.automatic_backup(db)
-    except Exception as exc:  # noqa: BLE001 - an automatic backup must not fail the command it follows
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        st.out.warn(f"automatic backup failed: {message}")
-        return
-    if info is not None:
-        st.out.message(f"Automatic backup: {info['path']}")

@@ -66,13 +66,20 @@ class State:
 
 
 def _automatic_backup(state: State, db) -> None:
-    """Hook: the automatic backup after a write (cli/backup.py); it never fails the command."""
-    try:
-        from gemini_flow_cli.cli.backup import after_write
+    """Hook: take the automatic backup if it is due (core/autobackup.py).
 
-        after_write(state, db)
-    except Exception as exc:  # noqa: BLE001
-        state.out.warn(f"automatic backup failed: {exc}")
+    Never fails the user's command: any problem becomes a warning on stderr.
+    """
+    try:
+        from gemini_flow_cli.core.autobackup import automatic_backup
+
+        info = automatic_backup(db)
+    except Exception as exc:  # noqa: BLE001 - an automatic backup must not fail the command it follows
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        state.out.warn(f"automatic backup failed: {message}")
+        return
+    if info is not None:
+        state.out.message(f"Automatic backup: {info['path']}")
 
 
 def _load_user_configuration() -> str | None:
