@@ -14,8 +14,6 @@ Prints, all from one run on this machine:
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
 import sqlite3
 import statistics

@@ -90,4 +90,17 @@ def gemini_flow_command() -> list[str]:
     return list(GEMINI_FLOW)
 
 
+@pytest.fixture
+def frozen(monkeypatch):
+    """A settable clock: ``frozen.now = T`` moves time for the core (starts at tests.helpers.T0)."""
+    from tests.helpers import T0
+
+    class Clock:
+        now = T0
+
+    clock = Clock()
+    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: clock.now)
+    return clock
+
+
 requires_groff = pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")

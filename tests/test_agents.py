@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from gemini_flow_cli.core import agent_types
+from tests.helpers import T0, sql
 
 # The seed's "Agent Registry" response (GET /api/v1/agents), verbatim.
 SEED_AGENT_REGISTRY = {
@@ -28,8 +27,6 @@ SEED_AGENT_REGISTRY = {
     "performance": {"averageScore": 0.84, "totalTasks": 156, "successRate": 0.94},
 }
 
-T0 = 1_754_217_000  # 2025-08-03T10:30:00Z
-
 
 def assert_same_shape(actual, expected, path="$"):
     """Same keys at every level; numbers where the seed has numbers, strings where it has strings."""
@@ -48,31 +45,10 @@ def assert_same_shape(actual, expected, path="$"):
         assert isinstance(actual, type(expected)), f"{path}: {actual!r}"
 
 
-def sql(db_path, statement, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
-
-
 def spawn(cli, agent_type="coder", *args):
     result = cli("agent", "spawn", "--type", agent_type, *args)
     assert result.exit_code == 0, result
     return result.json
-
-
-@pytest.fixture
-def frozen(monkeypatch):
-    """A settable clock: ``frozen.now = T`` moves time for the core."""
-
-    class Clock:
-        now = T0
-
-    clock = Clock()
-    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: clock.now)
-    return clock
 
 
 def test_agent_types_lists_the_66_types_in_16_categories(cli):

@@ -159,7 +159,7 @@ def test_keys_complete_from_the_database(run, stored):
     assert completions(run, f"gemini-flow {db} memory retrieve -n user user-") == ["user-preferences", "user-profile"]
     assert completions(run, f"gemini-flow {db} memory retrieve ") == ["ci-status"]
     assert completions(run, f"gemini-flow {db} memory delete -n cache ") == ["cache-1"]
-    assert completions(run, f"gemini-flow memory retrieve c", env={"GEMINI_FLOW_DB": str(stored)}) == ["ci-status"]
+    assert completions(run, "gemini-flow memory retrieve c", env={"GEMINI_FLOW_DB": str(stored)}) == ["ci-status"]
 
 
 def test_namespaces_complete_from_the_database(run, stored):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -215,3 +214,26 @@ def test_ttl_cleanup_uses_an_index(manager):
     text = plan(manager.db, CLEANUP_SQL, (0, 10))
     assert "idx_memory_ttl" in text, text
     assert "SCAN memory_store" not in text, text
+
+
+def test_every_short_pattern_over_set_syntax_agrees_with_fnmatchcase():
+    """Exhaustive over patterns of up to 3 tricky characters (found by hypothesis: `[?-/!]`,
+    whose empty range leaves `[!]`, a negated empty set that matches any character)."""
+    import fnmatch
+    import itertools
+    import sqlite3
+
+    from gemini_flow_cli.core.search import NeverMatches, to_glob
+
+    conn = sqlite3.connect(":memory:")
+    keys = [chr(c) for c in range(32, 127)]
+    patterns = ["".join(p) for n in range(1, 4) for p in itertools.product("[]!-?/a^*", repeat=n)]
+    patterns += ["[?-/!]", "[?-/!a]", "[z-a]", "[!z-a]"]
+    for pattern in patterns:
+        try:
+            glob = to_glob(pattern)
+        except NeverMatches:
+            glob = None
+        for key in keys:
+            got = glob is not None and bool(conn.execute("SELECT ? GLOB ?", (key, glob)).fetchone()[0])
+            assert got == fnmatch.fnmatchcase(key, pattern), (pattern, key, glob)

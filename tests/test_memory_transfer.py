@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gemini_flow_cli.core import clock
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core.memory import MemoryManager
 

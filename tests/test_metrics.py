@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gemini_flow_cli.core.agents import ACTIVE_GAP_SECONDS, active_periods
+from tests.helpers import T0 as NOW
+from tests.helpers import sql, keys_tree
 
 # The seed's "Agent Metrics" response (GET /api/v1/agents/agent-1234/metrics?timeRange=24h), verbatim.
 SEED_AGENT_METRICS = {
@@ -24,33 +24,7 @@ SEED_AGENT_METRICS = {
     },
 }
 
-NOW = 1_754_217_000  # 2025-08-03T10:30:00Z
 DAY = 86400
-
-
-def sql(db_path, statement, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
-
-
-def keys_tree(value):
-    if isinstance(value, dict):
-        return {k: keys_tree(v) for k, v in value.items()}
-    return None
-
-
-@pytest.fixture
-def frozen(monkeypatch):
-    class Clock:
-        now = NOW
-
-    clock = Clock()
-    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: clock.now)
-    return clock
 
 
 def spawn(cli, agent_type="coder"):

@@ -1,15 +1,14 @@
 """Swarms: init, membership kept as a relation, shutdown, coordinators and the seed's Swarm Status."""
 
 from __future__ import annotations
-
 import json
-import sqlite3
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tests.helpers import T0, sql, keys_tree
 
 # The installed console script, as conftest's `run` uses it.
 _SCRIPT = Path(sys.executable).with_name("gemini-flow")
@@ -24,33 +23,6 @@ SEED_SWARM_STATUS = {
     "tasks": {"total": 23, "completed": 18, "running": 3, "pending": 2, "successRate": 0.92},
     "performance": {"throughput": 12.5, "efficiency": 0.89, "coordination": 0.94},
 }
-
-T0 = 1_754_217_000  # 2025-08-03T10:30:00Z
-
-
-def sql(db_path, statement, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            return conn.execute(statement, params).fetchall()
-    finally:
-        conn.close()
-
-
-def keys_tree(value):
-    if isinstance(value, dict):
-        return {k: keys_tree(v) for k, v in value.items()}
-    return None
-
-
-@pytest.fixture
-def frozen(monkeypatch):
-    class Clock:
-        now = T0
-
-    clock = Clock()
-    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: clock.now)
-    return clock
 
 
 def init(cli, *args):

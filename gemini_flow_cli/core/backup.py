@@ -23,7 +23,6 @@ file is never swapped, a ``-wal``/``-shm`` beside it always belongs to it.
 from __future__ import annotations
 
 import base64
-import calendar
 import contextlib
 import gzip
 import hashlib

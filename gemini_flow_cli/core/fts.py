@@ -61,7 +61,7 @@ def enable(db, progress: Callable[[int], None] | None = None) -> dict:
         while True:
             # Chunks by id so that the progress bar moves; the whole build is one transaction.
             row = conn.execute(
-                f"""
+                """
                 WITH chunk AS (SELECT id, key, value FROM memory_store
                                WHERE id > ? AND encrypted = 0 ORDER BY id LIMIT ?)
                 SELECT COUNT(*), MAX(id) FROM chunk

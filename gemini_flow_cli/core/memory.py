@@ -291,19 +291,24 @@ class MemoryManager:
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
         now = int(clock.now())
         with self.db.write() as conn:
-            cursor = conn.execute(
-                f"""
-                UPDATE memory_store SET access_count = access_count + 1
-                WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
-                RETURNING {ENTRY_COLUMNS}
-                """,
-                (key, namespace, now),
-            )
-            found = cursor.fetchone()
-            if found is None:
+            row = self._access(conn, key, namespace, now)
+            if row is None:
                 self._raise_missing(conn, key, namespace, now)
-            row = dict(zip([c[0] for c in cursor.description], found))
             return self.envelope(row)
+
+    @staticmethod
+    def _access(conn, key: str, namespace: str, now: int) -> dict[str, Any] | None:
+        """Count one access of a live entry and return its row; None when missing or expired."""
+        cursor = conn.execute(
+            f"""
+            UPDATE memory_store SET access_count = access_count + 1
+            WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
+            RETURNING {ENTRY_COLUMNS}
+            """,
+            (key, namespace, now),
+        )
+        found = cursor.fetchone()
+        return None if found is None else dict(zip([c[0] for c in cursor.description], found))
 
     def _raise_missing(self, conn, key: str, namespace: str, now: int) -> None:
         row = conn.execute(
@@ -831,22 +836,13 @@ class MemoryManager:
                     continue
                 key, namespace = payload
                 if action == "retrieve":
-                    cursor = conn.execute(
-                        f"""
-                        UPDATE memory_store SET access_count = access_count + 1
-                        WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
-                        RETURNING {ENTRY_COLUMNS}
-                        """,
-                        (key, namespace, now),
-                    )
-                    found = cursor.fetchone()
-                    if found is None:
+                    row = self._access(conn, key, namespace, now)
+                    if row is None:
                         try:
                             self._raise_missing(conn, key, namespace, now)
                         except GeminiFlowError as exc:
                             results.append(_failed("retrieve", key, namespace, exc))
                     else:
-                        row = dict(zip([c[0] for c in cursor.description], found))
                         item: dict[str, Any] = {"action": "retrieve", "key": key, "namespace": namespace,
                                                 "success": True}
                         ok, value = decoder(row)

@@ -55,7 +55,6 @@ def _fnmatch_set(pat: str, i: int) -> tuple[bool, list[tuple[int, int]], int] | 
     if j >= n:
         return None
     stuff = pat[i:j]
-    negated = stuff.startswith("!")
     if "-" not in stuff:
         chunks = [stuff]
     else:
@@ -86,10 +85,11 @@ def _fnmatch_set(pat: str, i: int) -> tuple[bool, list[tuple[int, int]], int] | 
     for index, chunk in enumerate(chunks):
         for position, char in enumerate(chunk):
             flat.append((char, index > 0 and position == 0))
-    if negated and flat and flat[0][0] == "!" and not flat[0][1]:
+    # Like fnmatch, negation is decided on the set *after* empty ranges were removed: `[?-/!]`
+    # becomes `[!]`, a negated empty set, which matches any one character.
+    negated = bool(flat) and flat[0][0] == "!"
+    if negated:
         flat = flat[1:]
-    else:
-        negated = False
     intervals: list[tuple[int, int]] = []
     position = 0
     while position < len(flat):
