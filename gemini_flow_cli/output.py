@@ -98,8 +98,11 @@ class Output:
         cells = [[_cell(row.get(name)) for name in columns] for row in rows]
         console = self._console()
 
+        def data() -> list[int]:
+            return [max([0, *(cell_len(r[i]) for r in cells)]) for i in range(len(columns))]
+
         def natural() -> list[int]:
-            return [max([cell_len(name), *(cell_len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+            return [max(cell_len(name), width) for name, width in zip(columns, data())]
 
         if sum(natural()) > console.width - (3 * len(columns) + 1):
             # Too wide: a column with no value in any row says nothing, so it gives its room
@@ -107,7 +110,7 @@ class Output:
             keep = [i for i in range(len(columns)) if any(r[i] for r in cells)] or list(range(len(columns)))
             columns = [columns[i] for i in keep]
             cells = [[r[i] for i in keep] for r in cells]
-        widths = fit_widths(natural(), [cell_len(name) for name in columns], console.width - (3 * len(columns) + 1))
+        widths = fit_widths(data(), [cell_len(name) for name in columns], console.width - (3 * len(columns) + 1))
         for name, width in zip(columns, widths):
             table.add_column(name, overflow="ellipsis", no_wrap=True, width=width)
         for row in cells:
@@ -245,21 +248,21 @@ def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = No
     sys.stdout.flush()
 
 
-def fit_widths(natural: list[int], headers: list[int], available: int) -> list[int]:
-    """Column widths that fit ``available`` cells: the widest column gives way first.
+def fit_widths(data: list[int], headers: list[int], available: int) -> list[int]:
+    """Column widths that fit ``available`` cells, from each column's widest value and header.
 
-    Short columns keep their whole width and long ones are cut to a common width. The first
-    column (what a row is: a key, an id, a version) keeps up to 12 characters while other
-    columns can still give way; past that every column may shrink to its header (at most 12
-    characters, at least 3).
+    A column wants the wider of its values and its header (at most 60). When the table is too
+    wide, the column with the most room to give gives way first, in two rounds: first down to
+    12 characters of value (24 for the first column, what a row is: an id or a key, so it can
+    still be copied) and 8 of header; then every column down to 3.
     """
-    widths = [min(w, 60) for w in natural]
-    floor = [max(3, min(h, 12)) for h in headers]
-    if widths:
-        first = floor.copy()
-        first[0] = max(first[0], min(widths[0], 12))
-        _shrink(widths, first, available)
-    _shrink(widths, floor, available)
+    widths = [min(max(d, h), 60) for d, h in zip(data, headers)]
+    keep = [
+        min(w, max(3, min(d, 24 if i == 0 else 12), min(h, 8)))
+        for i, (w, d, h) in enumerate(zip(widths, data, headers))
+    ]
+    for floor in (keep, [min(w, 3) for w in widths]):
+        _shrink(widths, floor, available)
     return widths
 
 

@@ -221,12 +221,23 @@ def test_relative_time(seconds_ago, shown):
     st.lists(st.tuples(st.integers(1, 40), st.integers(1, 400)), min_size=1, max_size=8),
     st.integers(0, 300),
 )
-def test_fit_widths_fits_whenever_the_headers_fit(columns, available):
+def test_fit_widths_fits_and_gives_way_in_order(columns, available):
     headers = [h for h, _ in columns]
-    natural = [max(h, n) for h, n in columns]
-    floors = [max(3, min(h, 12)) for h in headers]
-    widths = fit_widths(natural, headers, available)
-    assert all(w >= min(n, f) for w, n, f in zip(widths, natural, floors))
-    assert all(w <= n for w, n in zip(widths, natural))
-    if sum(floors) <= available:
+    data = [d for _, d in columns]
+    natural = [min(max(h, d), 60) for h, d in columns]
+    widths = fit_widths(data, headers, available)
+    assert all(min(3, n) <= w <= n for w, n in zip(widths, natural))
+    if sum(min(3, n) for n in natural) <= available:
         assert sum(widths) <= available
+    # While values can keep 12 characters (the first column 24) and headers 8, nothing is cut below.
+    keep = [min(n, max(3, min(d, 24 if i == 0 else 12), min(h, 8))) for i, (n, d, h) in enumerate(zip(natural, data, headers))]
+    if sum(keep) <= available:
+        assert all(w >= k for w, k in zip(widths, keep))
+
+
+def test_ids_keep_their_width_while_long_values_and_headers_give_way():
+    # agent list at 90 columns: the id (22) stays whole; a long value and long headers give way.
+    data, headers = [22, 7, 5, 6, 12, 8, 3], [2, 4, 4, 6, 12, 12, 16]
+    widths = fit_widths(data, headers, 90 - (3 * 7 + 1))
+    assert widths[0] == 22 and widths[1] == 7
+    assert sum(widths) <= 68
