@@ -166,3 +166,65 @@ def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(db_path, run
         holder.wait()
     conn = sqlite3.connect(db_path)
     assert [r[0] for r in conn.execute("SELECT key FROM memory_store")] == ["seed"]
+
+
+API_WORKER = r"""
+import json, sys, time
+from gemini_flow_cli.core.db import Database
+from gemini_flow_cli.core.memory import MemoryManager
+
+path, w, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+while time.time() < start_at:  # start together
+    time.sleep(0.001)
+memory = MemoryManager(Database.open(path), namespace=f"ns{w % 3}")
+for i in range(200):
+    step = i % 4
+    if step == 0:
+        memory.store(f"w{w}-{i}", {"w": w, "i": i}, tags=[f"w{w}"])
+    elif step == 1:
+        assert memory.retrieve(f"w{w}-{i - 1}")["value"] == {"w": w, "i": i - 1}
+    elif step == 2:
+        assert memory.search(f"w{w}-*")["total"] >= 1
+    elif i % 8 == 3:
+        assert memory.delete([f"w{w}-{i - 3}"]) == [f"w{w}-{i - 3}"]
+    else:
+        memory.store(f"w{w}-{i}", i)
+print("ok")
+"""
+
+
+def test_eight_processes_of_200_mixed_api_calls_all_land(db_path, tmp_path):
+    """8 OS processes x 200 store/retrieve/search/delete calls at once, each its own connection:
+    every call succeeds (no "database is locked") and the final contents are exactly as expected."""
+    from gemini_flow_cli.core.db import Database
+
+    db = Database.open(db_path)
+    with db.write():  # create and migrate before the race
+        pass
+    db.close()
+    script = tmp_path / "worker.py"
+    script.write_text(API_WORKER)
+    start_at = time.time() + 1.5
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, str(script), str(db_path), str(w), str(start_at)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for w in range(8)]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert (p.returncode, out.strip()) == (0, "ok"), err
+        assert "locked" not in err
+    expected = {}
+    for w in range(8):
+        for i in range(200):
+            if i % 4 == 0:
+                expected[(f"ns{w % 3}", f"w{w}-{i}")] = {"w": w, "i": i}
+            elif i % 4 == 3:
+                if i % 8 == 3:
+                    expected.pop((f"ns{w % 3}", f"w{w}-{i - 3}"))
+                else:
+                    expected[(f"ns{w % 3}", f"w{w}-{i}")] = i
+    conn = sqlite3.connect(db_path)
+    actual = {(ns, key): json.loads(value) for key, ns, value in
+              conn.execute("SELECT key, namespace, value FROM memory_store")}
+    assert actual == expected
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
