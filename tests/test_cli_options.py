@@ -23,3 +23,23 @@ def test_nothing_moves_after_double_dash():
 def test_options_before_the_command_stay_in_order():
     args = ["--format=csv", "--db", "memory", "memory", "store", "k", "v"]
     assert hoist_global_options(args) == args
+
+
+def test_only_the_invoked_command_is_built():
+    import typer
+
+    from gemini_flow_cli.cli import build_app
+
+    tree = typer.main.get_command(build_app(["--json", "memory", "retrieve", "k"]))
+    assert list(tree.commands) == ["memory"]
+    assert list(tree.commands["memory"].commands) == ["retrieve"]
+
+
+def test_help_and_mistyped_commands_get_the_whole_group():
+    import typer
+
+    from gemini_flow_cli.cli import build_app
+
+    for args in (["memory", "--help"], ["memory", "retreive", "k"], ["memory"]):
+        group = typer.main.get_command(build_app(args)).commands["memory"]
+        assert {"store", "retrieve", "delete", "search", "batch", "fts"} <= set(group.commands)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
-import importlib.util
 import os
 import sqlite3
 import sys
@@ -201,14 +201,51 @@ def build_app(args: list[str] | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(root)
+    args = sys.argv[1:] if args is None else args
     for name in groups_needed(args):
         module_name, help_text = GROUPS[name]
-        if importlib.util.find_spec(module_name) is None:
-            continue  # not built yet: absent, not pretended
-        module = importlib.import_module(module_name)
-        keep_examples_verbatim(module.app, name)
-        app.add_typer(module.app, name=name, help=help_text, epilog=group_epilog(name, module.app))
+        group = only_command(importlib.import_module(module_name).app, command_named(args, name))
+        keep_examples_verbatim(group, name)
+        app.add_typer(group, name=name, help=help_text, epilog=group_epilog(name, group))
     return app
+
+
+def command_named(args: list[str], group: str) -> str | None:
+    """The word after ``group`` on the command line (the command it invokes), if any."""
+    if _completing():
+        return None
+    try:
+        word = args[args.index(group) + 1]
+    except (ValueError, IndexError):
+        return None
+    return None if word.startswith("-") else word
+
+
+def only_command(group: typer.Typer, command: str | None) -> typer.Typer:
+    """``group`` with just ``command`` registered, when it has one of that name.
+
+    Typer builds a Click command, with a signature inspection per parameter, for every command
+    of a group on every start; `memory retrieve` in a loop should pay for one. Help, completion
+    and a mistyped name (which needs its neighbours for "did you mean") get the whole group.
+    """
+    if command is None:
+        return group
+    commands = [c for c in group.registered_commands if _command_name(c) == command]
+    groups = [g for g in group.registered_groups if g.name == command]
+    if not commands and not groups:
+        return group
+    narrowed = copy.copy(group)
+    narrowed.registered_commands, narrowed.registered_groups = commands, groups
+    return narrowed
+
+
+def _command_name(info) -> str:
+    # Typer's own default: the function's name with underscores as dashes.
+    return info.name or info.callback.__name__.replace("_", "-")
+
+
+def _completing() -> bool:
+    return any(k.startswith("_GEMINI_FLOW_COMPLETE") for k in os.environ)
 
 
 def verbatim_paragraphs(text: str) -> str:
@@ -275,8 +312,7 @@ def group_epilog(name: str, app: typer.Typer) -> str | None:
 
 def groups_needed(args: list[str] | None) -> list[str]:
     args = sys.argv[1:] if args is None else args
-    completing = any(k.startswith("_GEMINI_FLOW_COMPLETE") for k in os.environ)
-    if not completing:
+    if not _completing():
         skip = False
         for arg in args:
             if skip:
