@@ -82,6 +82,14 @@ class Output:
         else:
             self.table(rows, columns, title=title)
 
+    def done(self, result: Any, message: str) -> None:
+        """What a write did: on a terminal (table format) one line on stderr and nothing on stdout;
+        otherwise ``result`` as data, for scripts."""
+        if self.format == "table":
+            self.message(message)
+        else:
+            self.emit(result)
+
     def emit_jsonl(self, rows: Iterable[dict[str, Any]]) -> None:
         write = sys.stdout.write
         for row in rows:

@@ -155,10 +155,7 @@ def update(
     meta = parse_json_object(metadata)
     db = st.open_db(create=True, actor=agent_id)
     record = agents.update(db, agent_id, status=status, capabilities=capability, metadata=meta)
-    if st.out.format == "table":
-        st.out.message(f"Updated {record['name']} ({agent_id}): {record['status']}")
-    else:
-        st.out.emit(record)
+    st.out.done(record, f"Updated {record['name']} ({agent_id}): {record['status']}")
 
 
 @app.command()
@@ -183,10 +180,7 @@ def heartbeat(
     st = state()
     db = st.open_db(create=True, actor=agent_id)
     result = agents.heartbeat(db, agent_id, memory=memory, cpu=cpu)
-    if st.out.format == "table":
-        st.out.message(f"Heartbeat recorded for {agent_id} at {result['lastActivity']}")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Heartbeat recorded for {agent_id} at {result['lastActivity']}")
 
 
 @app.command()
@@ -204,13 +198,11 @@ def terminate(agent_id: AgentId) -> None:
 
     st = state()
     result = agents.terminate(st.open_db(create=True), agent_id)
-    if st.out.format == "table":
-        st.out.message(
-            f"Terminated {agent_id}; left {len(result['leftSwarms'])} swarm(s), "
-            f"{len(result['requeuedTasks'])} task(s) back to pending"
-        )
-    else:
-        st.out.emit(result)
+    st.out.done(
+        result,
+        f"Terminated {agent_id}; left {len(result['leftSwarms'])} swarm(s), "
+        f"{len(result['requeuedTasks'])} task(s) back to pending",
+    )
 
 
 @app.command()

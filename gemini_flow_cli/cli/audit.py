@@ -88,10 +88,7 @@ def verify(
     db = st.open_db(create=False)
     with db.read():
         result = audit.verify(db, expect_head=expect_head)
-    if st.out.format == "table":
-        st.out.message(f"Audit log intact: {result['verified']} row(s) verified; head {result['head']}")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Audit log intact: {result['verified']} row(s) verified; head {result['head']}")
 
 
 @app.command()
@@ -125,8 +122,5 @@ def prune(
         result = {"success": True, "pruned": 0, "retention": seconds, "dryRun": dry_run}
     else:
         result = audit.prune(db, seconds, dry_run=dry_run)
-    if st.out.format == "table":
-        verb = "Would prune" if dry_run else "Pruned"
-        st.out.message(f"{verb} {result['pruned']} audit row(s) older than {retention}")
-    else:
-        st.out.emit(result)
+    verb = "Would prune" if dry_run else "Pruned"
+    st.out.done(result, f"{verb} {result['pruned']} audit row(s) older than {retention}")

@@ -86,10 +86,7 @@ def set_(
     else:
         db = st.open_db(create=True)
         result = {"success": True, **config.set_value(db, key, parsed)}
-    if st.out.format == "table":
-        st.out.message(f"{key} = {json.dumps(parsed, ensure_ascii=False)} ({'user file' if user else 'database'})")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"{key} = {json.dumps(parsed, ensure_ascii=False)} ({'user file' if user else 'database'})")
 
 
 @app.command()
@@ -118,10 +115,7 @@ def unset(
         db = st.open_db(create=False)
         removed = config.unset_value(db, key) if not db.ephemeral else False
     result = {"success": True, "key": key, "removed": removed, "source": "user" if user else "database"}
-    if st.out.format == "table":
-        st.out.message(f"{key}: {'removed' if removed else 'was not set'} ({'user file' if user else 'database'})")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"{key}: {'removed' if removed else 'was not set'} ({'user file' if user else 'database'})")
 
 
 @app.command("list")

@@ -81,10 +81,7 @@ def generate(
         file = key_file_path(db)
     path = keys.write_key_file(file.expanduser().resolve())
     result = {"success": True, "keyFile": str(path), "mode": "0600"}
-    if st.out.format == "table":
-        st.out.message(f"Wrote a new key to {path} (mode 0600). Back it up: without it encrypted values cannot be read.")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Wrote a new key to {path} (mode 0600). Back it up: without it encrypted values cannot be read.")
 
 
 @app.command()
@@ -183,7 +180,4 @@ def rotate(
         st.out.message(f"Now set {ENV_KEY} to the new key.")
     elif os.environ.get(ENV_KEY) or os.environ.get("GEMINI_FLOW_KEY_FILE"):
         st.out.warn(f"{ENV_KEY} or GEMINI_FLOW_KEY_FILE is set and overrides security.keyFile: point it at the new key")
-    if st.out.format == "table":
-        st.out.message(f"Re-encrypted {result['rotated']} value(s) under the new key.")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Re-encrypted {result['rotated']} value(s) under the new key.")

@@ -67,10 +67,7 @@ def store(
         swarm_id=swarm,
         if_absent=if_absent,
     )
-    if st.out.format == "table":
-        st.out.message(f"Stored {result['namespace']}/{result['key']} ({result['size']} bytes)")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Stored {result['namespace']}/{result['key']} ({result['size']} bytes)")
 
 
 @app.command()
@@ -138,10 +135,7 @@ def delete(
             f"none of the keys exist in namespace {manager.namespace!r}: {', '.join(keys)}",
             details={"missing": missing},
         )
-    if st.out.format == "table":
-        st.out.message(f"Deleted {len(deleted)} of {len(keys)} key(s) from {manager.namespace}")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Deleted {len(deleted)} of {len(keys)} key(s) from {manager.namespace}")
 
 
 # -- search and list ----------------------------------------------------------------------------
@@ -336,12 +330,9 @@ def cleanup(
             manager = memory_manager(st.open_db(create=True))
             with st.out.progress("Removing expired entries", total=expected) as bar:
                 result = manager.cleanup(progress=bar.advance)
-    if st.out.format == "table":
-        verb = "would remove" if dry_run else "removed"
-        count = result["expired"] if dry_run else result["removed"]
-        st.out.message(f"Cleanup {verb} {count} expired entr{'y' if count == 1 else 'ies'}")
-    else:
-        st.out.emit(result)
+    verb = "would remove" if dry_run else "removed"
+    count = result["expired"] if dry_run else result["removed"]
+    st.out.done(result, f"Cleanup {verb} {count} expired entr{'y' if count == 1 else 'ies'}")
 
 
 @app.command()
@@ -370,10 +361,7 @@ def clear(
     target = "every namespace" if all_ else f"namespace {namespace!r}"
     confirm_or_refuse(f"Delete every entry of {target}?", yes)
     result = memory_manager(st.open_db(create=True)).clear(namespace, all_namespaces=all_)
-    if st.out.format == "table":
-        st.out.message(f"Deleted {result['deleted']} entr{'y' if result['deleted'] == 1 else 'ies'} from {target}")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Deleted {result['deleted']} entr{'y' if result['deleted'] == 1 else 'ies'} from {target}")
 
 
 # -- batch --------------------------------------------------------------------------------------
@@ -453,10 +441,7 @@ def export(
         return
     count = transfer.export_file(db, output, namespace=namespace)
     result = {"success": True, "exported": count, "path": str(output), "namespace": namespace}
-    if st.out.format == "table":
-        st.out.message(f"Exported {count} entr{'y' if count == 1 else 'ies'} to {output}")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Exported {count} entr{'y' if count == 1 else 'ies'} to {output}")
 
 
 @app.command("import")
@@ -519,13 +504,11 @@ def import_(
     finally:
         if spooled:
             os.unlink(spooled)
-    if st.out.format == "table":
-        st.out.message(
-            f"Imported {result['imported']} of {result['records']} record(s)"
-            + (f", skipped {result['skipped']}" if result["skipped"] else "")
-        )
-    else:
-        st.out.emit(result)
+    st.out.done(
+        result,
+        f"Imported {result['imported']} of {result['records']} record(s)"
+        + (f", skipped {result['skipped']}" if result["skipped"] else ""),
+    )
 
 
 # -- full-text index ----------------------------------------------------------------------------
@@ -551,10 +534,7 @@ def fts_enable() -> None:
     total = fts.pending_count(db)
     with st.out.progress("Building full-text index", total=total) as bar:
         result = fts.enable(db, progress=bar.advance)
-    if st.out.format == "table":
-        st.out.message(f"Full-text index enabled ({result['indexed']} entries indexed)")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Full-text index enabled ({result['indexed']} entries indexed)")
 
 
 @fts_app.command("disable")
@@ -569,10 +549,7 @@ def fts_disable() -> None:
 
     st = state()
     result = fts.disable(st.open_db(create=True))
-    if st.out.format == "table":
-        st.out.message("Full-text index disabled")
-    else:
-        st.out.emit(result)
+    st.out.done(result, "Full-text index disabled")
 
 
 @fts_app.command("status")

@@ -45,10 +45,7 @@ def record(
     result = metrics.record(
         db, entity_type, entity_id, name, value, metadata=meta, unit=unit, aggregation_period=period
     )
-    if st.out.format == "table":
-        st.out.message(f"Recorded {name}={result['value']} for {entity_type} {entity_id} (#{result['id']})")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Recorded {name}={result['value']} for {entity_type} {entity_id} (#{result['id']})")
 
 
 @app.command("list")

@@ -113,10 +113,7 @@ def join(swarm_id: SwarmId, agent_id: AgentId) -> None:
 
     st = state()
     result = swarms.join(st.open_db(create=True, actor=agent_id), swarm_id, agent_id)
-    if st.out.format == "table":
-        st.out.message(f"{agent_id} joined {swarm_id} ({result['activeAgents']}/{result['maxAgents']})")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"{agent_id} joined {swarm_id} ({result['activeAgents']}/{result['maxAgents']})")
 
 
 @app.command()
@@ -131,10 +128,7 @@ def leave(swarm_id: SwarmId, agent_id: AgentId) -> None:
 
     st = state()
     result = swarms.leave(st.open_db(create=True, actor=agent_id), swarm_id, agent_id)
-    if st.out.format == "table":
-        st.out.message(f"{agent_id} left {swarm_id} ({result['activeAgents']}/{result['maxAgents']})")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"{agent_id} left {swarm_id} ({result['activeAgents']}/{result['maxAgents']})")
 
 
 @app.command()
@@ -151,7 +145,4 @@ def shutdown(swarm_id: SwarmId) -> None:
 
     st = state()
     result = swarms.shutdown(st.open_db(create=True), swarm_id)
-    if st.out.format == "table":
-        st.out.message(f"Swarm {swarm_id} shut down")
-    else:
-        st.out.emit(result)
+    st.out.done(result, f"Swarm {swarm_id} shut down")
