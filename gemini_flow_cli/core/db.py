@@ -82,7 +82,8 @@ class Database:
         self.busy_timeout = busy_timeout
         self.actor = actor or _os_user()
         self.session_id = session_id
-        self.wrote = False
+        self.wrote = False  # a transaction that changed stored data has committed
+        self._prepared = False
         self.target = path  # the file this database is, or will be on its first write
         self.creatable = False
         self.synchronous_fallback: str | None = None
@@ -213,10 +214,13 @@ class Database:
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, bookkeeping: bool = False) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one.
 
         The first write to a file applies pending schema migrations, and makes the file WAL.
+        ``bookkeeping`` marks a transaction that changes no data a user stored (a read's access
+        count): it does not count as the command having written (``wrote``), which is what
+        automatic backups follow.
         """
         if self._depth:
             self._depth += 1
@@ -226,8 +230,9 @@ class Database:
                 self._depth -= 1
             return
         try:
-            if not self.wrote:
+            if not self._prepared:
                 self._prepare_for_writing()
+                self._prepared = not self.ephemeral  # a stand-in may still become a file
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self.busy_timeout) from exc
@@ -248,7 +253,7 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 self.conn.execute("ROLLBACK")
             raise translate_sqlite_error(exc, self.busy_timeout) from exc
-        self.wrote = True
+        self.wrote = self.wrote or not bookkeeping
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -290,7 +290,7 @@ class MemoryManager:
         key = validate_key(key)
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
         now = int(clock.now())
-        with self.db.write() as conn:
+        with self.db.write(bookkeeping=True) as conn:
             row = self._access(conn, key, namespace, now)
             if row is None:
                 self._raise_missing(conn, key, namespace, now)
