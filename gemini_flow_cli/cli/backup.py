@@ -132,8 +132,16 @@ def list_(
     st = state()
     folder = _folder(st, directory)
     rows = [core.public(r) for r in core.list_backups(folder)]
-    st.out.emit({"backups": rows, "total": len(rows), "folder": str(folder.absolute())}, rows=rows,
-                columns=["path", "format", "compressed", "size", "created", "schemaVersion", "verified", "origin"])
+    result = {"backups": rows, "total": len(rows), "folder": str(folder.absolute())}
+    if st.out.format == "table":
+        # Every backup of a folder shares it: the table shows names (the folder is said once);
+        # JSON, CSV and JSON Lines carry the full paths.
+        st.out.message(f"Backups in {folder.absolute()}")
+        named = [{"name": Path(r["path"]).name, **r} for r in rows]
+        st.out.emit(result, rows=named, columns=["name", "format", "size", "created", "verified"])
+    else:
+        st.out.emit(result, rows=rows,
+                    columns=["path", "format", "compressed", "size", "created", "schemaVersion", "verified", "origin"])
 
 
 @app.command()
