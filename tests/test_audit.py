@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import getpass
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gemini_flow_cli.core import audit, clock
+from tests.helpers import sql
 
 SECRET = "audit test secret"
 PLAINTEXT = "hunter2-PLAINTEXT-9f8e7d"
@@ -18,16 +18,6 @@ PLAINTEXT = "hunter2-PLAINTEXT-9f8e7d"
 @pytest.fixture
 def keyed(monkeypatch):
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
-
-
-def sql(db_path: Path, statement: str, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        rows = conn.execute(statement, params).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
 
 
 def all_bytes(db_path: Path) -> bytes:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from gemini_flow_cli.core import crypto
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core.memory import MemoryManager
+from tests.helpers import sql
 
 SECRET = "correct horse battery staple"
 PLAINTEXT = "sk-live-PLAINTEXT-4f9a2c"
@@ -38,16 +38,6 @@ def files_hash(db_path: Path) -> str:
 
 def raw_bytes(db_path: Path) -> bytes:
     return b"".join(Path(f"{db_path}{s}").read_bytes() for s in ("", "-wal") if Path(f"{db_path}{s}").exists())
-
-
-def sql(db_path: Path, statement: str, params=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        rows = conn.execute(statement, params).fetchall()
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
 
 
 def test_encrypted_value_is_absent_from_the_raw_database_bytes(cli, db_path, keyed):
