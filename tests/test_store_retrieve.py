@@ -30,7 +30,7 @@ def test_store_prints_the_seed_shape(cli):
 @pytest.mark.parametrize(
     "given, stored",
     [("42", 42), ('{"a": [1, 2]}', {"a": [1, 2]}), ("true", True), ("null", None),
-     ("hello world", "hello world"), ('"quoted"', "quoted"), ("NaN", "NaN"), ("[1,", "[1,")],
+     ("hello world", "hello world"), ('"quoted"', "quoted"), ("NaN", "NaN"), ("1,2", "1,2")],
 )
 def test_value_is_json_when_it_parses_else_a_string(cli, given, stored):
     assert cli("memory", "store", "k", given).exit_code == 0
@@ -181,8 +181,9 @@ def test_retrieve_json_is_the_seed_envelope_and_counts_an_access(cli):
 
 
 def test_retrieve_default_when_missing(cli, db_path):
-    result = cli("memory", "retrieve", "absent", "--default", "fallback")
+    result = cli("memory", "retrieve", "absent", "--default", "fallback", "--format", "auto")
     assert (result.exit_code, result.stdout) == (0, "fallback\n")
+    assert cli("memory", "retrieve", "absent", "--default", "fallback").json["value"] == "fallback"
     assert not db_path.exists()
 
 

@@ -167,12 +167,25 @@ def report_usage(state: State, exc) -> int:
         # mode (it is for a person), on stderr with Click's usage-error status.
         exc.show()
         return 2
+    hint = _dash_hint(exc)
+    if hint:
+        exc.message = f"{exc.message}. {hint}"
     if state.out.format in ("json", "jsonl"):
         error = GeminiFlowError("USAGE", exc.format_message())
         state.out.error(error.to_json(), error.message)
     else:
         exc.show()
     return 2 if exc.exit_code == 1 else exc.exit_code
+
+
+def _dash_hint(exc) -> str | None:
+    """For ``memory store counter -5``: a value that looks like an option goes after ``--``."""
+    import re
+
+    name = getattr(exc, "option_name", None)
+    if type(exc).__name__ == "NoSuchOption" and name and re.fullmatch(r"-[\d.]+([eE][-+]?\d+)?", name):
+        return f"A value starting with '-' goes after '--': gemini-flow ... KEY -- {name}"
+    return None
 
 
 def _version(value: bool) -> None:

@@ -78,35 +78,72 @@ def retrieve(
         Optional[str],
         typer.Option("--default", help="Print this and exit 0 when the key is missing or expired.", show_default=False),
     ] = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the stored text to this file exactly (mode 0600), no newline added.",
+                     show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With -o: replace an existing file.")] = False,
 ) -> None:
     """Print a value: a string raw, anything else as JSON. Counts one access.
 
     With --json, prints the seed's envelope with metadata. A missing key exits 1 (NOT_FOUND),
-    an expired one exits 1 (TTL_EXPIRED), unless --default is given.
+    an expired one exits 1 (TTL_EXPIRED), unless --default is given; with --json the default
+    then comes in an envelope too, {"key", "namespace", "value", "default": true}, its value
+    read like a stored VALUE. -o FILE writes the stored string exactly (other values as compact
+    JSON) with no newline added, so `store --file F` then `retrieve -o F2` gives F's bytes back.
 
     Example:
 
-        theme=$(gemini-flow memory retrieve user-preferences -n user | jq -r .theme)
+        gemini-flow memory store user-preferences '{"theme": "dark"}' -n user
+
+        gemini-flow memory retrieve user-preferences -n user | jq -r .theme
 
         gemini-flow memory retrieve ci-status --default unknown
+
+        gemini-flow memory retrieve user-preferences -n user -o prefs.json --force
     """
+    from gemini_flow_cli.cli.common import check_output_path, write_output
+    from gemini_flow_cli.core.memory import dumps
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
+    if output is not None:
+        check_output_path(output, force)
     db = st.open_db(create=False)
+    manager = memory_manager(db, namespace)
     try:
-        envelope = memory_manager(db, namespace).retrieve(key)
+        envelope = manager.retrieve(key)
     except GeminiFlowError as exc:
         if default is None or exc.code not in ("NOT_FOUND", "TTL_EXPIRED"):
             raise
-        st.out.raw(default)
+        envelope = None
+    if envelope is None:
+        if output is not None:
+            write_output(output, default.encode("utf-8"))
+        elif st.out.json_explicit or st.out.format == "jsonl":
+            try:
+                value = parse_value(default)
+            except GeminiFlowError:
+                value = default
+            st.out.emit({"success": True, "key": key, "namespace": manager.namespace, "value": value,
+                         "default": True})
+        else:
+            st.out.raw(default)
         return
-    if st.out.json_explicit or st.out.format == "jsonl":
+    value = envelope["value"]
+    if output is not None:
+        text = value if isinstance(value, str) else dumps(value)
+        write_output(output, text.encode("utf-8"))
+        st.out.done({"success": True, "key": envelope["key"], "namespace": envelope["namespace"],
+                     "path": str(output), "size": len(text.encode("utf-8"))},
+                    f"Wrote {envelope['namespace']}/{envelope['key']} to {output}")
+    elif st.out.json_explicit or st.out.format == "jsonl":
         st.out.emit(envelope)
-    elif isinstance(envelope["value"], str):
-        st.out.raw(envelope["value"])
+    elif isinstance(value, str):
+        st.out.raw(value)
     else:
-        st.out.raw(json.dumps(envelope["value"], ensure_ascii=False))
+        st.out.raw(json.dumps(value, ensure_ascii=False))
 
 
 @app.command()
@@ -210,7 +247,7 @@ def search(
     st = state()
     db = st.open_db(create=False)
     result = memory_manager(db).search(
-        pattern or "*", namespace=namespace, tags=tag or (), limit=limit, offset=offset,
+        "*" if pattern is None else pattern, namespace=namespace, tags=tag or (), limit=limit, offset=offset,
         sort_by=sort_by, sort_order=sort_order, include_expired=include_expired, text=text,
     )
     _emit_search(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -88,15 +89,54 @@ def dumps(value: Any) -> str:
 
 
 def parse_value(text: str, *, force_string: bool = False) -> Any:
-    """A value as typed: JSON when it parses, else the text as a JSON string (CLI.md §4)."""
+    """A value as typed: JSON when it parses, else the text as a JSON string (CLI.md §4).
+
+    Text starting with ``{`` or ``[`` (after blanks) must be valid JSON, and a number beyond the
+    float range (``1e400``) is refused: both INVALID_INPUT (exit 2), since storing them as a
+    string would silently change what the user meant. ``force_string`` (``--string``) skips
+    every check and keeps the text as it is.
+    """
     if force_string:
         return text
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
-        json.dumps(value, allow_nan=False)  # 1e999 parses to inf, which is not JSON
-    except ValueError:
+        return loads_strict(text)
+    except GeminiFlowError as exc:
+        raise GeminiFlowError(exc.code, f"{exc.message}; pass --string to store it as text",
+                              details=exc.details) from None
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "["):
+            raise GeminiFlowError(
+                "INVALID_INPUT",
+                f"the value starts with {text.lstrip()[0]!r} but is not valid JSON ({exc}); "
+                "fix it, or pass --string to store it as text",
+            ) from None
         return text
-    return value
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity (ValueError) and numbers JSON cannot carry
+    (beyond the float range, or an integer too long to read): INVALID_INPUT (exit 2)."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"the number {text[:40]} is beyond the float range (about 1.8e308)",
+            details={"number": text[:40]},
+        )
+    return number
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python reads (sys.get_int_max_str_digits)
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"the number {text[:20]}... has too many digits ({len(text)})",
+            details={"digits": len(text)},
+        ) from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -1050,7 +1090,7 @@ def parse_batch_document(text: str) -> list[Any]:
     if not stripped:
         raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
     try:
-        document = json.loads(stripped)
+        document = loads_strict(stripped)
     except ValueError:
         document = None
         operations = []
@@ -1058,7 +1098,10 @@ def parse_batch_document(text: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                operations.append(json.loads(line))
+                operations.append(loads_strict(line))
+            except GeminiFlowError as exc:
+                raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
+                                      details={"line": number, **exc.details}) from None
             except ValueError as exc:
                 raise GeminiFlowError(
                     "INVALID_INPUT", f"line {number}: not JSON ({exc.msg}); nothing was applied",

@@ -182,8 +182,8 @@ class SearchOptions:
     text: str | None = None
 
     def validate(self) -> None:
-        if not isinstance(self.pattern, str) or not self.pattern:
-            raise GeminiFlowError("INVALID_INPUT", "the search pattern must not be empty (use '*' for all keys)")
+        if not isinstance(self.pattern, str):
+            raise GeminiFlowError("INVALID_INPUT", "the search pattern must be text (use '*' for all keys)")
         if self.sort_by is not None and self.sort_by not in SORT_COLUMNS:
             raise GeminiFlowError(
                 "INVALID_INPUT",
@@ -206,6 +206,8 @@ def where_clause(options: SearchOptions, now: int) -> tuple[str, list[Any]]:
     """
     clauses: list[str] = []
     params: list[Any] = []
+    if options.pattern == "":
+        raise NeverMatches()  # fnmatch: '' matches only the empty key, and no key is empty
     if options.pattern != "*":
         clauses.append("m.key GLOB ?")
         params.append(to_glob(options.pattern))
