@@ -116,7 +116,7 @@ def test_agent_metrics_window_excludes_its_start(cli, db_path, frozen):
 def test_agent_metrics_without_data_invents_nothing(cli, frozen):
     agent = spawn(cli)
     assert cli("agent", "metrics", agent).json["metrics"] == {
-        "performance": {"tasksCompleted": 0, "successRate": 0.0, "averageDuration": 0, "efficiency": None},
+        "performance": {"tasksCompleted": 0, "successRate": 0.0, "averageDuration": None, "efficiency": None},
         "resources": {
             "memoryUsage": {"current": None, "average": None, "peak": None},
             "cpuUsage": {"current": None, "average": None, "peak": None},

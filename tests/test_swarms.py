@@ -170,13 +170,15 @@ def test_status_has_the_seed_shape_and_counts_from_rows(cli, db_path, frozen):
     frozen.now = T0 + 7200  # two hours of life; a and c last seen at T0, more than 5 minutes ago
     cli("agent", "heartbeat", b)
     status = cli("swarm", "status", swarm).json
-    assert keys_tree(status) == keys_tree(SEED_SWARM_STATUS)
+    seed, ours = keys_tree(SEED_SWARM_STATUS), keys_tree(status)
+    assert ours == {**ours, **seed} | {"tasks": {**seed["tasks"], "failed": None, "cancelled": None}}
     assert status == {
         "swarmId": swarm,
         "topology": "hierarchical",
         "status": "active",
         "agents": {"total": 3, "active": 2, "idle": 1, "coordinator": a},
-        "tasks": {"total": 5, "completed": 2, "running": 1, "pending": 1, "successRate": 0.6667},
+        "tasks": {"total": 5, "completed": 2, "running": 1, "pending": 1, "failed": 1, "cancelled": 0,
+                  "successRate": 0.6667},
         "performance": {"throughput": 1.0, "efficiency": 0.6667, "coordination": 0.3333},
     }
 
@@ -188,8 +190,9 @@ def test_status_of_a_new_swarm_invents_nothing(cli):
         "topology": "star",
         "status": "active",
         "agents": {"total": 0, "active": 0, "idle": 0, "coordinator": None},
-        "tasks": {"total": 0, "completed": 0, "running": 0, "pending": 0, "successRate": 0.0},
-        "performance": {"throughput": 0.0, "efficiency": None, "coordination": None},
+        "tasks": {"total": 0, "completed": 0, "running": 0, "pending": 0, "failed": 0, "cancelled": 0,
+                  "successRate": 0.0},
+        "performance": {"throughput": None, "efficiency": None, "coordination": None},
     }
 
 
@@ -197,10 +200,22 @@ def test_throughput_stops_at_shutdown(cli, db_path, frozen):
     swarm = init(cli, "--topology", "mesh")
     sql(db_path, "INSERT INTO tasks (id, swarm_id, description, status) VALUES ('t1', ?, 'x', 'completed'), "
                  "('t2', ?, 'y', 'completed')", (swarm, swarm))
-    frozen.now = T0 + 1800
+    frozen.now = T0 + 7200
     cli("swarm", "shutdown", swarm)
     frozen.now = T0 + 86400
-    assert cli("swarm", "status", swarm).json["performance"]["throughput"] == 4.0
+    assert cli("swarm", "status", swarm).json["performance"]["throughput"] == 1.0
+
+
+def test_throughput_is_null_from_less_than_an_hour_of_life(cli, db_path, frozen):
+    swarm = init(cli, "--topology", "mesh")
+    sql(db_path, "INSERT INTO tasks (id, swarm_id, description, status) VALUES ('t1', ?, 'x', 'completed'), "
+                 "('t2', ?, 'y', 'completed'), ('t3', ?, 'z', 'cancelled')", (swarm, swarm, swarm))
+    frozen.now = T0 + 12  # two tasks in 12 s is not 600 an hour
+    status = cli("swarm", "status", swarm).json
+    assert status["performance"]["throughput"] is None
+    assert (status["tasks"]["cancelled"], status["tasks"]["failed"]) == (1, 0)
+    frozen.now = T0 + 3600
+    assert cli("swarm", "status", swarm).json["performance"]["throughput"] == 2.0
 
 
 def test_status_of_a_missing_swarm_exits_1(cli):

@@ -453,15 +453,17 @@ def export(
         Optional[Path], typer.Option("--output", "-o", help="Write to this file (mode 0600) instead of stdout.",
                                      show_default=False)
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="With -o: replace an existing file.")] = False,
 ) -> None:
     """Export entries as JSON Lines (lossless: tags, TTLs, owners, counters, ciphertexts as stored).
 
     Encrypted values are exported as their stored ciphertext, never decrypted. Expired entries
-    are exported too. Streams: memory use does not grow with the database.
+    are exported too. Streams: memory use does not grow with the database. -o refuses to replace
+    an existing file (exit 3) unless --force, like `backup create`.
 
     Example:
 
-        gemini-flow memory export -n agent -o agent-memory.jsonl
+        gemini-flow memory export -n agent -o agent-memory.jsonl --force
 
         gemini-flow memory export | gzip > memory.jsonl.gz
     """
@@ -469,7 +471,14 @@ def export(
 
     from gemini_flow_cli.core import transfer
 
+    from gemini_flow_cli.cli.common import check_output_path
+    from gemini_flow_cli.core.memory import validate_namespace
+
     st = state()
+    if namespace is not None:
+        validate_namespace(namespace)
+    if output is not None:
+        check_output_path(output, force)
     db = st.open_db(create=False)
     if output is None:
         count = transfer.export_lines(db, sys.stdout, namespace=namespace)
@@ -517,6 +526,8 @@ def import_(
         path = Path(spooled)
     else:
         path = Path(file)
+        if path.is_dir():
+            raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: it is a folder, not a file")
         if not path.is_file():
             raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
     try:

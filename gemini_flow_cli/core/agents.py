@@ -412,7 +412,7 @@ def agent_metrics(db, agent_id: str, *, time_range: str = "24h") -> dict[str, An
       F = failed + their retries (finish time = ``completed_at``, else ``started_at``, else
       ``created_at``); 0 while none;
     - averageDuration: mean seconds of those completed tasks (``actual_duration``, else
-      ``completed_at - started_at``); 0 while none;
+      ``completed_at - started_at``); null while none (no duration is not a zero duration);
     - efficiency: Σ estimated / Σ actual duration of those completed tasks that have both, capped at
       1.0; null while none;
     - resources: ``current`` (latest), ``average`` and ``peak`` of its memory_usage / cpu_usage
@@ -468,7 +468,7 @@ def agent_metrics(db, agent_id: str, *, time_range: str = "24h") -> dict[str, An
             "performance": {
                 "tasksCompleted": len(completed),
                 "successRate": swarms.ratio(len(completed), len(completed) + failed),
-                "averageDuration": round(sum(durations) / len(durations), 3) if durations else 0,
+                "averageDuration": round(sum(durations) / len(durations), 3) if durations else None,
                 "efficiency": swarms.efficiency(completed),
             },
             "resources": {

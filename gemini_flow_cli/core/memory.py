@@ -43,13 +43,32 @@ class Cipher(Protocol):
 
 def validate_key(key: str) -> str:
     """Keys: 1 to 1024 characters, no control characters (CLI.md §4)."""
-    if not isinstance(key, str) or not key:
+    if not isinstance(key, str):
+        raise GeminiFlowError(
+            "INVALID_KEY", f"invalid key {json.dumps(key)[:40]}: a key is a string, not {_json_type(key)}"
+        )
+    if not key:
         raise GeminiFlowError("INVALID_KEY", "invalid key: it must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise GeminiFlowError("INVALID_KEY", f"invalid key: {len(key)} characters, at most {MAX_KEY_LENGTH}")
     if _CONTROL.search(key):
         raise GeminiFlowError("INVALID_KEY", f"invalid key {key!r}: control characters are not allowed")
     return key
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages (``123`` is a number, not an int)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def validate_namespace(namespace: str) -> str:

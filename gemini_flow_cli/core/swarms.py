@@ -248,14 +248,20 @@ def _sync_active_agents(conn, swarm_id: str) -> int:
 # -- status --------------------------------------------------------------------------------------
 
 
+# A rate per hour measured over less than an hour extrapolates instead of measuring.
+THROUGHPUT_MIN_SECONDS = 3600
+
+
 def status(db, swarm_id: str) -> dict[str, Any]:
     """The seed's "Swarm Status": members, task counts and performance, all from rows.
 
     - agents: ``total`` members, ``active`` (status active or busy), ``idle``, ``coordinator``.
     - tasks: counts by status of the swarm's leaf tasks (see ``LEAF_TASK``); ``successRate`` =
       S / (S + F) with S = completed and F = failed + retries, 0 while none has finished.
+    - tasks also count ``failed`` and ``cancelled`` (beside the seed's completed/running/pending).
     - performance.throughput: completed tasks per hour over the swarm's life (creation to shutdown,
-      or to now while it runs); 0 with no completed task.
+      or to now while it runs); null while that life is shorter than ``THROUGHPUT_MIN_SECONDS``
+      (two tasks in 12 s is not 600 an hour); 0 with no completed task after that.
     - performance.efficiency: total estimated / total actual duration of its completed tasks that
       have both, capped at 1.0; null while there is none.
     - performance.coordination: share of members whose last activity (spawn or heartbeat) is within
@@ -303,10 +309,13 @@ def status(db, swarm_id: str) -> dict[str, Any]:
             "completed": completed,
             "running": counts.get("running", 0),
             "pending": counts.get("pending", 0),
+            "failed": counts.get("failed", 0),
+            "cancelled": counts.get("cancelled", 0),
             "successRate": ratio(completed, completed + failed),
         },
         "performance": {
-            "throughput": round(completed / life_hours, 3) if completed and life_hours > 0 else 0.0,
+            "throughput": (None if life_hours * 3600 < THROUGHPUT_MIN_SECONDS
+                           else round(completed / life_hours, 3)),
             "efficiency": efficiency(durations),
             "coordination": round(in_contact / len(agent_rows), 4) if agent_rows else None,
         },

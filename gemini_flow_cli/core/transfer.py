@@ -292,16 +292,19 @@ def import_file(
     written = 0
     sql = IMPORT_SQL[on_conflict]
     with db.write() as conn, bulk_cache(conn):
+        # Rows with a larger id than this were written by this import: a conflict with one of
+        # them is a key the file repeats, not one the database had.
+        start_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
         chunk: list[tuple] = []
         for _number, line in _lines(path):
             chunk.append(parse_record(line, now, namespaces))
             if len(chunk) >= chunk_size:
-                written += _apply(conn, sql, chunk, on_conflict, per_namespace)
+                written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max)
                 if progress:
                     progress(len(chunk))
                 chunk = []
         if chunk:
-            written += _apply(conn, sql, chunk, on_conflict, per_namespace)
+            written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max)
             if progress:
                 progress(len(chunk))
         if records:
@@ -321,18 +324,19 @@ def import_file(
     }
 
 
-def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int]) -> int:
+def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int],
+           start_max: int = 0) -> int:
     before_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
     cursor = conn.executemany(sql, chunk)
     written = cursor.rowcount
     if on_conflict == "fail" and written < len(chunk):
-        raise _conflict(conn, chunk, before_max)
+        raise _conflict(conn, chunk, before_max, start_max)
     for row in chunk:
         per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
     return written
 
 
-def _conflict(conn, chunk: list[tuple], before_max: int) -> GeminiFlowError:
+def _conflict(conn, chunk: list[tuple], before_max: int, start_max: int = 0) -> GeminiFlowError:
     """Name one record of ``chunk`` that was not written: its key existed before the chunk
     (in the database, or earlier in the file), or it repeats a key of the chunk itself."""
     seen: set[tuple[str, str]] = set()
@@ -341,7 +345,14 @@ def _conflict(conn, chunk: list[tuple], before_max: int) -> GeminiFlowError:
         existing = conn.execute(
             "SELECT id FROM memory_store WHERE key = ? AND namespace = ?", pair
         ).fetchone()
-        if pair in seen or (existing is not None and existing[0] <= before_max):
+        if pair in seen or (existing is not None and start_max < existing[0] <= before_max):
+            return GeminiFlowError(
+                "CONFLICT",
+                f"key {row[0]!r} of namespace {row[2]!r} appears more than once in the file "
+                "(--on-conflict fail); nothing was imported (use --on-conflict skip or replace)",
+                details={"key": row[0], "namespace": row[2], "duplicate": True},
+            )
+        if existing is not None and existing[0] <= before_max:
             return GeminiFlowError(
                 "CONFLICT",
                 f"key {row[0]!r} already exists in namespace {row[2]!r} (--on-conflict fail); nothing "
