@@ -32,6 +32,16 @@ def make_task(cli, description="work", *args):
     return result.json["taskId"]
 
 
+def start(cli, db_path, task_id, *args):
+    """`task start`, with --agent when the task has no agent yet (a start without one is refused)."""
+    assigned = query(db_path, "SELECT agent_id FROM tasks WHERE id = ?", (task_id,))
+    if assigned and assigned[0][0] is None:
+        execute(db_path, "INSERT OR IGNORE INTO agents (id, name, type, status, created_at) "
+                         "VALUES ('agent-s', 'agent-s', 'coder', 'active', 0)")
+        args = ("--agent", "agent-s", *args)
+    return cli("task", "start", task_id, *args)
+
+
 def status_of(db_path, task_id):
     return query(db_path, "SELECT status FROM tasks WHERE id = ?", (task_id,))[0][0]
 
@@ -287,7 +297,7 @@ def test_twenty_processes_claiming_ten_tasks_get_ten_distinct_tasks(db_path, rou
 # -- the state machine -----------------------------------------------------------------------
 
 
-def _task_in_state(cli, state):
+def _task_in_state(cli, state, db_path):
     task = make_task(cli, f"in {state}")
     path = {
         "pending": [],
@@ -297,7 +307,8 @@ def _task_in_state(cli, state):
         "cancelled": ["cancel"],
     }[state]
     for action in path:
-        assert cli("task", action, task).exit_code == 0
+        moved = start(cli, db_path, task) if action == "start" else cli("task", action, task)
+        assert moved.exit_code == 0, moved
     return task
 
 
@@ -313,7 +324,7 @@ ILLEGAL = [
 @pytest.mark.parametrize("state, action", ILLEGAL)
 def test_every_illegal_transition_exits_3_and_changes_nothing(cli, db_path, state, action):
     open_db(db_path).close()
-    task = _task_in_state(cli, state)
+    task = _task_in_state(cli, state, db_path)
     before = query(db_path, "SELECT * FROM tasks WHERE id = ?", (task,))
     result = cli("task", action, task, *ACTION_ARGS[action])
     assert result.exit_code == 3, result
@@ -323,15 +334,15 @@ def test_every_illegal_transition_exits_3_and_changes_nothing(cli, db_path, stat
 
 def test_claiming_a_cancelled_task_is_impossible(cli, db_path):
     setup_swarm(db_path)
-    _task_in_state(cli, "cancelled")
+    _task_in_state(cli, "cancelled", db_path)
     assert cli("task", "claim", "--agent", "agent-1").exit_code == 1
 
 
 @pytest.mark.parametrize("state, action", [(s, a) for s in tasks.STATUSES for a in ACTION_ARGS if (s, a) not in ILLEGAL])
 def test_every_legal_transition_reaches_its_state(cli, db_path, state, action):
     open_db(db_path).close()
-    task = _task_in_state(cli, state)
-    result = cli("task", action, task, *ACTION_ARGS[action])
+    task = _task_in_state(cli, state, db_path)
+    result = (start(cli, db_path, task) if action == "start" else cli("task", action, task, *ACTION_ARGS[action]))
     assert result.exit_code == 0, result
     assert result.json["status"] == tasks.TRANSITIONS[action][1]
 
@@ -340,22 +351,22 @@ def test_start_refuses_unmet_dependencies(cli, db_path):
     open_db(db_path).close()
     first = make_task(cli)
     second = make_task(cli, "x", "--depends-on", first)
-    assert cli("task", "start", second).exit_code == 3
+    assert start(cli, db_path, second).exit_code == 3
 
 
 def test_progress_outside_0_to_1_exits_2(cli, db_path):
     open_db(db_path).close()
-    task = _task_in_state(cli, "running")
+    task = _task_in_state(cli, "running", db_path)
     assert cli("task", "progress", task, "--value", "1.5").exit_code == 2
     assert cli("task", "progress", task, "--value", "0.25").json["progress"] == 0.25
 
 
 def test_retry_counts_and_resets_the_attempt(cli, db_path):
     open_db(db_path).close()
-    task = _task_in_state(cli, "failed")
+    task = _task_in_state(cli, "failed", db_path)
     data = cli("task", "retry", task).json
     assert (data["status"], data["retryCount"], data["startedAt"], data["error"]) == ("pending", 1, None, None)
-    cli("task", "start", task)
+    start(cli, db_path, task)
     cli("task", "fail", task)
     assert cli("task", "retry", task).json["retryCount"] == 2
 
@@ -384,7 +395,7 @@ def test_completion_updates_agent_score_and_swarm_statistics(cli, db_path, swarm
     cli("task", "fail", mine[3])
     cli("task", "fail", mine[4])
     cli("task", "retry", mine[4])
-    cli("task", "start", mine[4])
+    start(cli, db_path, mine[4])
     cli("task", "complete", mine[4])
     assert query(db_path, "SELECT performance_score FROM agents WHERE id = 'agent-1'") == [(4 / 6,)]
     assert query(db_path, "SELECT completed_tasks, success_rate FROM swarms WHERE id = 'swarm-1'") == [(4, 4 / 6)]
@@ -400,11 +411,11 @@ def test_parent_status_follows_subtasks(cli, db_path):
     assert cli("task", "claim", "--agent", "agent-1").json["id"] == a  # the parent is never claimed
     assert status_of(db_path, parent) == "running"
     cli("task", "complete", a)
-    cli("task", "start", b)
+    start(cli, db_path, b)
     cli("task", "fail", b)
     assert status_of(db_path, parent) == "failed"
     cli("task", "retry", b)
-    cli("task", "start", b)
+    start(cli, db_path, b)
     data = cli("task", "complete", b).json
     assert status_of(db_path, parent) == "completed"
     shown = cli("task", "show", parent).json
@@ -415,8 +426,8 @@ def test_parent_cannot_be_moved_by_hand_but_cancel_cascades(cli, db_path):
     open_db(db_path).close()
     data = cli("task", "orchestrate", "p", "--subtask", "a", "--subtask", "b").json
     parent, (a, b) = data["taskId"], [s["id"] for s in data["subtasks"]]
-    assert cli("task", "start", parent).exit_code == 3
-    cli("task", "start", a)
+    assert start(cli, db_path, parent).exit_code == 3
+    start(cli, db_path, a)
     cli("task", "complete", a)
     assert cli("task", "cancel", parent).json["status"] == "cancelled"
     assert [status_of(db_path, t) for t in (a, b)] == ["completed", "cancelled"]
@@ -444,7 +455,7 @@ def test_reading_a_missing_database_creates_nothing(cli, db_path):
 
 def test_wait_returns_when_the_task_finishes_and_times_out_with_exit_1(cli, db_path, run):
     open_db(db_path).close()
-    task = _task_in_state(cli, "running")
+    task = _task_in_state(cli, "running", db_path)
     timed_out = run("--json", "task", "wait", task, "--timeout", "0.3")
     assert timed_out.returncode == 1 and "did not finish" in timed_out.stderr
     waiter = subprocess.Popen([*gemini_flow_command(), "--db", str(db_path), "--json", "task", "wait", task,
@@ -478,3 +489,13 @@ def test_every_write_leaves_an_audit_row(cli, db_path):
     cli("task", "complete", task)
     actions = [r[0] for r in query(db_path, "SELECT action FROM audit_log WHERE entity_type = 'task' ORDER BY id")]
     assert actions == ["orchestrate", "claim", "progress", "complete"]
+
+
+def test_start_without_an_agent_is_refused_when_none_is_assigned(cli, db_path):
+    open_db(db_path).close()
+    task = make_task(cli)
+    before = query(db_path, "SELECT * FROM tasks WHERE id = ?", (task,))
+    result = cli("task", "start", task)
+    assert result.exit_code == 2 and "--agent" in result.error["message"]
+    assert query(db_path, "SELECT * FROM tasks WHERE id = ?", (task,)) == before
+    assert start(cli, db_path, task).json["agentId"] == "agent-s"

@@ -108,9 +108,11 @@ def claim(
 @app.command()
 def start(
     task_id: TaskId,
-    agent: Annotated[Optional[str], typer.Option("--agent", help="The agent starting it (must match an assigned agent).", show_default=False)] = None,
+    agent: Annotated[Optional[str], typer.Option("--agent", help="The agent starting it (must match an assigned agent; required when none is).", show_default=False)] = None,
 ) -> None:
     """Start a pending task by id (pending -> running); its dependencies must be completed.
+
+    A task with no assigned agent needs --agent (else exit 2); an assigned task may omit it.
 
     Example:
 

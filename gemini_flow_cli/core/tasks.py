@@ -613,6 +613,13 @@ def transition(
                     raise _illegal(task, action, f"cannot start task {task_id!r} as {agent_id!r}: "
                                                  f"it is assigned to {task['agent_id']!r}")
                 sets["agent_id"] = agent_id
+            elif task["agent_id"] is None:
+                # A running task with no agent is work nobody does: nothing could complete,
+                # heartbeat or be blamed for it.
+                raise GeminiFlowError(
+                    "INVALID_INPUT", f"cannot start task {task_id!r}: it has no agent; pass --agent ID",
+                    details={"taskId": task_id},
+                )
             unmet = _unmet_dependencies(conn, task)
             if unmet:
                 raise _illegal(task, action, f"cannot start task {task_id!r}: dependencies not "
