@@ -208,3 +208,17 @@ def test_pattern_lists_round_trip_as_json_and_commas(patterns):
 
 def test_get_of_an_unknown_key_exits_2(cli):
     assert cli("config", "get", "memory.nope").exit_code == 2
+
+
+@pytest.mark.parametrize("written, size", [("1KB", 1024), ("1kb", 1024), ("2 KiB", 2048), ("1k", 1024),
+                                           ("4MiB", 4 << 20), ("1MB", 1 << 20), ("1000", 1000)])
+def test_one_size_parser_for_config_set_and_the_user_file(cli, written, size):
+    assert cli("config", "set", "memory.maxValueSize", written).exit_code == 0
+    assert cli("config", "get", "memory.maxValueSize").json["value"] == size
+    cli("config", "unset", "memory.maxValueSize")
+    path = user_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"memory.maxValueSize": written}))
+    got = cli("config", "get", "memory.maxValueSize")
+    assert got.exit_code == 0, got
+    assert (got.json["value"], got.json["source"]) == (size, "user")

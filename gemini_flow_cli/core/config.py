@@ -157,6 +157,22 @@ def default_key_file(environ: Mapping[str, str]) -> Path:
 # -- parsing and checking values -----------------------------------------------------------
 
 
+def parse_size(text: str, *, what: str = "size") -> int:
+    """Bytes from ``1048576``, ``512KiB``, ``4MiB``, ``1KB``, ``1k`` (case-insensitive, blanks
+    allowed before the unit). The ONE size parser: command line, ``config set`` and the user file.
+
+    Units are binary whatever their spelling (K = KB = KiB = 1024, M = MB = MiB = 1024²), as
+    SQLite and most tools that size buffers read them. Raises INVALID_INPUT otherwise.
+    """
+    match = re.fullmatch(_SIZE, text.strip(), re.IGNORECASE) if isinstance(text, str) else None
+    if not match:
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"invalid {what} {text!r}: a number of bytes such as 1048576, 512KiB or 4MiB",
+            details={"value": str(text)[:40]},
+        )
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None]
+
+
 def setting(key: str) -> Setting:
     """The declaration of ``key``; INVALID_INPUT (exit 2) for a key gemini-flow does not know."""
     try:
@@ -174,10 +190,7 @@ def parse(key: str, text: str) -> Any:
     s = setting(key)
     raw = text.strip()
     if s.kind == "size":
-        match = re.fullmatch(_SIZE, raw, re.IGNORECASE)
-        if not match:
-            raise _bad(s, text, "a number of bytes such as 1048576, 512KiB or 4MiB")
-        return check(key, int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None])
+        return check(key, parse_size(raw, what=key))
     if s.kind == "boolean":
         if raw.lower() in _TRUE:
             return True
@@ -204,8 +217,10 @@ def check(key: str, value: Any) -> Any:
     """``value`` (already JSON-typed) if it fits ``key``'s type and range; else INVALID_INPUT."""
     s = setting(key)
     if s.kind == "size":
+        if isinstance(value, str):  # the user file may say "512KiB", as `config set` may
+            value = parse_size(value, what=key)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(s, value, "a whole number of bytes")
+            raise _bad(s, value, "a whole number of bytes, or a size such as 512KiB or 4MiB")
         if (s.minimum is not None and value < s.minimum) or (s.maximum is not None and value > s.maximum):
             raise GeminiFlowError(
                 "INVALID_INPUT",

@@ -396,14 +396,20 @@ class MemoryManager:
         }
 
     def delete(self, keys: Iterable[str], *, namespace: str | None = None) -> list[str]:
-        """Delete ``keys`` in one transaction; returns the keys that existed (expired ones count)."""
+        """Delete ``keys`` in one transaction; returns the keys that existed.
+
+        An expired entry does not exist for a reader (retrieve says TTL_EXPIRED), so it is not
+        reported as deleted either; it is left for ``cleanup``, so that a delete that finds
+        nothing (exit 1) changes nothing.
+        """
         keys = [validate_key(k) for k in keys]
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
         deleted: list[str] = []
         with self.db.write() as conn:
+            now = clock.now()
             for key in keys:
                 before = self._row(conn, key, namespace)
-                if before is None:
+                if before is None or is_expired(before["ttl"], now):
                     continue
                 conn.execute("DELETE FROM memory_store WHERE id = ?", (before["id"],))
                 deleted.append(key)
