@@ -176,7 +176,8 @@ def assert_same_shape_with_nulls(data):
     """The seed's shape, where a resource reading not yet taken may be null."""
     for agent in data["agents"]:
         agent = dict(agent, resourceUsage={k: (0 if v is None else v) for k, v in agent["resourceUsage"].items()})
-        assert_same_shape({**data, "agents": [agent]}, SEED_AGENT_REGISTRY)
+        page = {k: v for k, v in data.items() if k not in ("limit", "offset")}  # the list contract adds paging
+    assert_same_shape({**page, "agents": [agent]}, SEED_AGENT_REGISTRY)
 
 
 def test_performance_is_computed_from_the_tasks_table(cli, db_path):
@@ -337,8 +338,8 @@ def test_spawn_prints_only_the_id_on_a_table(cli):
 def test_reading_a_missing_database_shows_an_empty_registry_and_creates_nothing(cli, db_path):
     result = cli("agent", "list")
     assert result.exit_code == 0
-    assert result.json == {"agents": [], "total": 0, "active": 0,
+    assert result.json == {"agents": [], "total": 0, "limit": 100, "offset": 0, "active": 0,
                            "performance": {"averageScore": 0.0, "totalTasks": 0, "successRate": 0.0}}
-    assert cli("swarm", "list").json == {"swarms": [], "total": 0, "active": 0}
+    assert cli("swarm", "list").json == {"swarms": [], "total": 0, "limit": 100, "offset": 0, "active": 0}
     assert cli("agent", "show", "agent-x").exit_code == 1
     assert not db_path.exists()

@@ -478,7 +478,7 @@ def test_list_shows_each_backup_with_its_verification(cli, db_path, monkeypatch)
     assert [r["path"] for r in rows] == [second["path"], first["path"]]
     assert rows[1] == {
         "path": first["path"], "format": "sqlite", "compressed": False, "size": first["size"],
-        "created": clock.iso(t0), "schemaVersion": migrations.LATEST, "verified": True, "origin": "manual",
+        "createdAt": clock.iso(t0), "schemaVersion": migrations.LATEST, "verified": True, "origin": "manual",
     }
     assert rows[0]["verified"] is False
     assert rows[0]["format"] == "json" and rows[0]["compressed"] is True

@@ -227,5 +227,5 @@ def test_record_is_audited_with_the_agent_as_actor(cli, db_path):
 def test_list_on_a_missing_database_is_empty_and_creates_nothing(cli, db_path):
     result = cli("metrics", "list")
     assert result.exit_code == 0
-    assert result.json == {"metrics": [], "total": 0, "limit": 100}
+    assert result.json == {"metrics": [], "total": 0, "limit": 100, "offset": 0}
     assert not db_path.exists()

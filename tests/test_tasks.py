@@ -448,7 +448,7 @@ def test_list_filters_and_show_missing(cli, db_path, swarm):
 
 
 def test_reading_a_missing_database_creates_nothing(cli, db_path):
-    assert cli("task", "list").json == {"tasks": [], "total": 0}
+    assert cli("task", "list").json == {"tasks": [], "total": 0, "limit": 100, "offset": 0}
     assert cli("task", "show", "task-1").exit_code == 1
     assert not db_path.exists()
 

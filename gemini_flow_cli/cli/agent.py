@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -87,6 +87,8 @@ def list_(
     ] = None,
     type_: Annotated[Optional[str], typer.Option("--type", "-t", help="Only agents of this type.", show_default=False)] = None,
     swarm: Annotated[Optional[str], typer.Option("--swarm", help="Only members of this swarm.", show_default=False)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List agents in the seed's Agent Registry shape, with totals and task performance.
 
@@ -102,8 +104,9 @@ def list_(
     from gemini_flow_cli.core import agents
 
     st = state()
-    result = agents.list_agents(st.open_db(create=False), status=status, agent_type=type_, swarm_id=swarm)
-    st.out.emit(result, rows=result["agents"], columns=LIST_COLUMNS)
+    result = agents.list_agents(st.open_db(create=False), status=status, agent_type=type_, swarm_id=swarm,
+                                limit=limit, offset=offset)
+    emit_list(result, "agents", columns=LIST_COLUMNS)
     if st.out.format == "table":
         perf = result["performance"]
         st.out.message(

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -40,7 +40,8 @@ def list_(
     since: Annotated[Optional[str], typer.Option("--since", help="Only rows this recent: a duration (1h, 7d) or an ISO time.", show_default=False)] = None,
     action: Annotated[Optional[str], typer.Option("--action", help="Only this action (store, delete, set, rotate, ...).", show_default=False)] = None,
     entity: Annotated[Optional[str], typer.Option("--entity", help="Only this entity type (memory), or TYPE:ID (memory:default/api-key).", show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many rows, newest first.")] = 100,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List audit rows, newest first.
 
@@ -58,8 +59,9 @@ def list_(
 
     st = state()
     db = st.open_db(create=False)
-    rows = audit.entries(db, since=_since(since) if since else None, action=action, entity=entity, limit=limit)
-    st.out.emit({"entries": rows, "total": len(rows), "limit": limit}, rows=rows, columns=COLUMNS)
+    result = audit.entries(db, since=_since(since) if since else None, action=action, entity=entity,
+                           limit=limit, offset=offset)
+    emit_list(result, "entries", columns=COLUMNS)
 
 
 @app.command()

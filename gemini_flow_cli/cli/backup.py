@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import confirm_or_refuse, state
+from gemini_flow_cli.cli.common import Limit, Offset, confirm_or_refuse, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -120,8 +120,10 @@ def restore(
 @app.command("list")
 def list_(
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Folder to list (default: the database's backups folder).", show_default=False)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
-    """List backups, newest first: path, format, size, created, schema version, verified.
+    """List backups, newest first: path, format, size, createdAt, schemaVersion, verified.
 
     Example:
 
@@ -131,17 +133,19 @@ def list_(
 
     st = state()
     folder = _folder(st, directory)
-    rows = [core.public(r) for r in core.list_backups(folder)]
-    result = {"backups": rows, "total": len(rows), "folder": str(folder.absolute())}
+    from gemini_flow_cli.core.listing import page_rows
+
+    rows, total = page_rows([core.public(r) for r in core.list_backups(folder)], limit, offset)
+    result = {"backups": rows, "total": total, "limit": limit, "offset": offset, "folder": str(folder.absolute())}
     if st.out.format == "table":
         # Every backup of a folder shares it: the table shows names (the folder is said once);
         # JSON, CSV and JSON Lines carry the full paths.
         st.out.message(f"Backups in {folder.absolute()}")
         named = [{"name": Path(r["path"]).name, **r} for r in rows]
-        st.out.emit(result, rows=named, columns=["name", "format", "size", "created", "verified"])
+        emit_list(result, "backups", rows=named, columns=["name", "format", "size", "createdAt", "verified"])
     else:
-        st.out.emit(result, rows=rows,
-                    columns=["path", "format", "compressed", "size", "created", "schemaVersion", "verified", "origin"])
+        emit_list(result, "backups",
+                  columns=["path", "format", "compressed", "size", "createdAt", "schemaVersion", "verified", "origin"])
 
 
 @app.command()
@@ -166,4 +170,4 @@ def prune(
     verb = "Would delete" if dry_run else "Deleted"
     st.out.message(f"{verb} {len(removed)} backup(s) older than {retention}")
     st.out.emit({"success": True, "dryRun": dry_run, "deleted": removed, "total": len(removed)}, rows=removed,
-                columns=["path", "format", "size", "created"])
+                columns=["path", "format", "size", "createdAt"])

@@ -7,12 +7,35 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from gemini_flow_cli.errors import GeminiFlowError
 from gemini_flow_cli.output import Output
+
+
+# -- the one list contract (core/listing.py): every list command takes these two options -------
+
+Limit = Annotated[int, typer.Option("--limit", help="At most this many (0: none, only the total).")]
+Offset = Annotated[int, typer.Option("--offset", help="Skip this many first.")]
+
+
+def emit_list(result: dict[str, Any], key: str, *, rows: list[dict[str, Any]] | None = None,
+              columns=None, title: str | None = None) -> None:
+    """Print a list result: ``result[key]`` is the page, ``result["total"]`` every match,
+    ``result["limit"]``/``["offset"]`` the paging. JSON prints ``result`` whole; table, JSON Lines
+    and CSV print the rows (``rows`` when the table shows other cells) and, when the page is not
+    everything, say so on stderr: a script reading CSV must not mistake a page for the whole."""
+    st = state()
+    page = result[key]
+    st.out.emit(result, rows=page if rows is None else rows, columns=columns, title=title)
+    total, offset = result["total"], result.get("offset", 0)
+    if st.out.format != "json" and total > len(page):
+        st.out.message(
+            f"{len(page)} of {total} shown (--limit {result['limit']}, --offset {offset}); "
+            "use --limit and --offset for the rest"
+        )
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -121,6 +121,8 @@ def unset(
 @app.command("list")
 def list_(
     all_keys: Annotated[bool, typer.Option("--all", help="Every known key, with its default and description.")] = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List the settings that differ from their defaults (every known key with --all).
 
@@ -134,5 +136,8 @@ def list_(
 
     st = state()
     db = st.open_db(create=False)
-    rows = config.listing(db, os.environ, all_keys=all_keys)
-    st.out.emit({"settings": rows, "total": len(rows), "userFile": str(_user_file())}, rows=rows, columns=COLUMNS)
+    from gemini_flow_cli.core.listing import page_rows
+
+    rows, total = page_rows(config.listing(db, os.environ, all_keys=all_keys), limit, offset)
+    emit_list({"settings": rows, "total": total, "limit": limit, "offset": offset, "userFile": str(_user_file())},
+              "settings", columns=COLUMNS)

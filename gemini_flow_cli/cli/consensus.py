@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -107,7 +107,8 @@ def list_(
     decision: Annotated[
         Optional[str], typer.Option("--decision", help="pending, approved, rejected or timeout.", show_default=False)
     ] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many.", show_default=False)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List decisions in the order they were requested.
 
@@ -119,9 +120,8 @@ def list_(
 
     st = state()
     db = st.open_db(create=False)
-    found = consensus.list_decisions(db, swarm_id=swarm, decision=decision, limit=limit)
-    st.out.emit({"decisions": found, "total": len(found)}, rows=found,
-                columns=LIST_COLUMNS if st.out.format in ("table", "csv") else None)
+    result = consensus.list_decisions(db, swarm_id=swarm, decision=decision, limit=limit, offset=offset)
+    emit_list(result, "decisions", columns=LIST_COLUMNS if st.out.format in ("table", "csv") else None)
 
 
 @app.command()

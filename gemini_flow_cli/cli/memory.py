@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import memory_manager, read_input, state
+from gemini_flow_cli.cli.common import Limit, Offset, memory_manager, read_input, state
 from gemini_flow_cli.cli.completion import complete_key, complete_namespace
 from gemini_flow_cli.core.durations import parse_duration
 from gemini_flow_cli.core.memory import parse_value
@@ -181,8 +181,6 @@ Tags = Annotated[
     Optional[list[str]],
     typer.Option("--tag", "-t", help="Only entries with this tag (repeatable; all must match).", show_default=False),
 ]
-Limit = Annotated[int, typer.Option("--limit", help="At most this many results.")]
-Offset = Annotated[int, typer.Option("--offset", help="Skip this many results first.")]
 SortBy = Annotated[
     Optional[str],
     typer.Option("--sort-by", help="key, created_at, updated_at or access_count (default: key; relevance with --text).",
@@ -197,14 +195,13 @@ SearchNamespace = Annotated[
 
 
 def _emit_search(result: dict) -> None:
+    from gemini_flow_cli.cli.common import emit_list
     from gemini_flow_cli.core.search import TABLE_COLUMNS, table_rows
 
     st = state()
-    st.out.emit(result, rows=table_rows(result["results"]) if st.out.format in ("table", "csv") else result["results"],
-                columns=TABLE_COLUMNS if st.out.format in ("table", "csv") else None)
-    if st.out.format == "table" and result["total"] > len(result["results"]):
-        shown = len(result["results"])
-        st.out.message(f"{shown} of {result['total']} shown (--limit {result['limit']}, --offset {result['offset']})")
+    tabular = st.out.format in ("table", "csv")
+    emit_list(result, "results", rows=table_rows(result["results"]) if tabular else None,
+              columns=TABLE_COLUMNS if tabular else None)
 
 
 @app.command()

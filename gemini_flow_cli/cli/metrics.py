@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -56,7 +56,8 @@ def list_(
     since: Annotated[
         Optional[str], typer.Option("--since", help="A duration back from now (1h, 7d) or an ISO time.", show_default=False)
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many rows, newest first.")] = 100,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List recorded metric rows, newest first.
 
@@ -72,6 +73,6 @@ def list_(
     db = st.open_db(create=False)
     result = metrics.list_metrics(
         db, entity_type=entity_type, entity_id=entity_id, name=name,
-        since=metrics.parse_since(since) if since is not None else None, limit=limit,
+        since=metrics.parse_since(since) if since is not None else None, limit=limit, offset=offset,
     )
-    st.out.emit(result, rows=result["metrics"], columns=LIST_COLUMNS)
+    emit_list(result, "metrics", columns=LIST_COLUMNS)

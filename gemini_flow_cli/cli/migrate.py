@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import confirm_or_refuse, state
+from gemini_flow_cli.cli.common import Limit, Offset, confirm_or_refuse, emit_list, state
 from gemini_flow_cli.core import migrations
 
 app = typer.Typer(no_args_is_help=True)
@@ -36,7 +36,7 @@ def status() -> None:
 
 
 @app.command("list")
-def list_() -> None:
+def list_(limit: Limit = 100, offset: Offset = 0) -> None:
     """List every schema version and whether it is applied.
 
     Example:
@@ -51,7 +51,10 @@ def list_() -> None:
          "reversible": bool(m.down)}
         for m in migrations.MIGRATIONS
     ]
-    st.out.emit({"migrations": rows}, rows=rows)
+    from gemini_flow_cli.core.listing import page_rows
+
+    page, total = page_rows(rows, limit, offset)
+    emit_list({"migrations": page, "total": total, "limit": limit, "offset": offset}, "migrations")
 
 
 @app.command()

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -50,6 +50,8 @@ def init(
 def list_(
     status: Annotated[Optional[str], typer.Option("--status", help="Only swarms with this status: active or shutdown.", show_default=False)] = None,
     topology: Annotated[Optional[str], typer.Option("--topology", help="Only swarms of this topology.", show_default=False)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List swarms, oldest first, with their member counts and coordinators.
 
@@ -60,8 +62,8 @@ def list_(
     from gemini_flow_cli.core import swarms
 
     st = state()
-    result = swarms.list_swarms(st.open_db(create=False), status=status, topology=topology)
-    st.out.emit(result, rows=result["swarms"], columns=LIST_COLUMNS)
+    result = swarms.list_swarms(st.open_db(create=False), status=status, topology=topology, limit=limit, offset=offset)
+    emit_list(result, "swarms", columns=LIST_COLUMNS)
 
 
 @app.command()

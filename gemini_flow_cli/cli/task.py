@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -206,7 +206,8 @@ def list_(
     swarm: Annotated[Optional[str], typer.Option("--swarm", help="Only tasks of this swarm.", show_default=False)] = None,
     agent: Annotated[Optional[str], typer.Option("--agent", help="Only tasks of this agent.", show_default=False)] = None,
     parent: Annotated[Optional[str], typer.Option("--parent", help="Only subtasks of this task.", show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many.", show_default=False)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> None:
     """List tasks in creation order.
 
@@ -218,8 +219,9 @@ def list_(
 
     st = state()
     db = st.open_db(create=False)
-    found = tasks.list_tasks(db, status=status, swarm_id=swarm, agent_id=agent, parent_id=parent, limit=limit)
-    st.out.emit({"tasks": found, "total": len(found)}, rows=found, columns=LIST_COLUMNS if st.out.format == "table" else None)
+    result = tasks.list_tasks(db, status=status, swarm_id=swarm, agent_id=agent, parent_id=parent,
+                              limit=limit, offset=offset)
+    emit_list(result, "tasks", columns=LIST_COLUMNS if st.out.format == "table" else None)
 
 
 @app.command()

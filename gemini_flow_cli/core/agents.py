@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from gemini_flow_cli.core import agent_types, audit, clock, metrics, swarms
+from gemini_flow_cli.core import agent_types, audit, clock, listing, metrics, swarms
 from gemini_flow_cli.errors import GeminiFlowError
 
 STATUSES = ("active", "idle", "busy", "terminated")
@@ -167,10 +167,12 @@ def _highest_number(conn, agent_type: str) -> int:
 
 
 def list_agents(
-    db, *, status: str | None = None, agent_type: str | None = None, swarm_id: str | None = None
+    db, *, status: str | None = None, agent_type: str | None = None, swarm_id: str | None = None,
+    limit: int = listing.DEFAULT_LIMIT, offset: int = 0,
 ) -> dict[str, Any]:
-    """The seed's "Agent Registry": matching agents (oldest first), ``total``, ``active`` and
-    ``performance`` over their tasks.
+    """The seed's "Agent Registry": matching agents (oldest first, one page of ``limit`` from
+    ``offset``), and over every match: ``total``, ``active`` and ``performance`` over their tasks.
+    An unknown ``--type`` is INVALID_INPUT, an unknown swarm NOT_FOUND (core/listing.py).
 
     ``performance.averageScore`` is the mean ``performanceScore`` of the listed agents that have
     finished at least one task; ``totalTasks`` counts every task assigned to a listed agent;
@@ -178,6 +180,8 @@ def list_agents(
     """
     if status is not None:
         validate_status(status)
+    listing.check_choice(agent_type, agent_types.AGENT_TYPES, "--type")
+    listing.check_page(limit, offset)
     where, params, join = [], [], ""
     if status is not None:
         where.append("a.status = ?")
@@ -206,9 +210,12 @@ def list_agents(
             if tally[1] + tally[2]:
                 scores.append(tally[1] / (tally[1] + tally[2]))
         agents.append(_entry(row, tally))
+    page, total = listing.page_rows(agents, limit, offset)
     return {
-        "agents": agents,
-        "total": len(agents),
+        "agents": page,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
         "active": sum(1 for a in agents if a["status"] in ACTIVE_STATUSES),
         "performance": {
             "averageScore": round(sum(scores) / len(scores), 4) if scores else 0.0,

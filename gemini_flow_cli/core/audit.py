@@ -189,8 +189,13 @@ def entries(
     action: str | None = None,
     entity: str | None = None,
     limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Audit rows, newest first. ``entity`` is a type (``memory``) or ``type:id`` (``memory:default/k``)."""
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Audit rows, newest first: one page ``{"entries", "total" (every match), "limit", "offset"}``.
+    ``entity`` is a type (``memory``) or ``type:id`` (``memory:default/k``)."""
+    from gemini_flow_cli.core import listing
+
+    listing.check_page(limit, offset)
     where, params = [], []
     if since is not None:
         where.append("timestamp >= ?")
@@ -208,10 +213,8 @@ def entries(
     sql = f"SELECT {COLUMNS} FROM audit_log"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    cursor = db.conn.execute(sql, (*params, limit))
-    names = [c[0] for c in cursor.description]
-    return [_shape(dict(zip(names, values))) for values in cursor]
+    rows, total = listing.page_query(db.conn, sql + " ORDER BY id DESC", params, limit, offset)
+    return {"entries": [_shape(row) for row in rows], "total": total, "limit": limit, "offset": offset}
 
 
 def _shape(row: dict[str, Any]) -> dict[str, Any]:

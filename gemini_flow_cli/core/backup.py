@@ -1091,7 +1091,7 @@ def list_backups(folder: Path | str) -> list[dict[str, Any]]:
             "format": manifest.get("format"),
             "compressed": bool(manifest.get("compressed")),
             "size": size,
-            "created": manifest.get("createdAt"),
+            "createdAt": manifest.get("createdAt"),
             "schemaVersion": manifest.get("schemaVersion"),
             # "yes" only for a passed `backup verify` of this very file (same size as then).
             "verified": bool(verified.get("ok")) and size == manifest.get("size"),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import audit, clock, listing
 from gemini_flow_cli.core.tasks import next_ids
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -384,12 +384,16 @@ def show(db, decision_id: str) -> dict[str, Any]:
 
 
 def list_decisions(
-    db, *, swarm_id: str | None = None, decision: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Decisions in request order (closing those whose deadline passed first)."""
-    if decision is not None and decision not in OUTCOMES:
-        raise GeminiFlowError("INVALID_INPUT", f"invalid decision {decision!r}: use one of {', '.join(OUTCOMES)}")
+    db, *, swarm_id: str | None = None, decision: str | None = None,
+    limit: int = listing.DEFAULT_LIMIT, offset: int = 0,
+) -> dict[str, Any]:
+    """Decisions in request order (closing those whose deadline passed first): one page
+    ``{"decisions", "total" (every match), "limit", "offset"}``. An unknown outcome is
+    INVALID_INPUT, an unknown swarm NOT_FOUND (core/listing.py)."""
+    listing.check_choice(decision, OUTCOMES, "--decision")
+    listing.check_page(limit, offset)
     with db.read() as conn:
+        listing.require_id(conn, "swarm", swarm_id)
         due = [
             r[0] for r in conn.execute(
                 "SELECT id, voting_data FROM consensus_decisions WHERE decision = 'pending'"
@@ -408,11 +412,10 @@ def list_decisions(
         where.append("decision = ?")
         params.append(decision)
     sql = f"SELECT id FROM consensus_decisions{' WHERE ' + ' AND '.join(where) if where else ''} ORDER BY rowid"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
     with db.read() as conn:
-        return [view(_require(conn, r[0])) for r in conn.execute(sql, params).fetchall()]
+        rows, total = listing.page_query(conn, sql, params, limit, offset)
+        found = [view(_require(conn, r["id"])) for r in rows]
+    return {"decisions": found, "total": total, "limit": limit, "offset": offset}
 
 
 def wait(

@@ -11,7 +11,7 @@ import math
 import time
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import audit, clock, listing
 from gemini_flow_cli.errors import GeminiFlowError
 
 ENTITY_TYPES = ("agent", "swarm", "task", "system")
@@ -141,12 +141,14 @@ def list_metrics(
     name: str | None = None,
     since: int | None = None,
     limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """Metric rows matching every given filter, newest first, at most ``limit``."""
+    """Metric rows matching every given filter, newest first: one page ``{"metrics", "total"
+    (every match), "limit", "offset"}``. An unknown entity type is INVALID_INPUT; an agent,
+    swarm or task id (with its --entity-type) that does not exist is NOT_FOUND."""
     if entity_type is not None:
         validate_entity_type(entity_type)
-    if limit < 1:
-        raise GeminiFlowError("INVALID_INPUT", f"invalid limit {limit}: it must be at least 1")
+    listing.check_page(limit, offset)
     where, params = [], []
     for column, value in (("entity_type", entity_type), ("entity_id", entity_id), ("metric_name", name)):
         if value is not None:
@@ -159,9 +161,12 @@ def list_metrics(
     if where:
         sql += " WHERE " + " AND ".join(where)
     with db.read() as conn:
+        if entity_type in _ENTITY_TABLES:
+            listing.require_id(conn, entity_type, entity_id)
         total = conn.execute(sql.replace(_COLUMNS, "COUNT(*)", 1), params).fetchone()[0]
-        rows = conn.execute(sql + " ORDER BY timestamp DESC, id DESC LIMIT ?", [*params, limit]).fetchall()
-    return {"metrics": [to_json(r) for r in rows], "total": total, "limit": limit}
+        rows = conn.execute(sql + " ORDER BY timestamp DESC, id DESC LIMIT ? OFFSET ?",
+                            [*params, limit, offset]).fetchall()
+    return {"metrics": [to_json(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 
 def to_json(row) -> dict[str, Any]:

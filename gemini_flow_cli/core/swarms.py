@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gemini_flow_cli.core import agent_types, audit, clock
+from gemini_flow_cli.core import agent_types, audit, clock, listing
 from gemini_flow_cli.errors import GeminiFlowError
 
 TOPOLOGIES = ("hierarchical", "mesh", "ring", "star")
@@ -77,8 +77,13 @@ def get(db, swarm_id: str) -> dict[str, Any]:
     return record
 
 
-def list_swarms(db, *, status: str | None = None, topology: str | None = None) -> dict[str, Any]:
-    """Every swarm (optionally of one status or topology), oldest first."""
+def list_swarms(db, *, status: str | None = None, topology: str | None = None,
+                limit: int = listing.DEFAULT_LIMIT, offset: int = 0) -> dict[str, Any]:
+    """Swarms (optionally of one status or topology), oldest first: one page of ``limit`` from
+    ``offset``; ``total`` and ``active`` count every match. Unknown filter values: INVALID_INPUT."""
+    listing.check_choice(status, (STATUS_ACTIVE, STATUS_SHUTDOWN), "--status")
+    listing.check_choice(topology, TOPOLOGIES, "--topology")
+    listing.check_page(limit, offset)
     where, params = [], []
     if status is not None:
         where.append("status = ?")
@@ -90,7 +95,9 @@ def list_swarms(db, *, status: str | None = None, topology: str | None = None) -
     with db.read() as conn:
         rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
         swarms = [_record(conn, r) for r in rows]
-    return {"swarms": swarms, "total": len(swarms), "active": sum(s["status"] == STATUS_ACTIVE for s in swarms)}
+    page, total = listing.page_rows(swarms, limit, offset)
+    return {"swarms": page, "total": total, "limit": limit, "offset": offset,
+            "active": sum(s["status"] == STATUS_ACTIVE for s in swarms)}
 
 
 def join(db, swarm_id: str, agent_id: str) -> dict[str, Any]:

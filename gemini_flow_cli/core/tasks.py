@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import audit, clock, listing
 from gemini_flow_cli.errors import GeminiFlowError
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -290,11 +290,13 @@ def show(db, task_id: str) -> dict[str, Any]:
 
 def list_tasks(
     db, *, status: str | None = None, swarm_id: str | None = None, agent_id: str | None = None,
-    parent_id: str | None = None, limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Tasks in creation order, filtered by status, swarm, agent and parent."""
-    if status is not None:
-        _check_choice(status, STATUSES, "status")
+    parent_id: str | None = None, limit: int = listing.DEFAULT_LIMIT, offset: int = 0,
+) -> dict[str, Any]:
+    """Tasks in creation order, filtered by status, swarm, agent and parent: one page
+    ``{"tasks", "total" (every match), "limit", "offset"}``. An unknown status is INVALID_INPUT;
+    a swarm, agent or parent task that does not exist is NOT_FOUND (core/listing.py)."""
+    listing.check_choice(status, STATUSES, "--status")
+    listing.check_page(limit, offset)
     where, params = [], []
     for column, value in (("status", status), ("swarm_id", swarm_id), ("agent_id", agent_id), ("parent_id", parent_id)):
         if value is not None:
@@ -304,14 +306,13 @@ def list_tasks(
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY rowid"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
     with db.read() as conn:
-        cur = conn.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        return [task_view(r, _children(conn, r["id"])) for r in rows]
+        listing.require_id(conn, "swarm", swarm_id)
+        listing.require_id(conn, "agent", agent_id)
+        listing.require_id(conn, "task", parent_id)
+        rows, total = listing.page_query(conn, sql, params, limit, offset)
+        found = [task_view(r, _children(conn, r["id"])) for r in rows]
+    return {"tasks": found, "total": total, "limit": limit, "offset": offset}
 
 
 def wait(
