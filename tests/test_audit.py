@@ -199,7 +199,7 @@ def test_audit_row_is_in_the_same_transaction_as_the_write(cli, db_path):
     cli("memory", "store", "k", "1")
     before = len(entries(cli))
     # A failing write (unknown owner agent) rolls back its audit row too.
-    assert cli("memory", "store", "k2", "1", "--agent", "nobody").exit_code == 2
+    assert cli("memory", "store", "k2", "1", "--agent", "nobody").exit_code == 1
     assert len(entries(cli)) == before
 
 

@@ -144,7 +144,7 @@ def test_batch_store_invalid_item_stores_nothing(manager):
 def test_batch_store_refuses_unknown_owner(manager):
     with pytest.raises(GeminiFlowError) as info:
         manager.batch_store([{"key": "a", "value": 1, "agent_id": "agent-nope"}])
-    assert info.value.code == "INVALID_INPUT" and "agent-nope" in info.value.message
+    assert info.value.code == "NOT_FOUND" and "agent-nope" in info.value.message
 
 
 def test_batch_retrieve_and_delete_api(manager):

@@ -120,7 +120,7 @@ def test_duplicate_keys_inside_the_file_conflict_in_fail_mode(cli, tmp_path):
 def test_import_refuses_unknown_owners(cli, tmp_path):
     path = write_lines(tmp_path / "in.jsonl", [{"key": "k", "value": 1, "agentId": "agent-404"}])
     result = cli("memory", "import", path)
-    assert result.exit_code == 2 and "agent-404" in result.error["message"]
+    assert result.exit_code == 1 and "agent-404" in result.error["message"]
 
 
 def test_import_writes_one_audit_row(cli, tmp_path, db_path):

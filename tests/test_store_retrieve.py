@@ -103,7 +103,7 @@ def test_tags_repeat_and_split_on_commas(cli):
 @pytest.mark.parametrize("option", ["--agent", "--swarm"])
 def test_unknown_owner_is_refused_and_nothing_written(cli, db_path, option):
     result = cli("memory", "store", "k", "v", option, "nobody")
-    assert result.exit_code == 2
+    assert result.exit_code == 1 and result.error["code"] == "NOT_FOUND"  # an unknown id, as everywhere
     assert "nobody" in result.error["message"]
     assert not db_path.exists() or rows(db_path) == []
 

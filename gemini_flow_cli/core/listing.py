@@ -55,8 +55,10 @@ def check_choice(value: str | None, allowed: Iterable[str], option: str) -> str 
     """``value`` if it is one of ``allowed`` (or None); else INVALID_INPUT naming the choices."""
     allowed = tuple(allowed)
     if value is not None and value not in allowed:
+        choices = (f"use one of {', '.join(allowed)}" if len(allowed) <= 12
+                   else f"not one of the {len(allowed)} known values (error.details.allowed lists them)")
         raise GeminiFlowError(
-            "INVALID_INPUT", f"invalid {option} {value!r}: use one of {', '.join(allowed)}",
+            "INVALID_INPUT", f"invalid {option} {value!r}: {choices}",
             details={"option": option, "value": value, "allowed": list(allowed)},
         )
     return value

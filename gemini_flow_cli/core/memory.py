@@ -272,12 +272,11 @@ class MemoryManager:
         }
 
     def _check_owners(self, conn, agent_id: str | None, swarm_id: str | None) -> None:
-        for table, owner in (("agents", agent_id), ("swarms", swarm_id)):
-            if owner is not None and conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (owner,)).fetchone() is None:
-                noun = table[:-1]
-                raise GeminiFlowError(
-                    "INVALID_INPUT", f"unknown {noun} {owner!r}: no {noun} with that id", details={noun: owner}
-                )
+        from gemini_flow_cli.core import listing
+
+        # An owner that does not exist is an unknown id, NOT_FOUND as everywhere (CLI.md §3).
+        listing.require_id(conn, "agent", agent_id)
+        listing.require_id(conn, "swarm", swarm_id)
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool) -> dict[str, Any]:
         now = int(clock.now())

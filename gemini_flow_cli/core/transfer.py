@@ -254,10 +254,10 @@ def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = No
                 if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (owner,)).fetchone() is None:
                     noun = table[:-1]
                     raise GeminiFlowError(
-                        "INVALID_INPUT",
+                        "NOT_FOUND",
                         f"line {number}: unknown {noun} {owner!r} (owners must exist in this database; "
                         "create them first); nothing was imported",
-                        details={"line": number, noun: owner},
+                        details={"line": number, f"{noun}Id": owner},
                     )
     return count
 

@@ -1,0 +1,122 @@
+"""A small database with at least two of everything, for the tests that walk every command.
+
+``build(cli, folder)`` fills the test's database through the real commands and returns the ids
+it made; ``invocation(path, ids)`` is one successful command line for every command of the tree
+(the walking tests fail on a command that has none, so a new command gets one here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build(cli, folder: Path) -> dict[str, str]:
+    """Two memory entries, agents, swarms, tasks, decisions, metrics and backups."""
+
+    def ok(*args: str, input: str | None = None) -> dict:
+        result = cli(*args, input=input)
+        assert result.exit_code == 0, (args, result)
+        return result.json
+
+    ids: dict[str, str] = {"folder": str(folder)}
+    ok("memory", "store", "alpha", '{"n": 1}', "-n", "demo", "-t", "x")
+    ok("memory", "store", "beta", "two", "-n", "demo")
+    ids["swarm"] = ok("swarm", "init", "--topology", "mesh")["id"]
+    ids["swarm2"] = ok("swarm", "init", "--topology", "star")["id"]
+    ids["agent"] = ok("agent", "spawn", "--type", "coder", "--name", "c1", "--swarm", ids["swarm"])["id"]
+    ids["agent2"] = ok("agent", "spawn", "--type", "tester", "--name", "t1", "--swarm", ids["swarm"])["id"]
+    ids["agent3"] = ok("agent", "spawn", "--type", "coder", "--name", "c3")["id"]
+    ids["task"] = ok("task", "orchestrate", "first", "--swarm", ids["swarm"])["taskId"]
+    ids["task2"] = ok("task", "orchestrate", "second", "--subtask", "a", "--subtask", "b")["taskId"]
+    ids["task3"] = ok("task", "orchestrate", "third")["taskId"]
+    ids["decision"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p1", "--type", "majority")["decisionId"]
+    ids["decision2"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p2", "--type", "majority")["decisionId"]
+    ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "1")
+    ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "2")
+    ids["backup"] = ok("backup", "create")["path"]
+    ok("backup", "create")
+    (folder / "batch.jsonl").write_text('{"action": "store", "key": "gamma", "value": 3}\n')
+    (folder / "value.txt").write_text("from a file\n")
+    (folder / "import.jsonl").write_text('{"key": "imported", "value": 1}\n')
+    return ids
+
+
+def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
+    """One command line (after the command's path) that succeeds on :func:`build`'s database."""
+    f = ids["folder"]
+    table: dict[tuple[str, ...], list[str]] = {
+        ("memory", "store"): ["delta", "4"],
+        ("memory", "retrieve"): ["alpha", "-n", "demo"],
+        ("memory", "delete"): ["beta", "-n", "demo"],
+        ("memory", "search"): ["*"],
+        ("memory", "list"): [],
+        ("memory", "namespaces"): [],
+        ("memory", "stats"): [],
+        ("memory", "health"): [],
+        ("memory", "cleanup"): ["--dry-run"],
+        ("memory", "clear"): ["-n", "nothing-here", "--yes"],
+        ("memory", "batch"): [f"{f}/batch.jsonl"],
+        ("memory", "export"): ["-o", f"{f}/export.jsonl"],
+        ("memory", "import"): [f"{f}/import.jsonl", "--on-conflict", "skip"],
+        ("memory", "fts", "enable"): [],
+        ("memory", "fts", "disable"): [],
+        ("memory", "fts", "status"): [],
+        ("agent", "types"): [],
+        ("agent", "spawn"): ["--type", "reviewer"],
+        ("agent", "list"): [],
+        ("agent", "show"): [ids["agent"]],
+        ("agent", "update"): [ids["agent"], "--status", "idle"],
+        ("agent", "heartbeat"): [ids["agent"]],
+        ("agent", "terminate"): [ids["agent3"]],
+        ("agent", "metrics"): [ids["agent"]],
+        ("swarm", "init"): ["--topology", "ring"],
+        ("swarm", "list"): [],
+        ("swarm", "show"): [ids["swarm"]],
+        ("swarm", "status"): [ids["swarm"]],
+        ("swarm", "join"): [ids["swarm2"], ids["agent"]],
+        ("swarm", "leave"): [ids["swarm"], ids["agent2"]],
+        ("swarm", "shutdown"): [ids["swarm2"]],
+        ("task", "orchestrate"): ["fourth"],
+        ("task", "claim"): ["--agent", ids["agent"]],
+        ("task", "start"): [ids["task3"], "--agent", ids["agent2"]],
+        ("task", "progress"): [ids["task3"], "--value", "0.5"],
+        ("task", "complete"): [ids["task3"]],
+        ("task", "fail"): [ids["task"]],
+        ("task", "retry"): [ids["task"]],
+        ("task", "cancel"): [ids["task"]],
+        ("task", "list"): [],
+        ("task", "show"): [ids["task"]],
+        ("consensus", "request"): ["--swarm", ids["swarm"], "--proposal", "p3", "--type", "majority"],
+        ("consensus", "vote"): [ids["decision"], "--agent", ids["agent"], "approve"],
+        ("consensus", "show"): [ids["decision"]],
+        ("consensus", "list"): [],
+        ("metrics", "record"): ["--entity-type", "system", "--entity-id", "ci", "builds", "1"],
+        ("metrics", "list"): [],
+        ("backup", "create"): [f"{f}/three.db"],
+        ("backup", "verify"): [ids["backup"]],
+        ("backup", "restore"): [ids["backup"], "--merge", "--yes"],
+        ("backup", "list"): [],
+        ("backup", "prune"): ["--dry-run"],
+        ("migrate", "status"): [],
+        ("migrate", "list"): [],
+        ("migrate", "up"): ["--dry-run"],
+        ("migrate", "down"): ["--to", "1.0.3", "--dry-run"],
+        ("config", "get"): ["memory.maxValueSize"],
+        ("config", "set"): ["audit.retention", "30d"],
+        ("config", "unset"): ["audit.retention"],
+        ("config", "list"): ["--all"],
+        ("key", "generate"): ["--file", f"{f}/new.key"],
+        ("key", "status"): [],
+        ("key", "rotate"): None,  # needs the current key in the environment: see KEYED
+        ("audit", "list"): [],
+        ("audit", "verify"): [],
+        ("audit", "prune"): ["--dry-run"],
+    }
+    return table.get(path, ["<no invocation: add one to tests/world.py>"])
+
+
+# Commands whose invocation needs something beyond the database (a key in the environment):
+# a walking test runs them with what they need, or says why it cannot.
+KEYED: dict[tuple[str, ...], str] = {
+    ("key", "rotate"): "needs GEMINI_FLOW_ENCRYPTION_KEY and a new key file",
+}
