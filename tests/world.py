@@ -29,6 +29,10 @@ def build(cli, folder: Path) -> dict[str, str]:
     ids["task"] = ok("task", "orchestrate", "first", "--swarm", ids["swarm"])["taskId"]
     ids["task2"] = ok("task", "orchestrate", "second", "--subtask", "a", "--subtask", "b")["taskId"]
     ids["task3"] = ok("task", "orchestrate", "third")["taskId"]
+    for name in ("running", "running2", "failed"):
+        ids[name] = ok("task", "orchestrate", name)["taskId"]
+        ok("task", "start", ids[name], "--agent", ids["agent2"])
+    ok("task", "fail", ids["failed"])
     ids["decision"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p1", "--type", "majority")["decisionId"]
     ids["decision2"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p2", "--type", "majority")["decisionId"]
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "1")
@@ -79,10 +83,10 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("task", "orchestrate"): ["fourth"],
         ("task", "claim"): ["--agent", ids["agent"]],
         ("task", "start"): [ids["task3"], "--agent", ids["agent2"]],
-        ("task", "progress"): [ids["task3"], "--value", "0.5"],
-        ("task", "complete"): [ids["task3"]],
-        ("task", "fail"): [ids["task"]],
-        ("task", "retry"): [ids["task"]],
+        ("task", "progress"): [ids["running"], "--value", "0.5"],
+        ("task", "complete"): [ids["running"]],
+        ("task", "fail"): [ids["running2"]],
+        ("task", "retry"): [ids["failed"]],
         ("task", "cancel"): [ids["task"]],
         ("task", "list"): [],
         ("task", "show"): [ids["task"]],

@@ -76,7 +76,7 @@ def up(
     db = st.open_db(create=not dry_run, migrate=False)
     if dry_run:
         steps = migrations.plan(to) if db.ephemeral else migrations.pending(db.conn, to)
-        st.out.raw(migrations.plan_sql(steps) or "-- nothing to apply")
+        _print_plan(st, steps, migrations.plan_sql(steps), "-- nothing to apply")
         return
     migrations.plan(to)  # an unknown version is refused before anything is created
     db.ensure_file()
@@ -84,6 +84,14 @@ def up(
     applied = migrations.upgrade(db.conn, steps, then=_audit(db, "migrate-up"))
     st.out.message(f"Applied {', '.join(applied)}" if applied else "Nothing to apply")
     st.out.emit({"success": True, "applied": applied, "current": db.schema_version()})
+
+
+def _print_plan(st, steps, sql: str, nothing: str) -> None:
+    """A dry run's SQL as text (to save or read), or in a JSON envelope when JSON was asked for."""
+    if st.out.json_explicit or st.out.format == "jsonl":
+        st.out.emit({"success": True, "dryRun": True, "versions": [s.version for s in steps], "sql": sql})
+    else:
+        st.out.raw(sql or nothing)
 
 
 @app.command()
@@ -107,7 +115,7 @@ def down(
         raise GeminiFlowError("NOT_FOUND", "there is no database to migrate")
     steps = migrations.to_undo(db.conn, to)
     if dry_run:
-        st.out.raw(migrations.plan_sql(steps, down=True) or "-- nothing to revert")
+        _print_plan(st, steps, migrations.plan_sql(steps, down=True), "-- nothing to revert")
         return
     if not steps:
         st.out.message(f"Already at {db.schema_version()}")

@@ -666,7 +666,9 @@ def transition(
 
 
 def _audit_state(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("status", "agent_id", "progress", "retry_count")}
+    # The audit log speaks the JSON vocabulary (camelCase), like every other output.
+    return {"status": row["status"], "agentId": row["agent_id"], "progress": row["progress"],
+            "retryCount": row["retry_count"]}
 
 
 def _unmet_dependencies(conn, task: dict[str, Any]) -> list[str]:
