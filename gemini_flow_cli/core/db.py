@@ -15,8 +15,10 @@ import contextlib
 import getpass
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from gemini_flow_cli.core import migrations
 from gemini_flow_cli.errors import GeminiFlowError
@@ -25,6 +27,13 @@ DB_DIRNAME = ".hive-mind"
 DB_FILENAME = "hive.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 10.0
+# GEMINI_FLOW_NO_WRITER_QUEUE=1: writers rely on the BEGIN IMMEDIATE retry loop alone (for the
+# writers benchmark's comparison, and a way out should flock misbehave on some file system).
+_NO_QUEUE = bool(os.environ.get("GEMINI_FLOW_NO_WRITER_QUEUE"))
+# GEMINI_FLOW_LOCK_LOG=FILE: each write appends "<seconds waited> <seconds the lock was held>" to
+# FILE (benchmarks/writers.py reads it for the longest hold). Unset: nothing is measured.
+_LOCK_LOG = os.environ.get("GEMINI_FLOW_LOCK_LOG")
+T = TypeVar("T")
 
 
 def discover(start: Path | None = None) -> Path:
@@ -40,25 +49,74 @@ def discover(start: Path | None = None) -> Path:
     return start / DB_DIRNAME / DB_FILENAME
 
 
-def translate_sqlite_error(exc: sqlite3.Error, busy_timeout: float | None = None) -> GeminiFlowError:
-    """The spec's error for a SQLite failure that reached the surface."""
+def is_busy(exc: BaseException) -> bool:
+    """Whether a SQLite error means another connection holds the lock (SQLITE_BUSY/LOCKED)."""
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-        waited = f" for {busy_timeout:g} s" if busy_timeout is not None else ""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def busy_error(waited: float, busy_timeout: float | None) -> GeminiFlowError:
+    """CONNECTION_FAILED after waiting ``waited`` seconds for the write lock, saying so."""
+    limit = f" (--busy-timeout {busy_timeout:g})" if busy_timeout is not None else ""
+    return GeminiFlowError(
+        "CONNECTION_FAILED",
+        f"the database was busy: waited {waited:.1f} s for the write lock{limit} while other writers "
+        "held it; nothing was written (raise --busy-timeout to wait longer)",
+        details={"waited": round(waited, 3), "busyTimeout": busy_timeout},
+    )
+
+
+def translate_sqlite_error(
+    exc: sqlite3.Error,
+    busy_timeout: float | None = None,
+    *,
+    waited: float | None = None,
+    path: Path | str | None = None,
+) -> GeminiFlowError:
+    """The spec's error for a SQLite failure that reached the surface.
+
+    ``waited``: seconds actually spent waiting for the lock (said in the busy message instead of
+    the configured timeout); ``path``: the database file, named by the disk-full and read-only
+    messages. Error texts are SQLite's (sqlite3_errstr): "database or disk is full" is
+    SQLITE_FULL, "attempt to write a readonly database" SQLITE_READONLY.
+    """
+    text = str(exc)
+    where = f" {path}" if path is not None else ""
+    if is_busy(exc):
+        if waited is not None:
+            return busy_error(waited, busy_timeout)
+        limit = f" past the busy timeout ({busy_timeout:g} s)" if busy_timeout is not None else ""
         return GeminiFlowError(
             "CONNECTION_FAILED",
-            f"the database was busy: another process held the write lock{waited}; nothing was "
-            "written (raise --busy-timeout to wait longer)",
+            f"the database was busy: another process held its lock{limit}; nothing was written "
+            "(raise --busy-timeout to wait longer)",
         )
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in text:
+        return disk_full_error(path)
     if isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in text or "not a database" in text or "file is encrypted" in text
     ):
-        return GeminiFlowError("CONNECTION_FAILED", f"the database is damaged or not a database: {text}")
+        return GeminiFlowError("CONNECTION_FAILED", f"the database{where} is damaged or not a database: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
-        return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database: {text}")
+        return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database{where}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return GeminiFlowError("CONNECTION_FAILED", f"the database is read-only: {text}")
+        return GeminiFlowError(
+            "CONNECTION_FAILED",
+            f"the database{where} is read-only (the file, its -wal/-shm or its folder cannot be "
+            "written); nothing was written and its permissions were left as they are",
+            details={"path": str(path)} if path is not None else None,
+        )
     return GeminiFlowError("INTERNAL", f"unexpected SQLite error: {text}")
+
+
+def disk_full_error(path: Path | str | None) -> GeminiFlowError:
+    """DISK_FULL (exit 6) naming the file that could not grow."""
+    where = f" for {path}" if path is not None else ""
+    return GeminiFlowError(
+        "DISK_FULL",
+        f"the disk is full: no space left{where}; nothing was written (free some space and retry)",
+        details={"path": str(path)} if path is not None else None,
+    )
 
 
 class Database:
@@ -91,6 +149,7 @@ class Database:
         self._synchronous: str | None = None
         self._depth = 0
         self._sqlite_utils = None
+        self._queue = None  # core.writelock.WriterQueue, made on the first write
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -144,12 +203,13 @@ class Database:
                 # A command that will write brings the schema up to date before it reads anything
                 # (its settings, its owners): a file another process has only just created, or an
                 # older schema, would otherwise be read before its tables exist.
-                db._prepare_for_writing()
+                with db.write(bookkeeping=True):
+                    pass
         except sqlite3.Error as exc:
-            conn.close()
-            raise translate_sqlite_error(exc, busy_timeout) from exc
+            db.close()
+            raise translate_sqlite_error(exc, busy_timeout, path=path) from exc
         except GeminiFlowError:
-            conn.close()
+            db.close()
             raise
         return db
 
@@ -204,6 +264,8 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
+        if self._queue is not None:
+            self._queue.close()
 
     def __enter__(self) -> Database:
         return self
@@ -218,9 +280,12 @@ class Database:
         """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one.
 
         The first write to a file applies pending schema migrations, and makes the file WAL.
-        ``bookkeeping`` marks a transaction that changes no data a user stored (a read's access
-        count): it does not count as the command having written (``wrote``), which is what
-        automatic backups follow.
+        Before ``BEGIN IMMEDIATE`` the writer waits its turn in the writers' queue
+        (core/writelock.py), then retries a busy ``BEGIN IMMEDIATE`` with backoff and jitter;
+        both share one deadline, ``busy_timeout`` seconds from the call. Past it: CONNECTION_FAILED
+        saying how long it waited. A full disk raises DISK_FULL naming the file.
+        ``bookkeeping`` marks a transaction that changes no data a user stored: it does not count
+        as the command having written (``wrote``), which is what automatic backups follow.
         """
         if self._depth:
             self._depth += 1
@@ -229,31 +294,141 @@ class Database:
             finally:
                 self._depth -= 1
             return
+        # Everything a write will import is imported before its turn: under load a module import
+        # inside the transaction (hashlib for the audit chain, OpenSSL underneath: ~5 ms alone,
+        # far more on a busy CPU) would hold every other writer up (tests/test_concurrency.py
+        # checks that no write command imports anything while it holds the lock).
+        import hashlib  # noqa: F401
+
+        started = time.monotonic()
         try:
+            if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
+                self._materialize()  # the queue lives on the file's folder: create it first
+            self._enter_queue(started)
+            locked = time.monotonic()  # the writers' turn starts: from here others wait for us
             if not self._prepared:
                 self._prepare_for_writing()
                 self._prepared = not self.ephemeral  # a stand-in may still become a file
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(started)
         except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self.busy_timeout) from exc
+            self._leave_queue()
+            raise self._translate(exc, started) from exc
+        except BaseException:
+            self._leave_queue()
+            raise
         self._depth = 1
         try:
-            yield self.conn
-        except BaseException as exc:
+            try:
+                yield self.conn
+            except BaseException as exc:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc, started) from exc
+                raise
             self._depth = 0
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise translate_sqlite_error(exc, self.busy_timeout) from exc
-            raise
-        self._depth = 0
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            raise translate_sqlite_error(exc, self.busy_timeout) from exc
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise self._translate(exc, started) from exc
+        finally:
+            self._leave_queue()
+            if _LOCK_LOG:
+                _log_lock(locked - started, time.monotonic() - locked)
         self.wrote = self.wrote or not bookkeeping
+
+    def try_bookkeeping(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """Run ``work(conn)`` in its own write transaction only if the write lock is free at once.
+
+        For bookkeeping a read does on the side (CLI.md §4 "Reads and bookkeeping": the access
+        count): it never waits for a writer, never migrates, and never fails the read. Returns
+        ``work``'s result once committed, or None when the lock was taken, the file is read-only,
+        the disk is full, or anything else went wrong (then nothing was changed).
+        """
+        if self._depth:
+            return None
+        queue = self._writer_queue()
+        if queue is not None and not queue.try_acquire():
+            return None
+        try:
+            self.conn.execute("PRAGMA busy_timeout=0")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            try:
+                result = work(self.conn)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.Error:
+            return None
+        finally:
+            if queue is not None:
+                queue.release()
+
+    def _writer_queue(self):
+        if self._queue is None and self.path is not None and not _NO_QUEUE:
+            from gemini_flow_cli.core.writelock import WriterQueue
+
+            self._queue = WriterQueue(self.path)
+        return self._queue
+
+    def _enter_queue(self, started: float) -> None:
+        queue = self._writer_queue()
+        if queue is None:
+            return
+        if not queue.acquire(self.busy_timeout - (time.monotonic() - started)) and queue.available:
+            raise busy_error(time.monotonic() - started, self.busy_timeout)
+
+    def _leave_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.release()
+
+    def _begin_immediate(self, started: float) -> None:
+        """``BEGIN IMMEDIATE``, retried with exponential backoff and jitter until the deadline.
+
+        The queue keeps gemini-flow writers apart; this loop covers writers that do not take it
+        (another program, ``migrate`` run by hand) without SQLite's busy handler, whose fixed
+        polling intervals starve unlucky waiters. The first try costs nothing extra.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        import random
+
+        deadline = started + self.busy_timeout
+        delay = 0.002
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise sqlite3.OperationalError("database is locked")
+                time.sleep(min(left, delay * (0.5 + random.random())))
+                delay = min(delay * 2, 0.05)
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def _translate(self, exc: sqlite3.Error, started: float) -> GeminiFlowError:
+        return translate_sqlite_error(
+            exc, self.busy_timeout, waited=time.monotonic() - started, path=self.path or self.target
+        )
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -331,6 +506,15 @@ class Database:
         }
 
 
+def _log_lock(waited: float, held: float) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(_LOCK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{waited:.6f} {held:.6f}\n".encode())
+        finally:
+            os.close(fd)
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()
@@ -368,10 +552,15 @@ def _create_private_file(path: Path) -> None:
 
 
 def _chmod_private(path: Path | None) -> None:
-    """SQLite copies the database's mode to ``-wal``/``-shm``; make sure, in case it was made lax."""
+    """SQLite copies the database's mode to ``-wal``/``-shm``; make sure, in case it was made lax.
+
+    Only takes away the group's and others' bits: a file its owner made read-only (0444) stays
+    read-only (0400), never made writable again.
+    """
     if path is None:
         return
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with contextlib.suppress(FileNotFoundError, PermissionError):
-            if candidate.stat().st_mode & 0o077:
-                os.chmod(candidate, 0o600)
+            mode = candidate.stat().st_mode
+            if mode & 0o077:
+                os.chmod(candidate, mode & 0o700)
