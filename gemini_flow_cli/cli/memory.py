@@ -302,7 +302,7 @@ def health() -> None:
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)  # the file as it is, not an upgraded copy
     report = memory_manager(db).health_check()
     st.out.emit(report)
     if not report["healthy"]:

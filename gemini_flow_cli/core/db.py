@@ -34,6 +34,8 @@ _NO_QUEUE = bool(os.environ.get("GEMINI_FLOW_NO_WRITER_QUEUE"))
 # FILE (benchmarks/writers.py reads it for the longest hold). Unset: nothing is measured.
 _LOCK_LOG = os.environ.get("GEMINI_FLOW_LOCK_LOG")
 T = TypeVar("T")
+# Reads of a file at an older schema go through an upgraded in-memory copy up to this size.
+MAX_UPGRADED_COPY = 256 * 1024 * 1024
 
 
 def discover(start: Path | None = None) -> Path:
@@ -150,6 +152,10 @@ class Database:
         self._depth = 0
         self._sqlite_utils = None
         self._queue = None  # core.writelock.WriterQueue, made on the first write
+        # Reading an older schema through an upgraded in-memory copy: the file's own connection
+        # and version, kept aside until a write needs them (_read_through_upgraded_copy).
+        self._file_conn: sqlite3.Connection | None = None
+        self._file_version: str | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -199,6 +205,10 @@ class Database:
                 conn.close()
                 return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.creatable = create
+            if not create and auto_migrate and migrations.pending(conn):
+                # A read on an older schema: answer from an upgraded in-memory copy, never
+                # migrating (writing) the file for a read, nor failing on a missing column.
+                db._read_through_upgraded_copy()
             if create and auto_migrate and migrations.pending(conn):
                 # A command that will write brings the schema up to date before it reads anything
                 # (its settings, its owners): a file another process has only just created, or an
@@ -212,6 +222,39 @@ class Database:
             db.close()
             raise
         return db
+
+    def _read_through_upgraded_copy(self) -> None:
+        """Read from a snapshot of the file copied into memory and migrated there (the file, at
+        its older schema, is untouched). The first write switches back to the file, which is then
+        migrated as every write migrates it. Refused (CONNECTION_FAILED) for a file over
+        ``MAX_UPGRADED_COPY`` bytes, where the copy would cost too much memory and time.
+        """
+        sizes = self.file_sizes()
+        version = migrations.current_version(self.conn)
+        if sizes["database"] + sizes["wal"] > MAX_UPGRADED_COPY:
+            raise GeminiFlowError(
+                "CONNECTION_FAILED",
+                f"{self.path} is at schema version {version}, older than this program's "
+                f"{migrations.LATEST}, and too large to read through an upgraded copy; run "
+                "`gemini-flow migrate up` (or any command that writes) to migrate it",
+            )
+        copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            self.conn.backup(copy)  # one consistent snapshot; takes no write lock
+            copy.execute("PRAGMA foreign_keys=ON")
+            migrations.upgrade(copy, migrations.pending(copy))
+        except BaseException:
+            copy.close()
+            raise
+        self._file_conn, self.conn = self.conn, copy
+        self._file_version = version
+
+    def _back_to_the_file(self) -> None:
+        """Leave the upgraded copy for the file itself (before a write)."""
+        if self._file_conn is not None:
+            self.conn.close()
+            self.conn, self._file_conn, self._file_version = self._file_conn, None, None
+            self._sqlite_utils = None
 
     @classmethod
     def in_memory(cls, **kwargs) -> Database:
@@ -264,6 +307,8 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
+        if self._file_conn is not None:
+            self._file_conn.close()
         if self._queue is not None:
             self._queue.close()
 
@@ -300,6 +345,7 @@ class Database:
         # checks that no write command imports anything while it holds the lock).
         import hashlib  # noqa: F401
 
+        self._back_to_the_file()
         started = time.monotonic()
         try:
             if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
@@ -348,8 +394,8 @@ class Database:
         ``work``'s result once committed, or None when the lock was taken, the file is read-only,
         the disk is full, or anything else went wrong (then nothing was changed).
         """
-        if self._depth:
-            return None
+        if self._depth or self._file_conn is not None:
+            return None  # nothing to count in a copy; counting in the file would mean migrating it
         queue = self._writer_queue()
         if queue is not None and not queue.try_acquire():
             return None
@@ -493,7 +539,8 @@ class Database:
         return self._sqlite_utils
 
     def schema_version(self) -> str | None:
-        return migrations.current_version(self.conn)
+        """The schema version of the file (not of the upgraded copy a read may go through)."""
+        return self._file_version or migrations.current_version(self.conn)
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes of the database file and its WAL (0 when absent)."""
