@@ -171,8 +171,13 @@ class Database:
         session_id: str | None = None,
         auto_migrate: bool = True,
         synchronous_fallback: str | None = None,
+        upgraded_reads: bool = False,
     ) -> Database:
         """Open the database at ``path`` (discovered when None).
+
+        ``upgraded_reads`` (with ``create=False`` and ``auto_migrate``): a file at an older schema
+        is read through an upgraded in-memory copy, so that every read works without migrating
+        (writing) the file; the first write goes back to the file and migrates it.
 
         With ``create`` the file and its folder are made on demand (0700 / 0600). Without it a
         missing file opens as an empty in-memory store. A file that is not SQLite, or a SQLite
@@ -205,7 +210,7 @@ class Database:
                 conn.close()
                 return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.creatable = create
-            if not create and auto_migrate and migrations.pending(conn):
+            if upgraded_reads and not create and auto_migrate and migrations.pending(conn):
                 # A read on an older schema: answer from an upgraded in-memory copy, never
                 # migrating (writing) the file for a read, nor failing on a missing column.
                 db._read_through_upgraded_copy()
