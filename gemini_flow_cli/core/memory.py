@@ -272,11 +272,13 @@ class MemoryManager:
         }
 
     def _check_owners(self, conn, agent_id: str | None, swarm_id: str | None) -> None:
-        from gemini_flow_cli.core import listing
-
-        # An owner that does not exist is an unknown id, NOT_FOUND as everywhere (CLI.md §3).
-        listing.require_id(conn, "agent", agent_id)
-        listing.require_id(conn, "swarm", swarm_id)
+        # An owner that does not exist is an unknown id, NOT_FOUND as everywhere (CLI.md §3), in
+        # core.listing.require_id's words; written out here because this runs under the write
+        # lock, where importing a module would make every other writer wait for the disk.
+        for kind, table, field, owner in (("agent", "agents", "agentId", agent_id),
+                                          ("swarm", "swarms", "swarmId", swarm_id)):
+            if owner is not None and conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (owner,)).fetchone() is None:
+                raise GeminiFlowError("NOT_FOUND", f"no {kind} {owner!r}", details={field: owner})
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool) -> dict[str, Any]:
         now = int(clock.now())
