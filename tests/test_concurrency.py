@@ -235,3 +235,35 @@ def test_no_write_command_imports_a_module_while_holding_the_lock(populated, tmp
     assert done.returncode == 0, done.stderr
     imported = {name: modules for name, modules in json.loads(done.stdout).items() if modules}
     assert imported == {}
+
+
+def test_an_export_into_a_stalled_pipe_does_not_pin_the_wal(db_path, tmp_path):
+    """`memory export | slow-consumer`: the export lets its snapshot go before it waits on the
+    pipe, so a checkpoint can restart the WAL while the consumer stalls (benchmarks/wal_growth.py
+    measures the growth this prevents)."""
+    from gemini_flow_cli.core.db import Database
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    db = Database.open(db_path)
+    MemoryManager(db).batch_store({"key": f"k{i}", "value": "v" * 200} for i in range(3000))  # >> a pipe buffer
+    db.close()
+    export = subprocess.Popen([*gemini_flow_command(), "--db", str(db_path), "memory", "export"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        first = export.stdout.read(1)  # the export is writing now; from here nobody reads the pipe
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+        deadline = time.monotonic() + 10
+        while True:
+            conn.execute("INSERT OR REPLACE INTO memory_store (key, value, namespace) VALUES ('w', '1', 'default')")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0 and export.poll() is None:
+                break
+            assert time.monotonic() < deadline, "the export kept its read transaction while the pipe was full"
+            time.sleep(0.1)
+        conn.close()
+        assert export.poll() is None  # still blocked on the full pipe: nobody has read a byte
+    finally:
+        out, err = export.communicate(timeout=60)
+    assert export.returncode == 0, err
+    keys = [json.loads(line)["key"] for line in (first + out).splitlines()]
+    assert sum(1 for k in keys if k.startswith("k")) == 3000
