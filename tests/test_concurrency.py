@@ -267,3 +267,51 @@ def test_an_export_into_a_stalled_pipe_does_not_pin_the_wal(db_path, tmp_path):
     assert export.returncode == 0, err
     keys = [json.loads(line)["key"] for line in (first + out).splitlines()]
     assert sum(1 for k in keys if k.startswith("k")) == 3000
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_the_writers_queue_times_out_and_an_abandoned_wait_never_keeps_the_lock(tmp_path, where):
+    import threading
+
+    from gemini_flow_cli.core.writelock import WriterQueue
+
+    path = tmp_path / "hive.db"
+    holder, waiter, later = WriterQueue(path), WriterQueue(path), WriterQueue(path)
+    assert holder.try_acquire()
+    outcome = {}
+
+    def wait() -> None:
+        began = time.monotonic()
+        outcome["held"] = waiter.acquire(0.3)
+        outcome["waited"] = time.monotonic() - began
+
+    if where == "main thread":
+        wait()
+    else:
+        thread = threading.Thread(target=wait)
+        thread.start()
+        thread.join()
+    assert outcome["held"] is False and 0.3 <= outcome["waited"] < 2.0
+    holder.release()
+    assert later.acquire(2.0)  # the abandoned wait let go (or never took) the lock
+    later.release()
+    assert waiter.acquire(1.0)  # and the abandoned queue object can wait again
+    for queue in (holder, waiter, later):
+        queue.close()
+
+
+def test_the_writers_queue_hands_the_lock_to_a_waiter_when_released(tmp_path):
+    import threading
+
+    from gemini_flow_cli.core.writelock import WriterQueue
+
+    path = tmp_path / "hive.db"
+    holder, waiter = WriterQueue(path), WriterQueue(path)
+    assert holder.try_acquire()
+    threading.Timer(0.2, holder.release).start()
+    began = time.monotonic()
+    assert waiter.acquire(5.0)
+    assert 0.15 <= time.monotonic() - began < 2.0
+    assert not holder.try_acquire()
+    waiter.close()
+    holder.close()
