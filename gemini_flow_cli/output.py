@@ -158,7 +158,7 @@ class Output:
             keep = [i for i in range(len(columns)) if any(r[i] for r in cells)] or list(range(len(columns)))
             columns = [columns[i] for i in keep]
             cells = [[r[i] for i in keep] for r in cells]
-        widths = fit_widths(data(), [cell_len(name) for name in columns], console.width - (3 * len(columns) + 1))
+        columns, cells, widths = fit_with_whole_ids(columns, cells, console.width)
         for name, width in zip(columns, widths):
             table.add_column(_text(name), overflow="ellipsis", no_wrap=True, width=width)
         for row in cells:
@@ -299,6 +299,54 @@ def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = No
         cells = (_csv_cell(row.get(name)) for name in columns)
         writer.writerow(escape_control(c) if tty and isinstance(c, str) else c for c in cells)
     sys.stdout.flush()
+
+
+# A column narrower than this says nothing ("st…"): it is dropped instead, right to left.
+MIN_COLUMN = 6
+
+
+def is_id_column(name: str) -> bool:
+    """``id``, ``agentId``, ``decisionId``...: what a row is for (copied into the next command)."""
+    return name == "id" or (name.endswith("Id") and name[:1].islower())
+
+
+def fit_with_whole_ids(columns: list[str], cells: list[list[str]], width: int) -> tuple[list[str], list[list[str]], list[int]]:
+    """Columns, cells and widths of a table ``width`` cells wide in which every id stays whole.
+
+    Ids keep every character. The other columns give way as in :func:`fit_widths`, and while
+    they cannot all keep :data:`MIN_COLUMN` cells beside the ids, the rightmost of them is
+    dropped (``--format json`` still has every field). Only when nothing but ids is left may an
+    id be cut, and then like any other column.
+    """
+    from rich.cells import cell_len
+
+    columns, cells = list(columns), [list(row) for row in cells]
+
+    def measure() -> tuple[list[int], list[int]]:
+        data = [max([0, *(cell_len(r[i]) for r in cells)]) for i in range(len(columns))]
+        return data, [cell_len(name) for name in columns]
+
+    while True:
+        data, headers = measure()
+        available = width - (3 * len(columns) + 1)
+        ids = [i for i, name in enumerate(columns) if is_id_column(name)]
+        others = [i for i in range(len(columns)) if i not in ids]
+        need = sum(max(data[i], 3) for i in ids) + sum(min(max(data[i], headers[i]), MIN_COLUMN) for i in others)
+        if not ids or not others or need <= available:
+            break
+        drop = others[-1]
+        del columns[drop]
+        for row in cells:
+            del row[drop]
+    if not ids or not others or sum(max(data[i], 3) for i in ids) > available:
+        return columns, cells, fit_widths(data, headers, available)
+    widths = [0] * len(columns)
+    for i in ids:
+        widths[i] = min(max(data[i], headers[i]), max(data[i], 3))
+    rest = fit_widths([data[i] for i in others], [headers[i] for i in others], available - sum(widths[i] for i in ids))
+    for i, w in zip(others, rest):
+        widths[i] = w
+    return columns, cells, widths
 
 
 def fit_widths(data: list[int], headers: list[int], available: int) -> list[int]:

@@ -27,6 +27,31 @@ SKIPPED: dict[tuple[str, ...], str] = {
 }
 
 
+# Documented example lines (README.md, --help) that the examples test does not run, by a piece
+# of their text, with the reason. Example lines invoking a command of SKIPPED are skipped too.
+EXAMPLE_SKIPS: dict[str, str] = {
+    "pip install": "installs packages from the network",
+    "pipx install": "installs the program for the user",
+    "git clone": "needs the repository's address",
+    "python -m build": "builds the package from a checkout",
+    "python -m venv": "creates an environment",
+    "python3 -m venv": "creates an environment",
+    ".venv/bin/": "runs a checkout's own tools",
+    "~/.venvs/": "uses the environment the install example makes",
+    "--install-completion": "writes the user's shell start-up files",
+    "completions/": "needs a checkout's completions folder",
+    "~/.zfunc": "writes the user's shell configuration",
+    "man ": "needs man and a manual path",
+    "man -l": "needs man",
+    "ssh ": "reaches another machine",
+    "some-generator": "a placeholder for the user's own program",
+    "pass show": "needs the user's password store",
+    "team.json.gz": "restores a backup someone else made",
+    "teammate.json.gz": "restores a backup someone else made",
+    "while sleep": "loops forever in the background",
+}
+
+
 @dataclass(frozen=True)
 class Command:
     """One runnable command: ``path`` as typed after ``gemini-flow`` (``("memory", "store")``)."""

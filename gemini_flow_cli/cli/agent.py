@@ -121,7 +121,7 @@ def show(agent_id: AgentId) -> None:
 
     Example:
 
-        gemini-flow agent show agent-01j9x3k2a7m4q8zq9c
+        gemini-flow agent show "$AGENT"
     """
     from gemini_flow_cli.core import agents
 

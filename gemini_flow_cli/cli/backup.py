@@ -68,7 +68,7 @@ def verify(
 
     Example:
 
-        gemini-flow backup verify .hive-mind/backups/hive-20250803T113000Z.db
+        gemini-flow backup verify "$BACKUP"
     """
     from gemini_flow_cli.core import backup as core
 
@@ -96,7 +96,7 @@ def restore(
 
     Example:
 
-        gemini-flow backup restore .hive-mind/backups/hive-20250803T113000Z.db --yes
+        gemini-flow backup restore "$BACKUP" --yes
 
         gemini-flow backup restore team.json.gz --merge --yes
     """

@@ -49,7 +49,7 @@ def request(
 
     Example:
 
-        gemini-flow consensus request --swarm swarm-1 --proposal "Deploy v1.0.4 to production" --type byzantine --threshold 0.75 --timeout 30000
+        gemini-flow consensus request --swarm "$SWARM" --proposal "Deploy v1.0.4 to production" --type majority --threshold 0.6 --timeout 30000
     """
     from gemini_flow_cli.core import consensus
     from gemini_flow_cli.core.tasks import parse_json
@@ -77,7 +77,7 @@ def vote(
 
     Example:
 
-        gemini-flow consensus vote decision-1 approve --agent agent-1 --confidence 0.9
+        gemini-flow consensus vote "$DECISION" approve --agent "$AGENT" --confidence 0.9
     """
     from gemini_flow_cli.core import consensus
 
@@ -92,7 +92,7 @@ def show(decision_id: DecisionId) -> None:
 
     Example:
 
-        gemini-flow consensus show decision-1 --json
+        gemini-flow consensus show "$DECISION" --json
     """
     from gemini_flow_cli.core import consensus
 
@@ -114,7 +114,7 @@ def list_(
 
     Example:
 
-        gemini-flow consensus list --swarm swarm-1 --decision approved
+        gemini-flow consensus list --swarm "$SWARM" --decision approved
     """
     from gemini_flow_cli.core import consensus
 
@@ -138,7 +138,7 @@ def wait(
 
     Example:
 
-        gemini-flow consensus wait decision-1 --json | jq -r .decision
+        gemini-flow consensus wait "$DECISION" --json | jq -r .decision
     """
     from gemini_flow_cli.core import consensus
 

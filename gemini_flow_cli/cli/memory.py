@@ -423,7 +423,7 @@ def batch(
 
     Example:
 
-        echo '{"operations": [{"action": "store", "key": "task-1", "value": {"status": "done"}}, {"action": "retrieve", "key": "task-1"}]}' | gemini-flow memory batch
+        echo '{"operations": [{"action": "store", "key": "build-1", "value": {"status": "done"}}, {"action": "retrieve", "key": "build-1"}]}' | gemini-flow memory batch
     """
     from gemini_flow_cli.core.memory import parse_batch_document
 

@@ -57,7 +57,7 @@ def orchestrate(
 
     Example:
 
-        gemini-flow task orchestrate "Implement user authentication" --swarm swarm-1 --priority high --strategy sequential --subtask "Design auth schema" --subtask "Implement login API" --estimated-duration 7200
+        gemini-flow task orchestrate "Implement user authentication" --swarm "$SWARM" --priority high --strategy sequential --subtask "Design auth schema" --subtask "Implement login API" --estimated-duration 7200
     """
     from gemini_flow_cli.core import tasks
 
@@ -96,7 +96,7 @@ def claim(
 
     Example:
 
-        while task=$(gemini-flow task claim --agent agent-1 --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
+        while task=$(gemini-flow task claim --agent "$AGENT" --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
     """
     from gemini_flow_cli.core import tasks
 
@@ -116,7 +116,7 @@ def start(
 
     Example:
 
-        gemini-flow task start task-3 --agent agent-1
+        gemini-flow task start "$TASK" --agent "$AGENT"
     """
     _move(task_id, "start", agent_id=agent)
 
@@ -130,7 +130,7 @@ def progress(
 
     Example:
 
-        gemini-flow task progress task-3 --value 0.5
+        gemini-flow task progress "$TASK" --value 0.5
     """
     _move(task_id, "progress", value=value)
 
@@ -147,7 +147,7 @@ def complete(
 
     Example:
 
-        gemini-flow task complete task-3 --result '{"files": 4}'
+        gemini-flow task complete "$TASK" --result '{"files": 4}'
     """
     from gemini_flow_cli.core import tasks
 
@@ -163,7 +163,7 @@ def fail(
 
     Example:
 
-        gemini-flow task fail task-3 --error "tests did not pass"
+        gemini-flow task fail "$TASK" --error "tests did not pass"
     """
     _move(task_id, "fail", error=error)
 
@@ -176,7 +176,7 @@ def retry(task_id: TaskId) -> None:
 
     Example:
 
-        gemini-flow task retry task-3
+        gemini-flow task retry "$TASK"
     """
     _move(task_id, "retry")
 
@@ -187,7 +187,7 @@ def cancel(task_id: TaskId) -> None:
 
     Example:
 
-        gemini-flow task cancel task-3
+        gemini-flow task cancel "$TASK"
     """
     _move(task_id, "cancel")
 
@@ -213,7 +213,7 @@ def list_(
 
     Example:
 
-        gemini-flow task list --status pending --swarm swarm-1
+        gemini-flow task list --status pending --swarm "$SWARM"
     """
     from gemini_flow_cli.core import tasks
 
@@ -230,7 +230,7 @@ def show(task_id: TaskId) -> None:
 
     Example:
 
-        gemini-flow task show task-1 --json
+        gemini-flow task show "$TASK" --json
     """
     from gemini_flow_cli.core import tasks
 
@@ -253,7 +253,7 @@ def wait(
 
     Example:
 
-        gemini-flow task wait task-1 --timeout 600 --json | jq -r .status
+        gemini-flow task wait "$TASK" --timeout 600 --json | jq -r .status
     """
     from gemini_flow_cli.core import tasks
 
