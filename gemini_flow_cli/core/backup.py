@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gemini_flow_cli.core import changes, clock, migrations
+from gemini_flow_cli.core import changes, clock, fts, migrations
 from gemini_flow_cli.errors import GeminiFlowError
 
 FORMATS = ("sqlite", "json", "sql")
@@ -221,10 +221,13 @@ def _shadow_tables(objects) -> set[str]:
 
 
 def data_tables(conn: sqlite3.Connection, schema: str = "main") -> list[str]:
-    """Tables whose rows a backup carries: every ordinary table (virtual ones hold no rows of their own)."""
+    """Tables whose rows a backup carries: every ordinary table. Virtual tables hold no rows of
+    their own, and the shadow tables of the full-text index are internal pages that restore and
+    verify rebuild from ``memory_store`` (copying them row by row under a live index corrupts it)."""
     objects = _schema_objects(conn, schema)
     virtual = _virtual_tables(objects)
-    return [name for kind, name, _ in objects if kind == "table" and name not in virtual]
+    shadow = _shadow_tables(objects)
+    return [name for kind, name, _ in objects if kind == "table" and name not in virtual and name not in shadow]
 
 
 def _has_sequence(conn: sqlite3.Connection, schema: str = "main") -> bool:
@@ -431,6 +434,8 @@ def _write_json(conn, sink: _TextSink, bar, version: str | None, now: float) -> 
     (AUTOINCREMENT counters) is included as a table when the database has it.
     """
     objects = _schema_objects(conn)
+    shadow = _shadow_tables(objects)
+    objects = [o for o in objects if o[1] not in shadow]  # created by their virtual table, rebuilt on load
     header = {
         "format": JSON_FORMAT,
         "formatVersion": 1,
@@ -487,10 +492,8 @@ def _write_sql(conn, sink: _TextSink, bar, version: str | None, now: float) -> N
         if kind == "table" and name not in shadow:
             sink.write(sql + ";\n")
     for kind, name, sql in objects:
-        if kind != "table" or name in virtual:
+        if kind != "table" or name in virtual or name in shadow:
             continue
-        if name in shadow:
-            sink.write(f"DELETE FROM {_q(name)};\n")
         prefix = f"INSERT INTO {_q(name)} VALUES("
         n = 0
         for row in conn.execute(f"SELECT * FROM {_q(name)}"):
@@ -503,6 +506,9 @@ def _write_sql(conn, sink: _TextSink, bar, version: str | None, now: float) -> N
         sink.write('DELETE FROM "sqlite_sequence";\n')
         for name, seq in conn.execute("SELECT name, seq FROM sqlite_sequence"):
             sink.write(f'INSERT INTO "sqlite_sequence" VALUES({_sql_literal(name)},{_sql_literal(seq)});\n')
+    if fts.is_enabled(conn):
+        # The index is rebuilt from the rows (before its triggers exist), not copied page by page.
+        sink.write(fts.FILL_SQL + ";\n")
     for kind, name, sql in objects:
         if kind != "table":
             sink.write(sql + ";\n")
@@ -632,6 +638,11 @@ def _materialise(content: Path, manifest: dict, temp_db: Path, progress: Progres
                 _load_json(conn, content, compressed, bar)
             else:
                 _load_sql(conn, content, compressed, bar)
+        if fts.is_enabled(conn):
+            # Older backups carried the index's pages; whatever they hold, rebuild it from the rows.
+            conn.execute("BEGIN")
+            fts.refill(conn)
+            conn.execute("COMMIT")
     finally:
         conn.close()
 
@@ -765,8 +776,9 @@ def _create_schema(conn, header: dict, phase: str) -> None:
         for statement, match in zip(statements, is_table):
             if not match or match.group(1):
                 continue
-            name = re.match(r'\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"((?:[^"]|"")+)"|([^\s(]+))', statement, re.IGNORECASE)
-            if name and (name.group(1) or name.group(2)).replace('""', '"') in existing:
+            name = re.match(r'\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"((?:[^"]|"")+)"|\'((?:[^\']|\'\')+)\'|([^\s(]+))',
+                            statement, re.IGNORECASE)
+            if name and _unquote(name) in existing:
                 continue  # a shadow table its virtual table already made
             conn.execute(statement)
     else:
@@ -774,6 +786,15 @@ def _create_schema(conn, header: dict, phase: str) -> None:
             if not match:
                 conn.execute(statement)
     conn.execute("COMMIT")
+
+
+def _unquote(match: re.Match) -> str:
+    """The table name a CREATE TABLE regex matched, whichever quoting it used."""
+    if match.group(1):
+        return match.group(1).replace('""', '"')
+    if match.group(2):
+        return match.group(2).replace("''", "'")
+    return match.group(3)
 
 
 def _prepare_table(conn, table: str, columns: list[str]) -> str:
@@ -810,7 +831,8 @@ def _check(temp_db: Path, manifest: dict, content: Path) -> dict[str, Any]:
     version = state.unknown[-1] if state.unknown else state.current
     if manifest.get("schemaVersion") != version:
         raise _fail(f"{content} holds schema {version}, its manifest says {manifest.get('schemaVersion')}")
-    expected = manifest["tables"]
+    # Manifests written before the index was rebuilt on restore counted its shadow tables too.
+    expected = {t: n for t, n in manifest["tables"].items() if not t.startswith(fts.FTS_TABLE + "_")}
     mismatched = {
         t: {"manifest": expected.get(t), "backup": counts.get(t)}
         for t in sorted(set(expected) | set(counts))
@@ -1006,25 +1028,21 @@ def _common_columns(conn, table: str) -> list[str]:
 
 
 def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
+    # The full-text index is dropped and, when the backup had one, rebuilt from the restored rows:
+    # copying an external-content index's pages while its triggers fire leaves it inconsistent.
+    fts.drop(conn)
     main_tables = data_tables(conn, "main")
     backup_tables = set(data_tables(conn, "backup"))
-    objects = _schema_objects(conn, "main")
-    shadow = _shadow_tables(objects)
     # The change feed stays this database's (see _NEVER_MERGED).
     main_tables = [t for t in main_tables if t != changes.TABLE]
-    missing = [t for t in main_tables if t not in backup_tables and t not in shadow]
+    missing = [t for t in main_tables if t not in backup_tables]
     if missing:
         raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
-    # Ordinary tables first, shadow tables of virtual tables last: triggers that maintain a
-    # full-text index fire on the first pass, and the second resets the index to the backup's.
-    ordered = [t for t in main_tables if t not in shadow] + [t for t in main_tables if t in shadow and t in backup_tables]
     counts: dict[str, int] = {}
     with progress("Restoring", total) as bar:
-        for table in ordered:
+        for table in main_tables:
             conn.execute(f"DELETE FROM main.{_q(table)}")
-        for table in ordered:
-            if table in shadow:
-                conn.execute(f"DELETE FROM main.{_q(table)}")
+        for table in main_tables:
             names = ", ".join(_q(c) for c in _common_columns(conn, table))
             cur = conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM backup.{_q(table)}")
             counts[table] = cur.rowcount
@@ -1033,17 +1051,20 @@ def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
             conn.execute("DELETE FROM main.sqlite_sequence")
             if _has_sequence(conn, "backup"):
                 conn.execute("INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM backup.sqlite_sequence")
+        if fts.is_enabled(conn, "backup"):
+            counts[fts.FTS_TABLE] = fts.create(conn)
     return counts
 
 
 def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
-    objects = _schema_objects(conn, "main")
-    shadow = _shadow_tables(objects)
+    # The merged database has the full-text index when either side had it, rebuilt from the rows.
+    indexed = fts.is_enabled(conn, "main") or fts.is_enabled(conn, "backup")
+    fts.drop(conn)
     backup_tables = set(data_tables(conn, "backup"))
     counts: dict[str, int] = {}
     with progress("Merging", total) as bar:
         for table in data_tables(conn, "main"):
-            if table in shadow or table not in backup_tables:
+            if table not in backup_tables:
                 continue
             rule, key = _merge_plan(conn, table)
             if rule == "none":
@@ -1083,6 +1104,8 @@ def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
                 conn.executemany(changes.STORE_SQL, [(at, key, ns) for key, ns in replaced])
                 changes.record_stores_after(conn, last_id, at)
             bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
+    if indexed:
+        counts[fts.FTS_TABLE] = fts.create(conn)
     return counts
 
 

@@ -35,12 +35,38 @@ _CREATE = (
 )
 
 
-def is_enabled(conn) -> bool:
-    """Whether this database has the full-text index."""
+# Fills an emptied index from memory_store: plaintext rows only (see the module docstring).
+FILL_SQL = f"INSERT INTO {FTS_TABLE}(rowid, key, value) SELECT id, key, value FROM memory_store WHERE encrypted = 0"
+
+
+def is_enabled(conn, schema: str = "main") -> bool:
+    """Whether the database (``schema``: an attached name) has the full-text index."""
     return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)).fetchone()
+        conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)).fetchone()
         is not None
     )
+
+
+def drop(conn) -> None:
+    """Drop the index and its triggers on ``conn``'s main database, inside the caller's transaction."""
+    for trigger in TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS main.{trigger}")
+    conn.execute(f"DROP TABLE IF EXISTS main.{FTS_TABLE}")
+
+
+def create(conn) -> int:
+    """Create the index and its triggers and index every plaintext entry, inside the caller's
+    transaction; returns the number of entries indexed. Used by restore and merge, which rebuild
+    the index from the rows they leave instead of copying an index's internal pages."""
+    for statement in _CREATE:
+        conn.execute(statement)
+    return conn.execute(FILL_SQL).rowcount
+
+
+def refill(conn) -> None:
+    """Empty an existing index and index every plaintext entry again (a materialised backup)."""
+    conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('delete-all')")
+    conn.execute(FILL_SQL)
 
 
 def enable(db, progress: Callable[[int], None] | None = None) -> dict:
