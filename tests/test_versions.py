@@ -203,13 +203,13 @@ def test_every_writer_of_memory_store_is_known():
 
 
 def feed_is_consistent(db_path):
-    """Every live entry's newest change carries its version (and value, unless touched)."""
-    entries = sql(db_path, "SELECT key, namespace, version, value FROM memory_store")
-    for key, namespace, version, value in entries:
-        last = sql(db_path, "SELECT action, version, value FROM memory_changes WHERE key = ? AND namespace = ? "
+    """Every live entry's newest change carries its version."""
+    entries = sql(db_path, "SELECT key, namespace, version FROM memory_store")
+    for key, namespace, version in entries:
+        last = sql(db_path, "SELECT action, version FROM memory_changes WHERE key = ? AND namespace = ? "
                             "ORDER BY revision DESC LIMIT 1", (key, namespace))
         assert last, f"{namespace}/{key} has no change"
-        action, changed_version, changed_value = last[0]
+        action, changed_version = last[0]
         assert action in ("store", "touch") and changed_version == version, (key, last[0], version)
     revisions = [r[0] for r in sql(db_path, "SELECT revision FROM memory_changes ORDER BY revision")]
     assert revisions == sorted(set(revisions))

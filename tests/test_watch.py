@@ -98,12 +98,13 @@ def test_history_lists_kept_versions_with_values(cli):
 
 def test_encrypted_values_stay_encrypted_in_the_feed(cli, db_path):
     cli("memory", "store", "s", '"hunter2"', "--encrypt", env=KEY_ENV)
-    stored = sql(db_path, "SELECT value, encrypted FROM memory_changes")
-    assert stored[0][1] == 1 and "hunter2" not in stored[0][0]
-    with_key = cli("memory", "history", "s", env=KEY_ENV).json["versions"][0]
-    assert with_key["value"] == "hunter2" and with_key["encrypted"] is True
+    cli("memory", "store", "s", '"hunter3"', env=KEY_ENV)
+    stored = sql(db_path, "SELECT previous_value, previous_encrypted FROM memory_changes ORDER BY revision")
+    assert stored[1][1] == 1 and "hunter2" not in stored[1][0]  # the value replaced, as stored
+    with_key = cli("memory", "history", "s", env=KEY_ENV).json["versions"]
+    assert [v["value"] for v in with_key] == ["hunter2", "hunter3"] and with_key[0]["encrypted"] is True
     without = cli("memory", "history", "s").json["versions"][0]
-    assert without["value"] == stored[0][0] and without["decrypted"] is False
+    assert without["value"] == stored[1][0] and without["decrypted"] is False
 
 
 WRITER = r"""

@@ -959,8 +959,8 @@ def restore(
                     changed = _replace(conn, progress, total)
                     # One restore change, numbered after every revision this database gave out.
                     conn.execute(
-                        "INSERT INTO memory_changes (revision, action, key, namespace, version, value, "
-                        "encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
+                        "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
+                        "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
                         (revision + 1, int(clock.now())),
                     )
                 result = {
@@ -1091,17 +1091,21 @@ def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
             if table == "memory_store":
                 # A replaced entry counts as a write to it (+1); a created one keeps its version.
                 sql = sql.replace(", \"version\" = excluded.\"version\"", ", \"version\" = \"memory_store\".\"version\" + 1")
-                replaced = conn.execute(
-                    "SELECT b.key, b.namespace FROM backup.memory_store AS b JOIN main.memory_store AS m "
-                    "ON m.key = b.key AND m.namespace = b.namespace WHERE b.updated_at > coalesce(m.updated_at, -1)"
-                ).fetchall()
+                # Their changes (with the values they replace) are recorded before the merge writes.
+                at = int(clock.now())
+                conn.execute(
+                    f"INSERT INTO main.{changes.TABLE} (action, key, namespace, version, previous_value, "
+                    "previous_encrypted, at) SELECT 'store', m.key, m.namespace, m.version + 1, m.value, m.encrypted, ? "
+                    "FROM backup.memory_store AS b JOIN main.memory_store AS m "
+                    "ON m.key = b.key AND m.namespace = b.namespace WHERE b.updated_at > coalesce(m.updated_at, -1) "
+                    "ORDER BY m.id",
+                    (at,),
+                )
                 last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.memory_store").fetchone()[0]
             before = conn.total_changes
             conn.execute(sql)
             counts[table] = conn.total_changes - before
             if table == "memory_store":
-                at = int(clock.now())
-                conn.executemany(changes.STORE_SQL, [(at, key, ns) for key, ns in replaced])
                 changes.record_stores_after(conn, last_id, at)
             bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
     if indexed:

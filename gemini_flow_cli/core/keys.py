@@ -156,12 +156,12 @@ def rotate(db, old_cipher, new_secret: str, *, source: str = "",
             # the change feed keeps for `memory history` move to the new key as well.
             if changes.versioned(conn):
                 kept = conn.execute(
-                    "SELECT revision, namespace, key, value FROM memory_changes "
-                    "WHERE encrypted = 1 AND value IS NOT NULL ORDER BY revision"
+                    "SELECT revision, namespace, key, previous_value FROM memory_changes "
+                    "WHERE previous_encrypted = 1 AND previous_value IS NOT NULL ORDER BY revision"
                 ).fetchall()
                 for revision, namespace, key, stored in kept:
                     plaintext = old_cipher.decrypt(namespace, key, stored)
-                    conn.execute("UPDATE memory_changes SET value = ? WHERE revision = ?",
+                    conn.execute("UPDATE memory_changes SET previous_value = ? WHERE revision = ?",
                                  (new_cipher.encrypt(namespace, key, plaintext), revision))
         from gemini_flow_cli.core import config
 

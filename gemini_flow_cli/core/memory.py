@@ -265,7 +265,7 @@ class MemoryManager:
                     "value": self.cipher().encrypt(item["namespace"], item["key"], item["text"])}
         if before is not None and fresh:
             changes.record(conn, "expire", before["key"], before["namespace"], before["version"],
-                           None, before["encrypted"], now)
+                           before["value"], before["encrypted"], now)
         row = conn.execute(
             """
             INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at,
@@ -292,8 +292,8 @@ class MemoryManager:
                 "fresh": int(fresh),
             },
         ).fetchone()
-        changes.record(conn, "store", item["key"], item["namespace"], row[1], item["value"],
-                       item["encrypted"], now)
+        changes.record(conn, "store", item["key"], item["namespace"], row[1],
+                       None if fresh else before["value"], False if fresh else before["encrypted"], now)
         after = {
             "id": row[0],
             "key": item["key"],
@@ -416,7 +416,7 @@ class MemoryManager:
                 if before is None:
                     continue
                 changes.record(conn, "delete" if live else "expire", key, namespace, before["version"],
-                               None, before["encrypted"], now)
+                               before["value"], before["encrypted"], now)
                 conn.execute("DELETE FROM memory_store WHERE id = ?", (before["id"],))
                 deleted.append(key)
                 audit.record(
@@ -459,7 +459,7 @@ class MemoryManager:
                 "WHERE id = ? RETURNING version",
                 (stored, size, now, before["id"]),
             ).fetchone()[0]
-            changes.record(conn, "store", key, namespace, version, stored, before["encrypted"], now)
+            changes.record(conn, "store", key, namespace, version, before["value"], before["encrypted"], now)
             audit.record(self.db, "memory", f"{namespace}/{key}", "store", before=_audit_state(before),
                          after={"id": before["id"], "size": size, "incrementedBy": by})
             return {
@@ -897,11 +897,12 @@ class MemoryManager:
             checked.add((table, owner))
         for run in _distinct_runs(rows):
             # Each store gets its own change, in order: expire (of an entry being replaced after
-            # its TTL), then the upsert, then the change read back with the version it produced.
-            pairs = [(r[0], r[2]) for r in run]
-            changes.expire_before_store(conn, pairs, run[0][7])
+            # its TTL), then the store's change (its version and the value it replaces, read
+            # before the upsert), then the upsert itself.
+            now = run[0][7]
+            changes.expire_before_store(conn, [(r[0], r[2]) for r in run], now)
+            conn.executemany(changes.STORE_SQL, [(r[0], r[2], now) for r in run])
             conn.executemany(UPSERT_SQL, run)
-            conn.executemany(changes.STORE_SQL, [(run[0][7], key, namespace) for key, namespace in pairs])
         for row in rows:
             per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
         return len(rows)
@@ -1105,7 +1106,7 @@ class MemoryManager:
         results: list[dict[str, Any]] = []
         found: list[tuple[int, str, str]] = []
         with self.db.read() as conn:
-            for _, (key, namespace) in prepared:
+            for _, (key, namespace, _if_version) in prepared:
                 row = self._row(conn, key, namespace)
                 if row is None or is_expired(row["ttl"], now):
                     try:

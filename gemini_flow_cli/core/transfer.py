@@ -341,8 +341,8 @@ def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: 
         from gemini_flow_cli.core.memory import _distinct_runs
 
         for run in _distinct_runs(chunk):
+            conn.executemany(changes.IMPORT_REPLACE_SQL, [(row[0], row[2], now, row[12]) for row in run])
             written += conn.executemany(sql, run).rowcount
-            conn.executemany(changes.STORE_SQL, [(now, row[0], row[2]) for row in run])
     else:
         written = conn.executemany(sql, chunk).rowcount
         if on_conflict == "fail" and written < len(chunk):
