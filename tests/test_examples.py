@@ -43,6 +43,7 @@ SETUP: dict[tuple[str, ...], str] = {
     ("memory", "delete"): "gemini-flow memory store temp-cache-123 a -n cache >/dev/null && "
                           "gemini-flow memory store temp-cache-124 b -n cache >/dev/null",
     ("swarm", "join"): 'gemini-flow swarm leave "$SWARM" "$AGENT" >/dev/null',
+    ("memory", "history"): "gemini-flow memory store config '{\"v\": 1}' >/dev/null",
     ("memory", "import"): "gemini-flow memory export -n agent -o agent-memory.jsonl >/dev/null",
     ("task", "progress"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
     ("task", "complete"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
@@ -153,7 +154,8 @@ def test_every_help_example_runs(prepared, tmp_path, path, lines):
 
 
 def test_no_example_uses_an_id_the_tool_never_makes():
-    made_up = re.compile(r"\b(swarm|agent|decision)-(\d+|01j9x3k2a7m4q8zq9c)\b|\btask-\d+\b(?!-)")
+    # An id, not a key that starts like one ("agent-7-status" is a memory key).
+    made_up = re.compile(r"\b((swarm|agent|decision)-(\d+|01j9x3k2a7m4q8zq9c)|task-\d+)\b(?!-)")
     texts = [*readme_blocks(), *("\n".join(lines) for _, lines in HELP_EXAMPLES)]
     found = sorted({m.group(0) for text in texts for m in made_up.finditer(text)})
     assert not found, f"examples use ids the tool never makes; take them from the command that makes them: {found}"

@@ -52,6 +52,8 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("memory", "store"): ["delta", "4"],
         ("memory", "retrieve"): ["alpha", "-n", "demo"],
         ("memory", "delete"): ["beta", "-n", "demo"],
+        ("memory", "incr"): ["counter", "--by", "2"],
+        ("memory", "history"): ["alpha", "-n", "demo"],
         ("memory", "search"): ["*"],
         ("memory", "list"): [],
         ("memory", "namespaces"): [],
