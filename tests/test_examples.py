@@ -40,8 +40,10 @@ BACKUP=$(gemini-flow backup create --json | jq -r .path)
 # The state a command's examples act on, made first (as the README's tour would have).
 SETUP: dict[tuple[str, ...], str] = {
     ("memory", "search"): "gemini-flow memory fts enable >/dev/null",
+    ("memory", "store"): "gemini-flow memory store config '{\"workers\": 2}' >/dev/null",
     ("memory", "delete"): "gemini-flow memory store temp-cache-123 a -n cache >/dev/null && "
-                          "gemini-flow memory store temp-cache-124 b -n cache >/dev/null",
+                          "gemini-flow memory store temp-cache-124 b -n cache >/dev/null && "
+                          "gemini-flow memory store lock '\"worker-7\"' >/dev/null",
     ("swarm", "join"): 'gemini-flow swarm leave "$SWARM" "$AGENT" >/dev/null',
     ("memory", "history"): "gemini-flow memory store config '{\"v\": 1}' >/dev/null",
     ("memory", "import"): "gemini-flow memory export -n agent -o agent-memory.jsonl >/dev/null",
@@ -86,7 +88,8 @@ def logical_lines(text: str) -> list[str]:
         while command.rstrip().endswith("\\") and i < len(lines):
             command += "\n" + lines[i]
             i += 1
-        if re.match(r"\s*(while|for|if)\b", command) and not re.search(r"\b(done|fi)\b", command):
+        opens = re.match(r"\s*(while|for|if)\b", command) or re.search(r"\b(do|then)\s*(#.*)?$", command)
+        if opens and not re.search(r"\b(done|fi)\b", command):
             while i < len(lines):
                 command += "\n" + lines[i]
                 i += 1

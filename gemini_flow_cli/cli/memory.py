@@ -65,7 +65,7 @@ def store(
 
         echo "build 42 passed" | gemini-flow memory store ci-status --string
 
-        gemini-flow memory store config '{"workers": 4}' --if-version 3
+        v=$(gemini-flow memory retrieve config --json | jq .version); gemini-flow memory store config '{"workers": 4}' --if-version "$v"
     """
     st = state()
     text = read_input(value, file)
@@ -177,7 +177,7 @@ def delete(
 
         gemini-flow memory delete temp-cache-123 temp-cache-124 -n cache
 
-        gemini-flow memory delete lock --if-version 7
+        gemini-flow memory delete lock --if-version 1
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
