@@ -960,9 +960,17 @@ class MemoryManager:
             # its TTL), then the store's change (its version and the value it replaces, read
             # before the upsert), then the upsert itself.
             now = run[0][7]
-            changes.expire_before_store(conn, [(r[0], r[2]) for r in run], now)
-            conn.executemany(changes.STORE_SQL, [(r[0], r[2], now) for r in run])
-            conn.executemany(UPSERT_SQL, run)
+            pairs = [(r[0], r[2]) for r in run]
+            changes.expire_before_store(conn, pairs, now)
+            if not changes.any_stored(conn, pairs):
+                # Only new entries (the usual bulk load): nothing is replaced, so their changes
+                # are read back afterwards in one set-based statement, in insertion order.
+                last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+                conn.executemany(UPSERT_SQL, run)
+                changes.record_stores_after(conn, last_id, now)
+            else:
+                conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
+                conn.executemany(UPSERT_SQL, run)
         for row in rows:
             per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
         return len(rows)

@@ -160,8 +160,8 @@ def _build() -> list[Migration]:
                 "    at INTEGER NOT NULL\n"
                 ")",
                 # No index on (namespace, key): `memory history` scans the kept feed instead, because
-                # that index cost batch writes 5% of their speed (0.85x -> 0.90x of the speed
-                # without a feed, benchmarks/watch.py) and history is the rare reader.
+                # that index cost batch writes about 5% of their speed (measured with
+                # benchmarks/watch.py) and history is the rare reader.
             ),
             (
                 "DROP TABLE memory_changes",
