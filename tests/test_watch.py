@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from tests.conftest import gemini_flow_command
 from tests.helpers import sql
@@ -181,3 +182,16 @@ def test_delete_pattern_deletes_matching_live_entries_in_one_go(cli, frozen):
     refused = cli("memory", "delete", "--pattern", "*")
     assert refused.exit_code == 2 and cli("memory", "retrieve", "keep").exit_code == 0
     assert cli("memory", "delete", "--pattern", "*", "--yes").json["total"] == 1
+
+
+def test_a_watcher_on_an_older_schema_sees_the_writes_that_migrate_it(run, db_path):
+    assert run("memory", "store", "a", "1").returncode == 0
+    assert run("migrate", "down", "--to", "1.0.9", "--yes").returncode == 0
+    command = gemini_flow_command()
+    watcher = subprocess.Popen([*command, "--db", str(db_path), "memory", "watch", "--count", "1", "--timeout", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # the watcher reads through an upgraded copy of the 1.0.9 file
+    assert run("memory", "store", "b", "2").returncode == 0  # migrates the file, then writes
+    out, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, err
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["b"]
