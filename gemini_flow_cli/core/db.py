@@ -412,11 +412,11 @@ class Database:
             if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
                 self._materialize()  # the queue lives on the file's folder: create it first
             self._enter_queue(started)
-            locked = time.monotonic()  # the writers' turn starts: from here others wait for us
             if not self._prepared:
                 self._prepare_for_writing()
                 self._prepared = not self.ephemeral  # a stand-in may still become a file
             self._begin_immediate(started)
+            locked = time.monotonic()  # SQLite's write lock is ours: from here others wait for us
         except sqlite3.Error as exc:
             self._leave_queue()
             raise self._translate(exc, started) from exc
