@@ -113,6 +113,29 @@ def claim(
         gemini-flow task claim --agent "$AGENT" --lease 5m
     """
     from gemini_flow_cli.core import tasks
+    from gemini_flow_cli.core.durations import parse_duration
+
+    st = state()
+    seconds = parse_duration(lease, what="lease") if lease is not None else None
+    db = st.open_db(create=True, actor=agent)
+    _emit_task(tasks.claim(db, agent, swarm_id=swarm, lease=seconds))
+
+
+@app.command()
+def heartbeat(
+    task_id: TaskId,
+    agent: Annotated[str, typer.Option("--agent", help="The agent holding the task.", show_default=False)],
+) -> None:
+    """Extend the lease of a task claimed with --lease, by its duration from now.
+
+    Exits 3 when the task is no longer running under this agent (its lease lapsed and another
+    agent claimed it, or it finished).
+
+    Example:
+
+        while sleep 60; do gemini-flow -q task heartbeat "$TASK" --agent "$AGENT" || break; done &
+    """
+    from gemini_flow_cli.core import tasks
 
     st = state()
     db = st.open_db(create=True, actor=agent)
