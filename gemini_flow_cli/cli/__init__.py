@@ -92,12 +92,16 @@ class RootGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from typer.exceptions import Abort, Exit, TyperException
 
+        from gemini_flow_cli.cli.safety import bound_numbers, check_arguments
+
         args = list(sys.argv[1:] if args is None else args)
         args = hoist_global_options(args, self._leaf_options(args))
         fmt = _sniff_format(args)
         state = State(out=Output(fmt if fmt in FORMATS else "auto"), debug="--debug" in args)
         extra.setdefault("obj", state)
+        bound_numbers(self)
         try:
+            check_arguments(args)
             result = super().main(
                 args=args, prog_name=prog_name or "gemini-flow", complete_var=complete_var,
                 standalone_mode=False, **extra,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from gemini_flow_cli.core import audit, clock
 from gemini_flow_cli.core.db import Database
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 DEFAULT_NAMESPACE = "default"
@@ -92,7 +93,7 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
     if force_string:
         return text
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = jsontext.loads(text, what="the value", parse_constant=_reject_constant)
         json.dumps(value, allow_nan=False)  # 1e999 parses to inf, which is not JSON
     except ValueError:
         return text
@@ -1142,7 +1143,7 @@ def parse_batch_document(text: str) -> list[Any]:
     if not stripped:
         raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
     try:
-        document = json.loads(stripped)
+        document = jsontext.loads(stripped, what="the batch")
     except ValueError:
         document = None
         operations = []
@@ -1150,7 +1151,7 @@ def parse_batch_document(text: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                operations.append(json.loads(line))
+                operations.append(jsontext.loads(line, what=f"line {number}"))
             except ValueError as exc:
                 raise GeminiFlowError(
                     "INVALID_INPUT", f"line {number}: not JSON ({exc.msg}); nothing was applied",
