@@ -92,14 +92,14 @@ class RootGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from typer.exceptions import Abort, Exit, TyperException
 
-        from gemini_flow_cli.cli.safety import bound_numbers, check_arguments
+        from gemini_flow_cli.cli.safety import check_arguments, harden
 
         args = list(sys.argv[1:] if args is None else args)
         args = hoist_global_options(args, self._leaf_options(args))
         fmt = _sniff_format(args)
         state = State(out=Output(fmt if fmt in FORMATS else "auto"), debug="--debug" in args)
         extra.setdefault("obj", state)
-        bound_numbers(self)
+        harden(self)
         try:
             check_arguments(args)
             result = super().main(
@@ -127,6 +127,10 @@ class RootGroup(TyperGroup):
             # The reader of our output went away (`| head`): not an error of ours.
             sys.stderr.close()
             status = 0
+        except OSError as exc:
+            from gemini_flow_cli.errors import from_os_error
+
+            status = report(state, from_os_error(exc), cause=exc)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 status = report(state, _internal(exc), cause=exc)

@@ -7,8 +7,8 @@ Two kinds of input used to travel deep into the program and end as exit 70:
   before any command runs;
 - an integer option has no upper bound in Click (``--limit 99999999999999999999``) and
   overflows SQLite's 64-bit integers; a float option accepts ``inf`` and ``nan``.
-  :func:`bound_numbers` gives every numeric option of the command tree one bounded type, so a
-  new option is covered without being declared specially.
+  :func:`harden` gives every numeric option of the command tree one bounded type (and every
+  path one that refuses ``""``), so a new option is covered without being declared specially.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class FiniteFloat(click_types.FloatParamType):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
+    def get_metavar(self, *args, **kwargs):
+        return self.inner.get_metavar(*args, **kwargs)
+
     def to_info_dict(self) -> dict[str, Any]:
         return self.inner.to_info_dict()
 
@@ -79,6 +82,9 @@ class Int64(click_types.IntParamType):
             self.fail(f"{value!r} is out of range (a 64-bit integer: {INT64_MIN} to {INT64_MAX}).", param, ctx)
         return number
 
+    def get_metavar(self, *args, **kwargs):
+        return self.inner.get_metavar(*args, **kwargs)
+
     def to_info_dict(self) -> dict[str, Any]:
         return self.inner.to_info_dict()
 
@@ -86,14 +92,41 @@ class Int64(click_types.IntParamType):
         return repr(self.inner)
 
 
-def bound_numbers(command) -> None:
+class NonEmptyPath(click_types.ParamType):
+    """A path option or argument that refuses the empty string (``Path("")`` is the current
+    folder, never what a user meant, and ``Path("").with_name`` raises)."""
+
+    def __init__(self, inner: click_types.ParamType):
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value: Any, param, ctx) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path: give a file or folder name.", param, ctx)
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, *args, **kwargs):
+        return self.inner.get_metavar(*args, **kwargs)
+
+    def shell_complete(self, *args, **kwargs):
+        return self.inner.shell_complete(*args, **kwargs)
+
+    def to_info_dict(self) -> dict[str, Any]:
+        return self.inner.to_info_dict()
+
+
+def harden(command) -> None:
     """Every INT option or argument of ``command`` and its sub-commands: within SQLite's 64-bit
-    integers; every FLOAT: finite. Declared ranges are kept."""
+    integers; every FLOAT: finite; every path: not empty. Declared ranges and help are kept."""
     for param in getattr(command, "params", ()):
         kind = param.type
-        if isinstance(kind, click_types.IntParamType) and not isinstance(kind, Int64):
+        if isinstance(kind, (Int64, FiniteFloat, NonEmptyPath)):
+            continue
+        if isinstance(kind, click_types.IntParamType):
             param.type = Int64(kind)
-        elif isinstance(kind, click_types.FloatParamType) and not isinstance(kind, FiniteFloat):
+        elif isinstance(kind, click_types.FloatParamType):
             param.type = FiniteFloat(kind)
+        elif type(kind).__name__ in ("TyperPath", "Path"):
+            param.type = NonEmptyPath(kind)
     for sub in getattr(command, "commands", {}).values():
-        bound_numbers(sub)
+        harden(sub)
