@@ -52,6 +52,12 @@ def store(
         gemini-flow memory store user-preferences '{"theme": "dark"}' -n user --ttl 1d -t user,prefs
 
         echo "build 42 passed" | gemini-flow memory store ci-status --string
+
+        printf %s "$STRIPE_KEY" | gemini-flow memory store stripe-api-key
+
+    A secret belongs on standard input or in a --file, never in an argument: every user of the
+    machine sees arguments in `ps`, and the shell keeps them in its history. A value that is
+    encrypted but came from the command line gets a warning on stderr.
     """
     st = state()
     text = read_input(value, file)
@@ -67,6 +73,12 @@ def store(
         swarm_id=swarm,
         if_absent=if_absent,
     )
+    if result.get("encrypted") and file is None and value not in (None, "-"):
+        st.out.warn(
+            f"the value of {result['key']} is encrypted but was given as an argument, which other "
+            "users can see in `ps` and your shell history keeps; pass secrets on standard input "
+            "or with --file"
+        )
     st.out.done(result, f"Stored {result['namespace']}/{result['key']} ({result['size']} bytes)")
 
 
@@ -287,8 +299,16 @@ def stats(
 
 
 @app.command()
-def health() -> None:
+def health(
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Run integrity_check (every index against its table; reads the whole file) instead of quick_check."),
+    ] = False,
+) -> None:
     """Check the database: quick_check, journal mode, schema version, writability, free space.
+
+    --full runs SQLite's integrity_check instead, which also finds a damaged index (one that
+    makes a search miss rows) that quick_check cannot see; it reads the whole database.
 
     Also reports the WAL size and whether the write lock is free right now (a held lock is normal:
     health never waits for it). Unhealthy when a write cannot be made: no write permission, or
@@ -298,12 +318,14 @@ def health() -> None:
     Example:
 
         gemini-flow memory health || echo "memory store needs attention"
+
+        gemini-flow memory health --full --json
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
     db = st.open_db(create=False, migrate=False)  # the file as it is, not an upgraded copy
-    report = memory_manager(db).health_check()
+    report = memory_manager(db).health_check(full=full)
     st.out.emit(report)
     if not report["healthy"]:
         raise GeminiFlowError("CONNECTION_FAILED", "unhealthy: " + "; ".join(report["problems"]),
