@@ -495,19 +495,25 @@ def import_(
 
     from gemini_flow_cli.errors import GeminiFlowError
 
+    from gemini_flow_cli.cli.safety import sweep_leftovers
+    from gemini_flow_cli.core.leftovers import import_prefix
+
     st = state()
+    sweep_leftovers(st)
     spooled = None
-    if file == "-":
-        # Standard input is read twice (validate, then apply): spool it to a private file.
-        fd, spooled = tempfile.mkstemp(prefix="gemini-flow-import-", suffix=".jsonl")
-        with os.fdopen(fd, "wb") as handle:
-            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
-        path = Path(spooled)
-    else:
-        path = Path(file)
-        if not path.is_file():
-            raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
     try:
+        if file == "-":
+            # Standard input is read twice (validate, then apply): spool it to a private file,
+            # named with this process's id so that a run killed with -9 leaves a spool the next
+            # run recognises (core/leftovers.py); SIGTERM/SIGINT unwind through the finally.
+            fd, spooled = tempfile.mkstemp(prefix=import_prefix(), suffix=".jsonl")
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+            path = Path(spooled)
+        else:
+            path = Path(file)
+            if not path.is_file():
+                raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
         manager = memory_manager(st.open_db(create=True))
         progress_context = None
         bar = None

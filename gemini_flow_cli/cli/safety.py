@@ -130,3 +130,26 @@ def harden(command) -> None:
             param.type = NonEmptyPath(kind)
     for sub in getattr(command, "commands", {}).values():
         harden(sub)
+
+
+def sweep_leftovers(st, *extra_folders, remove: bool = True) -> list[str]:
+    """The temporary files of interrupted runs (core/leftovers.py) beside the database, in its
+    backups folder, in ``extra_folders`` and in the temp folder: removed (or, without ``remove``,
+    only listed), and said on stderr."""
+    from pathlib import Path
+
+    from gemini_flow_cli.core import leftovers
+    from gemini_flow_cli.core.db import discover
+
+    db_path = Path(st.db_path) if st.db_path else discover()
+    folders = [db_path.parent, db_path.parent / "backups", *(Path(f) for f in extra_folders if f)]
+    if remove:
+        paths = leftovers.sweep(folders)
+        if paths:
+            st.out.message(f"Removed {len(paths)} temporary file(s) left by an interrupted run: " + ", ".join(paths))
+    else:
+        paths = [str(p) for p in leftovers.find(folders)]
+        if paths:
+            st.out.warn(f"{len(paths)} temporary file(s) left by an interrupted run (`backup prune` removes "
+                        "them): " + ", ".join(paths))
+    return paths

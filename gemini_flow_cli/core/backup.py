@@ -614,10 +614,14 @@ def _describe(manifest) -> str:
 
 def _scratch_folder(preferred: Path) -> Path:
     """A private (0700) temporary folder, beside the backup when possible (same disk, enough room)."""
+    from gemini_flow_cli.core.leftovers import restore_prefix
+
+    # The prefix carries this process's id: a run killed with -9 leaves a folder the next
+    # run can recognise as abandoned (core/leftovers.py).
     try:
-        return Path(tempfile.mkdtemp(prefix=".gemini-flow-restore-", dir=preferred))
+        return Path(tempfile.mkdtemp(prefix=restore_prefix(), dir=preferred))
     except OSError:
-        return Path(tempfile.mkdtemp(prefix="gemini-flow-restore-"))
+        return Path(tempfile.mkdtemp(prefix=restore_prefix().lstrip(".")))
 
 
 def _content_limit(manifest: dict) -> int:
