@@ -202,3 +202,13 @@ def test_a_duration_beyond_a_century_or_not_ascii_digits_is_exit_2(cli, ttl):
 
 def test_a_century_is_accepted(cli):
     assert cli("memory", "store", "k", "v", "--ttl", "36500d").exit_code == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ("backup", "verify", "\x00"), ("memory", "export", "-o", "a\x00b"), ("key", "generate", "--file", "\x00"),
+    ("memory", "store", "k\x00", "v"),
+])
+def test_a_nul_in_an_argument_is_exit_2(cli, argv):
+    result = cli(*argv)
+    assert result.exit_code == 2, result
+    assert "NUL" in error_of(result)["message"]

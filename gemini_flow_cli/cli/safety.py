@@ -24,8 +24,13 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_arguments(args: list[str]) -> None:
-    """INVALID_INPUT (exit 2) for an argument that is not valid UTF-8 text."""
+    """INVALID_INPUT (exit 2) for an argument that is not valid UTF-8 text, or holds a NUL (which
+    no path, and no C string below Python, can carry; a shell never passes one, a program can)."""
     for position, arg in enumerate(args, 1):
+        if "\x00" in arg:
+            raise GeminiFlowError(
+                "INVALID_INPUT", f"argument {position} contains a NUL character", details={"argument": position}
+            )
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
