@@ -206,9 +206,9 @@ def test_a_century_is_accepted(cli):
 
 @pytest.mark.parametrize("argv", [
     ("backup", "verify", "\x00"), ("memory", "export", "-o", "a\x00b"), ("key", "generate", "--file", "\x00"),
-    ("memory", "store", "k\x00", "v"),
+    ("backup", "list", "--dir", "\x00"), ("memory", "store", "k", "--file", "\x00"),
 ])
-def test_a_nul_in_an_argument_is_exit_2(cli, argv):
+def test_a_nul_in_a_path_is_exit_2(cli, argv):
     result = cli(*argv)
     assert result.exit_code == 2, result
     assert "NUL" in error_of(result)["message"]

@@ -24,13 +24,9 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_arguments(args: list[str]) -> None:
-    """INVALID_INPUT (exit 2) for an argument that is not valid UTF-8 text, or holds a NUL (which
-    no path, and no C string below Python, can carry; a shell never passes one, a program can)."""
+    """INVALID_INPUT (exit 2) for an argument that is not valid UTF-8 text."""
     for position, arg in enumerate(args, 1):
-        if "\x00" in arg:
-            raise GeminiFlowError(
-                "INVALID_INPUT", f"argument {position} contains a NUL character", details={"argument": position}
-            )
+
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
@@ -99,7 +95,7 @@ class Int64(click_types.IntParamType):
 
 class NonEmptyPath(click_types.ParamType):
     """A path option or argument that refuses the empty string (``Path("")`` is the current
-    folder, never what a user meant, and ``Path("").with_name`` raises)."""
+    folder, never what a user meant, and ``Path("").with_name`` raises) and a NUL."""
 
     def __init__(self, inner: click_types.ParamType):
         self.inner = inner
@@ -108,6 +104,9 @@ class NonEmptyPath(click_types.ParamType):
     def convert(self, value: Any, param, ctx) -> Any:
         if isinstance(value, str) and not value.strip():
             self.fail("an empty path: give a file or folder name.", param, ctx)
+        if isinstance(value, str) and "\x00" in value:
+            # No path can hold a NUL (the OS takes C strings); a shell never passes one, a program can.
+            self.fail("a path cannot contain a NUL character.", param, ctx)
         return self.inner.convert(value, param, ctx)
 
     def get_metavar(self, *args, **kwargs):

@@ -199,6 +199,7 @@ class Database:
             # reads, leaves no file behind. Until then reads see an empty store.
             db = cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.target = path
+            db.trusted_paths = trusted_paths
             db.creatable = create
             db._synchronous = synchronous
             db.synchronous_fallback = synchronous_fallback
@@ -536,6 +537,9 @@ class Database:
         """Create the file (folder 0700, file 0600) and move this database onto it."""
         path = self.target
         _create_private_file(path)
+        # Again, now that it exists: another user may have made the folder (or the file) after
+        # the check at open and before this write (core/trust.py).
+        trust.check_database(path, getattr(self, "trusted_paths", None))
         _check_header(path)
         conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         old, self.conn, self.path = self.conn, conn, path
