@@ -212,3 +212,26 @@ def test_a_nul_in_a_path_is_exit_2(cli, argv):
     result = cli(*argv)
     assert result.exit_code == 2, result
     assert "NUL" in error_of(result)["message"]
+
+
+# -- bounded line readers -------------------------------------------------------------------------
+
+
+def test_an_import_line_longer_than_the_limit_is_exit_5_without_reading_it_whole(cli, tmp_path, monkeypatch):
+    from gemini_flow_cli.core import transfer
+
+    monkeypatch.setattr(transfer, "MAX_LINE_CHARS", 1000)
+    dump = tmp_path / "in.jsonl"
+    dump.write_text(json.dumps({"key": "a", "value": 1}) + "\n" + json.dumps({"key": "b", "value": "x" * 5000}) + "\n")
+    result = cli("memory", "import", str(dump))
+    assert result.exit_code == 5, result
+    assert "line 2" in error_of(result)["message"]
+    assert cli("memory", "retrieve", "a").exit_code == 1, "nothing was imported"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_importing_dev_zero_ends_at_once(run):
+    started = time.monotonic()
+    result = run("memory", "import", "/dev/zero", timeout=120)
+    assert result.returncode in (2, 5), result.stderr
+    assert time.monotonic() - started < 60

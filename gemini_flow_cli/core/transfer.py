@@ -222,11 +222,26 @@ def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
             _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted))
 
 
+# The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
+# largest memory.maxValueSize), which escaping or base64 may grow; a longer line is refused when
+# this much has been read, never held whole (a file of one endless line, /dev/zero).
+MAX_LINE_CHARS = 64 * 1024 * 1024 + 65536
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each non-blank line; the file is read as a stream."""
+    """(line number, text) of each non-blank line; the file is read as a stream, each line at
+    most :data:`MAX_LINE_CHARS` (VALUE_TOO_LARGE, exit 5, beyond)."""
     with open(path, encoding="utf-8", newline=None) as handle:
         try:
-            for number, line in enumerate(handle, 1):
+            number = 0
+            while line := handle.readline(MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise GeminiFlowError(
+                        "VALUE_TOO_LARGE",
+                        f"{path}: line {number} is longer than {MAX_LINE_CHARS} characters; nothing was imported",
+                        details={"line": number, "limit": MAX_LINE_CHARS},
+                    )
                 if line.strip():
                     yield number, line
         except UnicodeDecodeError as exc:
