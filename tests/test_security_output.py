@@ -125,3 +125,9 @@ def test_an_error_naming_stored_text_is_escaped(cli):
 def test_json_keeps_the_exact_value(cli, hostile):
     result = cli("memory", "retrieve", "plain", "-n", "ns", "--json")
     assert json.loads(result.stdout)["value"] == HOSTILE
+
+
+def test_a_usage_error_repeating_an_argument_is_escaped(cli):
+    result = cli("memory", "search", "*", "--sort-by", f"key{TITLE}", "--format", "table")
+    assert result.exit_code == 2
+    assert_literal(result.stderr)

@@ -230,7 +230,15 @@ def report_usage(state: State, exc) -> int:
         error = GeminiFlowError("USAGE", exc.format_message())
         state.out.error(error.to_json(), error.message)
     else:
-        exc.show()
+        # Click repeats the offending argument; escape it like every other message (CLI.md §9).
+        import io
+
+        from gemini_flow_cli.output import escape_control
+
+        text = io.StringIO()
+        exc.show(file=text)
+        sys.stderr.write(escape_control(text.getvalue()))
+        sys.stderr.flush()
     return 2 if exc.exit_code == 1 else exc.exit_code
 
 
