@@ -237,3 +237,12 @@ def test_importing_dev_zero_ends_at_once(run):
     result = run("memory", "import", "/dev/zero", timeout=120)
     assert result.returncode in (2, 5), result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_a_folder_given_as_the_database_is_exit_2(cli, tmp_path):
+    folder = tmp_path / "proj"
+    folder.mkdir(mode=0o700)
+    for argv in (("memory", "list"), ("memory", "store", "k", "v")):
+        result = cli(*argv, db=folder)
+        assert result.exit_code == 2, result
+        assert "is a folder" in error_of(result)["message"]

@@ -194,6 +194,11 @@ class Database:
         """
         path = Path(path) if path is not None else discover()
         trust.check_database(path, trusted_paths)
+        if path.is_dir():
+            raise GeminiFlowError(
+                "INVALID_INPUT", f"{path} is a folder, not a database file (give --db a file path)",
+                details={"path": str(path)},
+            )
         if not path.exists():
             # Nothing is created until the first write: a command that fails validation, or only
             # reads, leaves no file behind. Until then reads see an empty store.
