@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,5 @@ def test_a_folder_given_as_the_database_is_exit_2(cli, tmp_path):
         result = cli(*argv, db=folder)
         assert result.exit_code == 2, result
         assert "is a folder" in error_of(result)["message"]
+    result = cli("memory", "list", db=Path("/dev/null"))
+    assert result.exit_code == 2 and "not a regular file" in error_of(result)["message"]

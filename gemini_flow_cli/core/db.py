@@ -193,12 +193,13 @@ class Database:
         database of another application, raises CONNECTION_FAILED and is never touched.
         """
         path = Path(path) if path is not None else discover()
-        trust.check_database(path, trusted_paths)
-        if path.is_dir():
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
             raise GeminiFlowError(
-                "INVALID_INPUT", f"{path} is a folder, not a database file (give --db a file path)",
+                "INVALID_INPUT", f"{path} is {kind}, not a database file (give --db a file path)",
                 details={"path": str(path)},
             )
+        trust.check_database(path, trusted_paths)
         if not path.exists():
             # Nothing is created until the first write: a command that fails validation, or only
             # reads, leaves no file behind. Until then reads see an empty store.
