@@ -41,7 +41,7 @@ def test_export_is_lossless_json_lines_and_import_recreates_identical_rows(cli, 
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     first = lines[0]
     assert set(first) == {"key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
-                          "accessCount", "size", "createdAt", "updatedAt"}
+                          "accessCount", "size", "createdAt", "updatedAt", "version"}
     secret = [line for line in lines if line["key"] == "s-api-key"][0]
     assert secret["value"] == "gfenc1:opaque-ciphertext" and secret["encrypted"] is True
     fresh = tmp_path / "fresh.db"

@@ -47,13 +47,13 @@ ON_CONFLICT = ("skip", "replace", "fail")
 CHUNK = 10_000
 FIELDS = (
     "key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
-    "accessCount", "size", "createdAt", "updatedAt",
+    "accessCount", "size", "createdAt", "updatedAt", "version",
 )
 _KNOWN = frozenset(FIELDS)
 
 _INSERT_COLUMNS = (
     "INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
-    "access_count, size_bytes, tags, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "access_count, size_bytes, tags, encrypted, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 IMPORT_SQL = {
     "skip": _INSERT_COLUMNS + " ON CONFLICT (key, namespace) DO NOTHING",
@@ -64,7 +64,8 @@ IMPORT_SQL = {
         value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
         ttl = excluded.ttl, created_at = excluded.created_at, updated_at = excluded.updated_at,
         access_count = excluded.access_count, size_bytes = excluded.size_bytes,
-        tags = excluded.tags, encrypted = excluded.encrypted""",
+        tags = excluded.tags, encrypted = excluded.encrypted,
+        version = memory_store.version + 1""",
 }
 
 
@@ -73,14 +74,17 @@ IMPORT_SQL = {
 
 def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, Any]]:
     """Every entry (expired ones included: export is lossless) as an export record, by id."""
+    from gemini_flow_cli.core import changes
+
     where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
     with db.read() as conn:
+        version_column = "version" if changes.versioned(conn) else "1"
         cursor = conn.execute(
             "SELECT key, namespace, value, encrypted, tags, ttl, agent_id, swarm_id, access_count, "
-            f"size_bytes, created_at, updated_at FROM memory_store {where} ORDER BY id",
+            f"size_bytes, created_at, updated_at, {version_column} FROM memory_store {where} ORDER BY id",
             params,
         )
-        for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated in cursor:
+        for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated, version in cursor:
             yield {
                 "key": key,
                 "namespace": ns,
@@ -94,6 +98,7 @@ def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, An
                 "size": size,
                 "createdAt": clock.iso(created),
                 "updatedAt": clock.iso(updated),
+                "version": version,
             }
 
 
@@ -218,8 +223,11 @@ def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
     expires = parse_time(record.get("expiresAt"), "expiresAt")
     created = now if created is None else created
     updated = created if updated is None else updated
+    version = record.get("version", 1)
+    if type(version) is not int or version < 1:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
     return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
-            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted))
+            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version)
 
 
 # The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
@@ -346,11 +354,25 @@ def import_file(
 
 
 def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int]) -> int:
+    from gemini_flow_cli.core import changes
+
+    now = int(clock.now())
     before_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
-    cursor = conn.executemany(sql, chunk)
-    written = cursor.rowcount
-    if on_conflict == "fail" and written < len(chunk):
-        raise _conflict(conn, chunk, before_max)
+    if on_conflict == "replace":
+        # Each record is a store change, in file order; a key repeated in the chunk is split so
+        # that each of its stores is read back with the version it produced.
+        written = 0
+        from gemini_flow_cli.core.memory import _distinct_runs
+
+        for run in _distinct_runs(chunk):
+            conn.executemany(changes.IMPORT_REPLACE_SQL, [(row[0], row[2], now, row[12]) for row in run])
+            written += conn.executemany(sql, run).rowcount
+    else:
+        written = conn.executemany(sql, chunk).rowcount
+        if on_conflict == "fail" and written < len(chunk):
+            raise _conflict(conn, chunk, before_max)
+        # Only new rows were written (a conflict does nothing): their ids follow before_max.
+        changes.record_stores_after(conn, before_max, now)
     for row in chunk:
         per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
     return written
