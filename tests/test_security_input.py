@@ -196,15 +196,15 @@ def test_a_backup_nested_too_deep_is_exit_7(cli, tmp_path):
 # -- durations (found by the property test) --------------------------------------------------
 
 
-@pytest.mark.parametrize("ttl", ["99999999999999999999d", "9" * 5000, "٣s", "1e400s", "36601d"])
-def test_a_duration_beyond_a_century_or_not_ascii_digits_is_exit_2(cli, ttl):
+@pytest.mark.parametrize("ttl", ["99999999999999999999d", "9" * 5000, "1e400s", "11574075d", "1000000000001"])
+def test_a_duration_beyond_the_ceiling_is_exit_2(cli, ttl):
     result = cli("memory", "store", "k", "v", "--ttl", ttl)
     assert result.exit_code == 2, result
     assert error_of(result)["code"] == "INVALID_INPUT"
 
 
-def test_a_century_is_accepted(cli):
-    assert cli("memory", "store", "k", "v", "--ttl", "36500d").exit_code == 0
+def test_the_longest_duration_is_accepted(cli):
+    assert cli("memory", "store", "k", "v", "--ttl", "11574074d").exit_code == 0
 
 
 @pytest.mark.parametrize("argv", [

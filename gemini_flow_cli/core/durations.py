@@ -7,10 +7,10 @@ import re
 from gemini_flow_cli.errors import GeminiFlowError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# ASCII digits only, and few enough that int() is cheap and the result stays far inside SQLite's
-# 64-bit integers once added to a timestamp (issue 18: `--ttl 99999999999999999999d` was exit 70).
-_DURATION = re.compile(r"([0-9]{1,15})([smhdw]?)")
-MAX_SECONDS = 100 * 366 * 86400  # a century: longer than anything worth keeping or waiting for
+# Few enough digits that int() is cheap, and a ceiling that keeps any instant computed from a
+# duration far inside SQLite's 64-bit integers (issue 18: `--ttl 99999999999999999999d` was exit 70).
+_DURATION = re.compile(r"(\d{1,15})([smhdw]?)")
+MAX_SECONDS = 10**12  # about 31,700 years
 
 
 def parse_duration(text: str, *, what: str = "duration") -> int:
@@ -25,7 +25,7 @@ def parse_duration(text: str, *, what: str = "duration") -> int:
     if seconds <= 0:
         raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: it must be more than zero")
     if seconds > MAX_SECONDS:
-        raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: at most 100 years ({MAX_SECONDS} s)")
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: at most {MAX_SECONDS} seconds")
     return seconds
 
 
