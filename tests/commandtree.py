@@ -46,6 +46,7 @@ EXAMPLE_SKIPS: dict[str, str] = {
     "ssh ": "reaches another machine",
     "some-generator": "a placeholder for the user's own program",
     "pass show": "needs the user's password store",
+    "notes.md": "reads the user's own file",
     "team.json.gz": "restores a backup someone else made",
     "teammate.json.gz": "restores a backup someone else made",
     "while sleep": "loops forever in the background",

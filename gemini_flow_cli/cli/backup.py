@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import Limit, Offset, confirm_or_refuse, emit_list, state
+from gemini_flow_cli.cli.safety import sweep_leftovers
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -51,6 +52,7 @@ def create(
     db = st.open_db(create=False, migrate=False)  # the file as it is, whatever its schema
     if db.ephemeral:
         raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
+    sweep_leftovers(st)
     info = core.backup(db, path, format=format, compress=compress, progress=st.out.progress)
     st.out.message(f"Backed up to {info['path']}")
     st.out.emit({"success": True, **{k: info[k] for k in (
@@ -108,6 +110,7 @@ def restore(
     what = "Merge" if merge else "Replace the database's contents with"
     confirm_or_refuse(f"{what} the backup {path}?", yes)
     db = st.open_db(create=True)
+    sweep_leftovers(st, Path(path).parent)
     result = core.restore(db, path, merge=merge, progress=st.out.progress)
     if result["safetyBackup"]:
         st.out.message(f"Saved the previous contents to {result['safetyBackup']}")
@@ -135,6 +138,7 @@ def list_(
     folder = _folder(st, directory)
     from gemini_flow_cli.core.listing import page_rows
 
+    sweep_leftovers(st, folder, remove=False)
     rows, total = page_rows([core.public(r) for r in core.list_backups(folder)], limit, offset)
     result = {"backups": rows, "total": total, "limit": limit, "offset": offset, "folder": str(folder.absolute())}
     if st.out.format == "table":
@@ -166,6 +170,7 @@ def prune(
     st = state()
     seconds = parse_duration(retention, what="retention")
     folder = _folder(st, directory)
+    sweep_leftovers(st, folder, remove=not dry_run)
     removed = core.prune(folder, seconds, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
     st.out.message(f"{verb} {len(removed)} backup(s) older than {retention}")

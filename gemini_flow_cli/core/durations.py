@@ -7,7 +7,10 @@ import re
 from gemini_flow_cli.errors import GeminiFlowError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+)([smhdw]?)")
+# Few enough digits that int() is cheap, and a ceiling that keeps any instant computed from a
+# duration far inside SQLite's 64-bit integers (issue 18: `--ttl 99999999999999999999d` was exit 70).
+_DURATION = re.compile(r"(\d{1,15})([smhdw]?)")
+MAX_SECONDS = 10**12  # about 31,700 years
 
 
 def parse_duration(text: str, *, what: str = "duration") -> int:
@@ -21,6 +24,8 @@ def parse_duration(text: str, *, what: str = "duration") -> int:
     seconds = int(match.group(1)) * UNITS[match.group(2) or "s"]
     if seconds <= 0:
         raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: it must be more than zero")
+    if seconds > MAX_SECONDS:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid {what} {text!r}: at most {MAX_SECONDS} seconds")
     return seconds
 
 

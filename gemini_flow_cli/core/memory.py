@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from gemini_flow_cli.core import audit, changes, clock
 from gemini_flow_cli.core.db import Database
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 DEFAULT_NAMESPACE = "default"
@@ -132,10 +133,17 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
         return text
 
 
-def loads_strict(text: str) -> Any:
+def loads_strict(text: str, *, what: str = "the value") -> Any:
     """``json.loads`` that refuses NaN/Infinity (ValueError) and numbers JSON cannot carry
-    (beyond the float range, or an integer too long to read): INVALID_INPUT (exit 2)."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+    (beyond the float range, or an integer too long to read), and, as ``jsontext.loads``, nesting
+    deeper than its bound or a lone surrogate: INVALID_INPUT (exit 2)."""
+    from gemini_flow_cli.core import jsontext
+
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+    except RecursionError:
+        raise jsontext.too_deep(what) from None
+    return jsontext.check(value, what=what)
 
 
 def _finite_float(text: str) -> float:
@@ -769,9 +777,14 @@ class MemoryManager:
             },
         }
 
-    def health_check(self) -> dict[str, Any]:
+    def health_check(self, *, full: bool = False) -> dict[str, Any]:
         """``quick_check``, journal mode, schema version, writability, free space and WAL size;
         ``healthy`` and ``problems`` say what is wrong. Never writes anything and never waits.
+
+        ``full`` runs ``integrity_check`` instead of ``quick_check`` (reported as both
+        ``integrityCheck`` and ``quickCheck``): it also compares every index with its table, which
+        finds a damaged index that makes lookups miss rows (quick_check does not); it reads the
+        whole file, so it takes time on a large database (SQLite docs, "PRAGMA integrity_check").
 
         ``checks``: ``writable`` (permissions allow a write and the file system has at least
         ``MIN_FREE_BYTES`` free), ``writeLockFree`` (the write lock was free at that instant; None
@@ -795,16 +808,18 @@ class MemoryManager:
                 "healthy": not problems,
                 "exists": False,
                 "path": None,
-                "checks": {"quickCheck": "ok", "journalMode": None, "schemaVersion": None,
+                "checks": {"quickCheck": "ok", "integrityCheck": "ok" if full else None,
+                           "journalMode": None, "schemaVersion": None,
                            "latestSchemaVersion": migrations.LATEST, "writable": not problems,
                            "writeLockFree": None, "freeBytes": free, "walSize": 0},
                 "problems": problems,
                 "note": "the database does not exist yet; it is created on the first write",
             }
+        pragma = "integrity_check" if full else "quick_check"
         try:
-            quick = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            quick = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
         except Exception as exc:  # noqa: BLE001 - a damaged file may fail in many ways
-            quick = [f"quick_check failed: {exc}"]
+            quick = [f"{pragma} failed: {exc}"]
         quick_text = "ok" if quick == ["ok"] else "; ".join(quick[:10])
         if quick_text != "ok":
             problems.append(f"integrity: {quick_text}")
@@ -841,6 +856,7 @@ class MemoryManager:
             "path": str(self.db.path),
             "checks": {
                 "quickCheck": quick_text,
+                "integrityCheck": quick_text if full else None,
                 "journalMode": journal,
                 "schemaVersion": version,
                 "latestSchemaVersion": migrations.LATEST,
@@ -1481,7 +1497,7 @@ def parse_batch_document(text: str) -> list[Any]:
     if not stripped:
         raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
     try:
-        document = loads_strict(stripped)
+        document = loads_strict(stripped, what="the batch")
     except ValueError:
         document = None
         operations = []
@@ -1489,7 +1505,7 @@ def parse_batch_document(text: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                operations.append(loads_strict(line))
+                operations.append(loads_strict(line, what=f"line {number}"))
             except GeminiFlowError as exc:
                 raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
                                       details={"line": number, **exc.details}) from None
