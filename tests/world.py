@@ -84,6 +84,7 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("swarm", "shutdown"): [ids["swarm2"]],
         ("task", "orchestrate"): ["fourth"],
         ("task", "claim"): ["--agent", ids["agent"]],
+        ("task", "heartbeat"): [ids["running"], "--agent", ids["agent2"]],
         ("task", "start"): [ids["task3"], "--agent", ids["agent2"]],
         ("task", "progress"): [ids["running"], "--value", "0.5"],
         ("task", "complete"): [ids["running"]],
