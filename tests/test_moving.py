@@ -54,3 +54,130 @@ def test_merge_keeps_the_index_when_either_side_has_it(cli, tmp_path):
     found = sorted(r["key"] for r in cli("memory", "search", "--text", "words").json["results"])
     assert found == ["mine", "theirs"]
     assert cli("memory", "health").exit_code == 0
+
+
+# -- 2. encrypted values stay readable wherever the same key goes -------------------------------
+
+
+def _export(cli, db, out):
+    assert cli("memory", "export", "-o", str(out), db=db, env=KEY_ENV).exit_code == 0
+    return out
+
+
+def test_import_of_encrypted_values_into_a_fresh_database_with_the_same_key(cli, tmp_path):
+    source, target = tmp_path / "a" / "hive.db", tmp_path / "b" / "hive.db"
+    assert cli("memory", "store", "stripe-api-key", "sk_live_1", db=source, env=KEY_ENV).json["encrypted"] is True
+    out = _export(cli, source, tmp_path / "m.jsonl")
+    # no key is needed to move ciphertext into a database that never encrypted anything
+    assert cli("memory", "import", str(out), db=target).exit_code == 0
+    got = cli("memory", "retrieve", "stripe-api-key", db=target, env=KEY_ENV)
+    assert got.exit_code == 0 and got.json["value"] == "sk_live_1"
+
+
+def test_import_into_a_database_with_its_own_salt_reencrypts_and_rotate_still_works(cli, tmp_path):
+    source, target = tmp_path / "a" / "hive.db", tmp_path / "b" / "hive.db"
+    cli("memory", "store", "stripe-api-key", "sk_live_1", db=source, env=KEY_ENV)
+    cli("memory", "store", "local-api-key", "mine", db=target, env=KEY_ENV)
+    out = _export(cli, source, tmp_path / "m.jsonl")
+    result = cli("memory", "import", str(out), db=target, env=KEY_ENV)
+    assert result.exit_code == 0 and result.json["reencrypted"] == 1, result
+    for key, value in (("stripe-api-key", "sk_live_1"), ("local-api-key", "mine")):
+        assert cli("memory", "retrieve", key, db=target, env=KEY_ENV).json["value"] == value
+    rotated = cli("key", "rotate", db=target, env={**KEY_ENV, "GEMINI_FLOW_NEW_ENCRYPTION_KEY": "next-key"})
+    assert rotated.exit_code == 0 and rotated.json["rotated"] == 2, rotated
+    after = {"GEMINI_FLOW_ENCRYPTION_KEY": "next-key"}
+    assert cli("memory", "retrieve", "stripe-api-key", db=target, env=after).json["value"] == "sk_live_1"
+
+
+@pytest.mark.parametrize("target_key", [None, "another-key"])
+def test_import_with_a_different_key_exits_4_and_writes_nothing(cli, tmp_path, target_key):
+    source, target = tmp_path / "a" / "hive.db", tmp_path / "b" / "hive.db"
+    cli("memory", "store", "stripe-api-key", "sk_live_1", db=source, env=KEY_ENV)
+    cli("memory", "store", "plain", "x", db=source)
+    other = {"GEMINI_FLOW_ENCRYPTION_KEY": "another-key"}
+    cli("memory", "store", "local-api-key", "mine", db=target, env=other)
+    out = _export(cli, source, tmp_path / "m.jsonl")
+    env = None if target_key is None else {"GEMINI_FLOW_ENCRYPTION_KEY": target_key}
+    result = cli("memory", "import", str(out), db=target, env=env)
+    assert result.exit_code == 4, result
+    assert [r["key"] for r in cli("memory", "list", db=target).json["results"]] == ["local-api-key"]
+    assert cli("memory", "retrieve", "local-api-key", db=target, env=other).json["value"] == "mine"
+
+
+# -- 3. a merge keeps this database's key derivation, security and audit settings --------------
+
+
+def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tmp_path):
+    other = tmp_path / "other" / "hive.db"
+    cli("memory", "store", "their-api-key", "theirs", db=other, env=KEY_ENV)
+    cli("config", "set", "security.autoEncryptPatterns", '["nothing-*"]', db=other)
+    cli("config", "set", "audit.enabled", "false", db=other)
+    backup = tmp_path / "other.db"
+    assert cli("backup", "create", str(backup), db=other).exit_code == 0
+    cli("memory", "store", "my-api-key", "mine", env=KEY_ENV)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes", env=KEY_ENV)
+    assert result.exit_code == 0, result
+    assert {s["key"] for s in result.json["skipped"]} >= {"security.autoEncryptPatterns", "audit.enabled",
+                                                          "internal.encryption.kdf"}
+    assert "never taken from a backup" in result.stderr
+    for key, value in (("my-api-key", "mine"), ("their-api-key", "theirs")):
+        assert cli("memory", "retrieve", key, env=KEY_ENV).json["value"] == value
+    assert cli("config", "get", "audit.enabled").json["value"] is True
+    assert cli("memory", "store", "new-api-key", "x", env=KEY_ENV).json["encrypted"] is True
+    body = cli("audit", "list", "--action", "restore-merge").json
+    rows = body.get("results", body.get("entries"))
+    assert len(rows) == 1 and rows[0]["details"]["skipped"]
+
+
+def test_merge_with_a_different_key_exits_4_and_changes_nothing(cli, tmp_path):
+    other = tmp_path / "other" / "hive.db"
+    cli("memory", "store", "their-api-key", "theirs", db=other, env={"GEMINI_FLOW_ENCRYPTION_KEY": "theirs"})
+    backup = tmp_path / "other.db"
+    cli("backup", "create", str(backup), db=other)
+    cli("memory", "store", "my-api-key", "mine", env=KEY_ENV)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes", env=KEY_ENV)
+    assert result.exit_code == 4, result
+    assert [r["key"] for r in cli("memory", "list").json["results"]] == ["my-api-key"]
+
+
+# -- 4. owned entries travel with their owners --------------------------------------------------
+
+
+def test_owned_entries_bring_their_agent_and_swarm(cli, tmp_path):
+    source, target = tmp_path / "a" / "hive.db", tmp_path / "b" / "hive.db"
+    agent = cli("agent", "spawn", "--type", "coder", "--name", "AG", db=source).json["id"]
+    swarm = cli("swarm", "init", "--topology", "mesh", db=source).json["id"]
+    cli("memory", "store", "k", "v", "--agent", agent, "--swarm", swarm, db=source)
+    cli("memory", "store", "k2", "v2", "--agent", agent, db=source)
+    out = _export(cli, source, tmp_path / "m.jsonl")
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["agent"]["id"] == agent and "agent" not in lines[1]  # each owner travels once
+    result = cli("memory", "import", str(out), db=target)
+    assert result.exit_code == 0, result
+    assert result.json["ownersCreated"] == {"agents": [agent], "swarms": [swarm]}
+    assert cli("agent", "show", agent, db=target).json["name"] == "AG"
+    assert cli("memory", "retrieve", "k", db=target).json["metadata"]["agentId"] == agent
+
+
+def test_owners_drop_imports_entries_without_owners(cli, tmp_path):
+    line = {"key": "k", "value": 1, "agentId": "agent-elsewhere"}
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    refused = cli("memory", "import", str(path))
+    assert refused.exit_code == 2 and "--owners drop" in refused.error["message"]
+    assert cli("memory", "import", str(path), "--owners", "drop").exit_code == 0
+    assert cli("memory", "retrieve", "k").json["metadata"]["agentId"] is None
+
+
+# -- 5. sizes are computed and limited on import ------------------------------------------------
+
+
+def test_import_enforces_max_value_size_and_recomputes_size(cli, tmp_path):
+    cli("config", "set", "memory.maxValueSize", "1000")
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"key": "big", "value": "x" * 2000}) + "\n")
+    result = cli("memory", "import", str(path))
+    assert result.exit_code == 5 and result.error["code"] == "VALUE_TOO_LARGE"
+    path.write_text(json.dumps({"key": "liar", "value": "y" * 500, "size": 1}) + "\n")
+    assert cli("memory", "import", str(path)).exit_code == 0
+    assert cli("memory", "retrieve", "liar").json["metadata"]["size"] == 502

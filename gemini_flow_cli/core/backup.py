@@ -918,6 +918,7 @@ def restore(
     merge: bool = False,
     progress: Progress | None = None,
     keep_copy: bool = True,
+    cipher: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Restore ``path`` into ``db``, replacing its contents (or merging with ``merge``).
 
@@ -925,8 +926,15 @@ def restore(
     from a newer schema); an older schema is migrated on the private copy. Everything then happens
     in one write transaction of ``db``: a safety copy of the current contents (``keep_copy``), the
     replacement or merge, and the audit row. Returns what was done, with ``safetyBackup``.
+
+    A merge never takes the backup's ``security.*``, ``audit.*`` or ``internal.*`` settings
+    (``skipped`` lists them); it reconciles the backup's key-derivation record with this
+    database's like an import (:func:`crypto.reconcile`; ``cipher()`` gives the current key, needed
+    only when the salts differ; a key that does not fit raises PERMISSION_DENIED before anything
+    is written); ``conflicts`` lists, per table, the records of the backup that were not taken
+    because this database holds another (or a newer) record under the same id.
     """
-    from gemini_flow_cli.core import audit
+    from gemini_flow_cli.core import audit, crypto
 
     progress = progress or _no_progress
     started = time.perf_counter()
@@ -945,11 +953,21 @@ def restore(
             raise GeminiFlowError("NOT_FOUND", "there is no database file to restore into")
         db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
         try:
+            plan = _reconcile_backup(db, cipher, report["path"]) if merge else None
+            skipped: list[dict[str, Any]] = []
+            conflicts: dict[str, Any] = {}
+            reencrypted = 0
             with db.write() as conn:
                 copy_path = _safety_copy_locked(db) if keep_copy and _has_data(conn) else None
                 conn.execute("PRAGMA defer_foreign_keys=ON")
                 total = sum(row_counts(conn, "backup").values())  # after migrating the copy
                 if merge:
+                    if plan is not None and plan.adopt is not None:
+                        crypto.adopt_params(conn, plan.adopt)
+                    if plan is not None and plan.reencrypts:
+                        reencrypted = _reencrypt_backup(conn, plan)
+                    skipped = _protected_settings(conn)
+                    conflicts = _conflicts(conn)
                     changed = _merge(conn, progress, total)
                 else:
                     changed = _replace(conn, progress, total)
@@ -964,17 +982,111 @@ def restore(
                     "migratedTo": migrations.LATEST if migrated else None,
                     "tables": changed,
                     "safetyBackup": str(copy_path) if copy_path else None,
+                    "skipped": skipped,
+                    "conflicts": conflicts,
+                    "reencrypted": reencrypted,
                 }
                 audit.record(
                     db, "database", str(db.path), "restore-merge" if merge else "restore",
                     details={k: result[k] for k in ("path", "mode", "format", "compressed", "schemaVersion",
-                                                    "migratedFrom", "tables", "safetyBackup")},
+                                                    "migratedFrom", "tables", "safetyBackup", "skipped",
+                                                    "conflicts", "reencrypted")},
                 )
         finally:
             with contextlib.suppress(sqlite3.Error):
                 db.conn.execute("DETACH DATABASE backup")
     result["executionTime"] = int((time.perf_counter() - started) * 1000)
     return result
+
+
+# Settings of this database a merge never takes from a backup: a backup must not switch off its
+# encryption or audit, nor replace its key-derivation record (every local ciphertext depends on it).
+PROTECTED_PREFIXES = ("security.", "audit.", "internal.")
+_PROTECTED_SQL = " OR ".join(f"key LIKE '{p}%'" for p in PROTECTED_PREFIXES)
+
+
+def _reconcile_backup(db, cipher, where: str):
+    """The key-derivation plan for merging the attached backup (None when it has no ciphertext)."""
+    from gemini_flow_cli.core import crypto
+
+    conn = db.conn
+    if not _table_exists(conn, "backup", "memory_store") or not conn.execute(
+        "SELECT 1 FROM backup.memory_store WHERE encrypted = 1 LIMIT 1"
+    ).fetchone():
+        return None
+    row = conn.execute("SELECT value FROM backup.configuration WHERE key = ?", (crypto.KDF_ROW,)).fetchone() \
+        if _table_exists(conn, "backup", "configuration") else None
+    if row is None:
+        return None  # encrypted values without a record: nothing can make them readable; kept as they are
+    try:
+        params = crypto.check_params(json.loads(row[0]), f"{crypto.KDF_ROW} of the backup")
+    except ValueError:
+        raise _fail(f"the backup's {crypto.KDF_ROW} is damaged") from None
+    return crypto.reconcile(db, conn, [params], cipher or _no_cipher, where=where)
+
+
+def _no_cipher():
+    raise GeminiFlowError("PERMISSION_DENIED", "no encryption key was given")
+
+
+def _table_exists(conn, schema: str, table: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
+def _reencrypt_backup(conn, plan) -> int:
+    """Re-encrypt the attached copy's ciphertext under this database's key derivation (the copy
+    is private scratch, so its rows can be rewritten before they are merged)."""
+    count = 0
+    rows = conn.execute("SELECT id, namespace, key, value FROM backup.memory_store WHERE encrypted = 1").fetchall()
+    source = json.loads(conn.execute("SELECT value FROM backup.configuration WHERE key = 'internal.encryption.kdf'").fetchone()[0])
+    for row_id, namespace, key, stored in rows:
+        conn.execute("UPDATE backup.memory_store SET value = ? WHERE id = ?",
+                     (plan.convert(source, namespace, key, stored), row_id))
+        count += 1
+    return count
+
+
+def _protected_settings(conn) -> list[dict[str, Any]]:
+    """The backup's protected settings that differ from this database's: removed from the copy
+    before the merge, and reported (never silently)."""
+    if not _table_exists(conn, "backup", "configuration"):
+        return []
+    rows = conn.execute(
+        f"SELECT b.key FROM backup.configuration AS b LEFT JOIN main.configuration AS m ON m.key = b.key "
+        f"WHERE ({_PROTECTED_SQL.replace('key', 'b.key')}) AND (m.key IS NULL OR m.value IS NOT b.value) ORDER BY b.key"
+    ).fetchall()
+    conn.execute(f"DELETE FROM backup.configuration WHERE {_PROTECTED_SQL}")
+    return [{"table": "configuration", "key": key,
+             "reason": "security, audit and internal settings are never taken from a backup"} for (key,) in rows]
+
+
+def _conflicts(conn, limit: int = 20) -> dict[str, Any]:
+    """Per table, the backup's records a merge does not take because this database holds a
+    different record under the same id (for tables merged by "newer": one at least as new)."""
+    found: dict[str, Any] = {}
+    backup_tables = set(data_tables(conn, "backup"))
+    for table in data_tables(conn, "main"):
+        if table not in backup_tables:
+            continue
+        rule, key = _merge_plan(conn, table)
+        if rule not in ("keep", "newer"):
+            continue
+        columns = [c for c in _common_columns(conn, table) if not (table == "memory_store" and c == "id")]
+        t = _q(table)
+        on = " AND ".join(f"m.{_q(c)} IS b.{_q(c)}" for c in key)
+        differs = " OR ".join(f"m.{_q(c)} IS NOT b.{_q(c)}" for c in columns if c not in key) or "false"
+        newer = "" if rule == "keep" else " AND NOT (b.updated_at > coalesce(m.updated_at, -1))"
+        ids = conn.execute(
+            f"SELECT {', '.join('b.' + _q(c) for c in key)} FROM backup.{t} AS b JOIN main.{t} AS m ON {on} "
+            f"WHERE ({differs}){newer}"
+        ).fetchall()
+        if ids:
+            found[table] = {
+                "count": len(ids),
+                "ids": [row[0] if len(row) == 1 else list(row) for row in ids[:limit]],
+                "kept": "this database's record" + ("" if rule == "keep" else " (newer or as new)"),
+            }
+    return found
 
 
 def _safety_copy_locked(db) -> Path:

@@ -892,13 +892,15 @@ class MemoryManager:
 
         return transfer.export_lines(self.db, stream, namespace=validate_namespace(namespace) if namespace else None)
 
-    def import_(self, path, *, on_conflict: str = "fail", progress: Callable[[int], None] | None = None,
+    def import_(self, path, *, on_conflict: str = "fail", owners: str = "keep",
+                progress: Callable[[int], None] | None = None,
                 on_validated: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Import a JSON Lines file written by :meth:`export`; see ``core.transfer.import_file``."""
         from gemini_flow_cli.core import transfer
 
-        return transfer.import_file(self.db, path, on_conflict=on_conflict, progress=progress,
-                                    on_validated=on_validated)
+        return transfer.import_file(self.db, path, on_conflict=on_conflict, owners=owners,
+                                    max_value_size=self.max_value_size, cipher=self.cipher,
+                                    progress=progress, on_validated=on_validated)
 
     # -- backup / restore / migrate --------------------------------------------------------
 
