@@ -20,13 +20,14 @@ EXIT_STATUS: dict[str, int] = {
     "VALUE_TOO_LARGE": 5,
     "QUOTA_EXCEEDED": 5,
     "CONNECTION_FAILED": 6,
+    "DISK_FULL": 6,
     "BACKUP_FAILED": 7,
     "MIGRATION_FAILED": 7,
     "INTERNAL": 70,
 }
 
 # Codes a caller can do something about by retrying or changing its input.
-UNRECOVERABLE = {"CONNECTION_FAILED", "INTERNAL", "MIGRATION_FAILED", "BACKUP_FAILED"}
+UNRECOVERABLE = {"CONNECTION_FAILED", "DISK_FULL", "INTERNAL", "MIGRATION_FAILED", "BACKUP_FAILED"}
 
 
 class GeminiFlowError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import importlib
 import os
 import sqlite3
@@ -122,16 +123,16 @@ class RootGroup(TyperGroup):
             # The reader of our output went away (`| head`): not an error of ours.
             sys.stderr.close()
             status = 0
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                status = report(state, _internal(exc), cause=exc)
+            else:
+                # A full disk wherever it strikes (a backup, an export, a spool file): exit 6.
+                from gemini_flow_cli.core.db import disk_full_error
+
+                status = report(state, disk_full_error(exc.filename), cause=exc)
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up
-            status = report(
-                state,
-                GeminiFlowError(
-                    "INTERNAL",
-                    f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, "
-                    "please report it with the output of --debug",
-                ),
-                cause=exc,
-            )
+            status = report(state, _internal(exc), cause=exc)
         if standalone_mode:
             sys.exit(status)
         return status
@@ -149,6 +150,14 @@ class RootGroup(TyperGroup):
         if command is self:
             return frozenset()
         return frozenset(opt for param in command.params for opt in (*param.opts, *param.secondary_opts))
+
+
+def _internal(exc: BaseException) -> GeminiFlowError:
+    return GeminiFlowError(
+        "INTERNAL",
+        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, "
+        "please report it with the output of --debug",
+    )
 
 
 def report(state: State, exc: GeminiFlowError, cause: BaseException | None = None) -> int:

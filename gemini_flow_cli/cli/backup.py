@@ -48,7 +48,7 @@ def create(
     st = state()
     if format not in core.FORMATS:
         raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {format!r}: use sqlite, json or sql")
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)  # the file as it is, whatever its schema
     if db.ephemeral:
         raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
     info = core.backup(db, path, format=format, compress=compress, progress=st.out.progress)

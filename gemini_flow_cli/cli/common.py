@@ -49,6 +49,9 @@ class State:
             actor=actor,
             session_id=os.environ.get("GEMINI_FLOW_SESSION"),
             auto_migrate=migrate,
+            # A command that only reads answers from a database at an older schema too (CLI.md §4,
+            # "Reads and bookkeeping"), without migrating it: see Database.open.
+            upgraded_reads=not create,
         )
         return self.db
 

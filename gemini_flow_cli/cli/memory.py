@@ -288,9 +288,12 @@ def stats(
 
 @app.command()
 def health() -> None:
-    """Check the database: quick_check, journal mode, schema version, writability.
+    """Check the database: quick_check, journal mode, schema version, writability, free space.
 
-    Exits 0 when healthy, 6 otherwise (the problems are listed on stderr, and in the output).
+    Also reports the WAL size and whether the write lock is free right now (a held lock is normal:
+    health never waits for it). Unhealthy when a write cannot be made: no write permission, or
+    under 2 MiB free on the disk. Exits 0 when healthy, 6 otherwise (the problems are listed on
+    stderr, and in the output).
 
     Example:
 
@@ -299,7 +302,7 @@ def health() -> None:
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)  # the file as it is, not an upgraded copy
     report = memory_manager(db).health_check()
     st.out.emit(report)
     if not report["healthy"]:

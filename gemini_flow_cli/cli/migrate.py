@@ -21,7 +21,7 @@ def status() -> None:
         gemini-flow migrate status --json
     """
     st = state()
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)
     exists = not db.ephemeral
     current = db.schema_version() if exists else None
     todo = migrations.pending(db.conn) if exists else migrations.MIGRATIONS
@@ -44,7 +44,7 @@ def list_() -> None:
         gemini-flow migrate list
     """
     st = state()
-    db = st.open_db(create=False)
+    db = st.open_db(create=False, migrate=False)
     applied = set(migrations.inspect(db.conn).applied) if not db.ephemeral else set()
     rows = [
         {"version": m.version, "description": m.description, "applied": m.version in applied,

@@ -15,8 +15,10 @@ import contextlib
 import getpass
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from gemini_flow_cli.core import migrations
 from gemini_flow_cli.errors import GeminiFlowError
@@ -25,6 +27,15 @@ DB_DIRNAME = ".hive-mind"
 DB_FILENAME = "hive.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 10.0
+# GEMINI_FLOW_NO_WRITER_QUEUE=1: writers rely on the BEGIN IMMEDIATE retry loop alone (for the
+# writers benchmark's comparison, and a way out should flock misbehave on some file system).
+_NO_QUEUE = bool(os.environ.get("GEMINI_FLOW_NO_WRITER_QUEUE"))
+# GEMINI_FLOW_LOCK_LOG=FILE: each write appends "<seconds waited> <seconds the lock was held>" to
+# FILE (benchmarks/writers.py reads it for the longest hold). Unset: nothing is measured.
+_LOCK_LOG = os.environ.get("GEMINI_FLOW_LOCK_LOG")
+T = TypeVar("T")
+# Reads of a file at an older schema go through an upgraded in-memory copy up to this size.
+MAX_UPGRADED_COPY = 256 * 1024 * 1024
 
 
 def discover(start: Path | None = None) -> Path:
@@ -40,25 +51,74 @@ def discover(start: Path | None = None) -> Path:
     return start / DB_DIRNAME / DB_FILENAME
 
 
-def translate_sqlite_error(exc: sqlite3.Error, busy_timeout: float | None = None) -> GeminiFlowError:
-    """The spec's error for a SQLite failure that reached the surface."""
+def is_busy(exc: BaseException) -> bool:
+    """Whether a SQLite error means another connection holds the lock (SQLITE_BUSY/LOCKED)."""
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-        waited = f" for {busy_timeout:g} s" if busy_timeout is not None else ""
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def busy_error(waited: float, busy_timeout: float | None) -> GeminiFlowError:
+    """CONNECTION_FAILED after waiting ``waited`` seconds for the write lock, saying so."""
+    limit = f" (--busy-timeout {busy_timeout:g})" if busy_timeout is not None else ""
+    return GeminiFlowError(
+        "CONNECTION_FAILED",
+        f"the database was busy: waited {waited:.1f} s for the write lock{limit} while other writers "
+        "held it; nothing was written (raise --busy-timeout to wait longer)",
+        details={"waited": round(waited, 3), "busyTimeout": busy_timeout},
+    )
+
+
+def translate_sqlite_error(
+    exc: sqlite3.Error,
+    busy_timeout: float | None = None,
+    *,
+    waited: float | None = None,
+    path: Path | str | None = None,
+) -> GeminiFlowError:
+    """The spec's error for a SQLite failure that reached the surface.
+
+    ``waited``: seconds actually spent waiting for the lock (said in the busy message instead of
+    the configured timeout); ``path``: the database file, named by the disk-full and read-only
+    messages. Error texts are SQLite's (sqlite3_errstr): "database or disk is full" is
+    SQLITE_FULL, "attempt to write a readonly database" SQLITE_READONLY.
+    """
+    text = str(exc)
+    where = f" {path}" if path is not None else ""
+    if is_busy(exc):
+        if waited is not None:
+            return busy_error(waited, busy_timeout)
+        limit = f" past the busy timeout ({busy_timeout:g} s)" if busy_timeout is not None else ""
         return GeminiFlowError(
             "CONNECTION_FAILED",
-            f"the database was busy: another process held the write lock{waited}; nothing was "
-            "written (raise --busy-timeout to wait longer)",
+            f"the database was busy: another process held its lock{limit}; nothing was written "
+            "(raise --busy-timeout to wait longer)",
         )
+    if isinstance(exc, sqlite3.OperationalError) and "disk is full" in text:
+        return disk_full_error(path)
     if isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in text or "not a database" in text or "file is encrypted" in text
     ):
-        return GeminiFlowError("CONNECTION_FAILED", f"the database is damaged or not a database: {text}")
+        return GeminiFlowError("CONNECTION_FAILED", f"the database{where} is damaged or not a database: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
-        return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database: {text}")
+        return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database{where}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return GeminiFlowError("CONNECTION_FAILED", f"the database is read-only: {text}")
+        return GeminiFlowError(
+            "CONNECTION_FAILED",
+            f"the database{where} is read-only (the file, its -wal/-shm or its folder cannot be "
+            "written); nothing was written and its permissions were left as they are",
+            details={"path": str(path)} if path is not None else None,
+        )
     return GeminiFlowError("INTERNAL", f"unexpected SQLite error: {text}")
+
+
+def disk_full_error(path: Path | str | None) -> GeminiFlowError:
+    """DISK_FULL (exit 6) naming the file that could not grow."""
+    where = f" for {path}" if path is not None else ""
+    return GeminiFlowError(
+        "DISK_FULL",
+        f"the disk is full: no space left{where}; nothing was written (free some space and retry)",
+        details={"path": str(path)} if path is not None else None,
+    )
 
 
 class Database:
@@ -91,6 +151,11 @@ class Database:
         self._synchronous: str | None = None
         self._depth = 0
         self._sqlite_utils = None
+        self._queue = None  # core.writelock.WriterQueue, made on the first write
+        # Reading an older schema through an upgraded in-memory copy: the file's own connection
+        # and version, kept aside until a write needs them (_read_through_upgraded_copy).
+        self._file_conn: sqlite3.Connection | None = None
+        self._file_version: str | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -106,8 +171,13 @@ class Database:
         session_id: str | None = None,
         auto_migrate: bool = True,
         synchronous_fallback: str | None = None,
+        upgraded_reads: bool = False,
     ) -> Database:
         """Open the database at ``path`` (discovered when None).
+
+        ``upgraded_reads`` (with ``create=False`` and ``auto_migrate``): a file at an older schema
+        is read through an upgraded in-memory copy, so that every read works without migrating
+        (writing) the file; the first write goes back to the file and migrates it.
 
         With ``create`` the file and its folder are made on demand (0700 / 0600). Without it a
         missing file opens as an empty in-memory store. A file that is not SQLite, or a SQLite
@@ -140,18 +210,56 @@ class Database:
                 conn.close()
                 return cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.creatable = create
+            if upgraded_reads and not create and auto_migrate and migrations.pending(conn):
+                # A read on an older schema: answer from an upgraded in-memory copy, never
+                # migrating (writing) the file for a read, nor failing on a missing column.
+                db._read_through_upgraded_copy()
             if create and auto_migrate and migrations.pending(conn):
                 # A command that will write brings the schema up to date before it reads anything
                 # (its settings, its owners): a file another process has only just created, or an
                 # older schema, would otherwise be read before its tables exist.
-                db._prepare_for_writing()
+                with db.write(bookkeeping=True):
+                    pass
         except sqlite3.Error as exc:
-            conn.close()
-            raise translate_sqlite_error(exc, busy_timeout) from exc
+            db.close()
+            raise translate_sqlite_error(exc, busy_timeout, path=path) from exc
         except GeminiFlowError:
-            conn.close()
+            db.close()
             raise
         return db
+
+    def _read_through_upgraded_copy(self) -> None:
+        """Read from a snapshot of the file copied into memory and migrated there (the file, at
+        its older schema, is untouched). The first write switches back to the file, which is then
+        migrated as every write migrates it. Refused (CONNECTION_FAILED) for a file over
+        ``MAX_UPGRADED_COPY`` bytes, where the copy would cost too much memory and time.
+        """
+        sizes = self.file_sizes()
+        version = migrations.current_version(self.conn)
+        if sizes["database"] + sizes["wal"] > MAX_UPGRADED_COPY:
+            raise GeminiFlowError(
+                "CONNECTION_FAILED",
+                f"{self.path} is at schema version {version}, older than this program's "
+                f"{migrations.LATEST}, and too large to read through an upgraded copy; run "
+                "`gemini-flow migrate up` (or any command that writes) to migrate it",
+            )
+        copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            self.conn.backup(copy)  # one consistent snapshot; takes no write lock
+            copy.execute("PRAGMA foreign_keys=ON")
+            migrations.upgrade(copy, migrations.pending(copy))
+        except BaseException:
+            copy.close()
+            raise
+        self._file_conn, self.conn = self.conn, copy
+        self._file_version = version
+
+    def _back_to_the_file(self) -> None:
+        """Leave the upgraded copy for the file itself (before a write)."""
+        if self._file_conn is not None:
+            self.conn.close()
+            self.conn, self._file_conn, self._file_version = self._file_conn, None, None
+            self._sqlite_utils = None
 
     @classmethod
     def in_memory(cls, **kwargs) -> Database:
@@ -204,6 +312,10 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
+        if self._file_conn is not None:
+            self._file_conn.close()
+        if self._queue is not None:
+            self._queue.close()
 
     def __enter__(self) -> Database:
         return self
@@ -218,9 +330,12 @@ class Database:
         """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one.
 
         The first write to a file applies pending schema migrations, and makes the file WAL.
-        ``bookkeeping`` marks a transaction that changes no data a user stored (a read's access
-        count): it does not count as the command having written (``wrote``), which is what
-        automatic backups follow.
+        Before ``BEGIN IMMEDIATE`` the writer waits its turn in the writers' queue
+        (core/writelock.py), then retries a busy ``BEGIN IMMEDIATE`` with backoff and jitter;
+        both share one deadline, ``busy_timeout`` seconds from the call. Past it: CONNECTION_FAILED
+        saying how long it waited. A full disk raises DISK_FULL naming the file.
+        ``bookkeeping`` marks a transaction that changes no data a user stored: it does not count
+        as the command having written (``wrote``), which is what automatic backups follow.
         """
         if self._depth:
             self._depth += 1
@@ -229,31 +344,142 @@ class Database:
             finally:
                 self._depth -= 1
             return
+        # Everything a write will import is imported before its turn: under load a module import
+        # inside the transaction (hashlib for the audit chain, OpenSSL underneath: ~5 ms alone,
+        # far more on a busy CPU) would hold every other writer up (tests/test_concurrency.py
+        # checks that no write command imports anything while it holds the lock).
+        import hashlib  # noqa: F401
+
+        self._back_to_the_file()
+        started = time.monotonic()
         try:
+            if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
+                self._materialize()  # the queue lives on the file's folder: create it first
+            self._enter_queue(started)
+            locked = time.monotonic()  # the writers' turn starts: from here others wait for us
             if not self._prepared:
                 self._prepare_for_writing()
                 self._prepared = not self.ephemeral  # a stand-in may still become a file
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(started)
         except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self.busy_timeout) from exc
+            self._leave_queue()
+            raise self._translate(exc, started) from exc
+        except BaseException:
+            self._leave_queue()
+            raise
         self._depth = 1
         try:
-            yield self.conn
-        except BaseException as exc:
+            try:
+                yield self.conn
+            except BaseException as exc:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc, started) from exc
+                raise
             self._depth = 0
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise translate_sqlite_error(exc, self.busy_timeout) from exc
-            raise
-        self._depth = 0
-        try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("ROLLBACK")
-            raise translate_sqlite_error(exc, self.busy_timeout) from exc
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise self._translate(exc, started) from exc
+        finally:
+            self._leave_queue()
+            if _LOCK_LOG:
+                _log_lock(locked - started, time.monotonic() - locked)
         self.wrote = self.wrote or not bookkeeping
+
+    def try_bookkeeping(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """Run ``work(conn)`` in its own write transaction only if the write lock is free at once.
+
+        For bookkeeping a read does on the side (CLI.md §4 "Reads and bookkeeping": the access
+        count): it never waits for a writer, never migrates, and never fails the read. Returns
+        ``work``'s result once committed, or None when the lock was taken, the file is read-only,
+        the disk is full, or anything else went wrong (then nothing was changed).
+        """
+        if self._depth or self._file_conn is not None:
+            return None  # nothing to count in a copy; counting in the file would mean migrating it
+        queue = self._writer_queue()
+        if queue is not None and not queue.try_acquire():
+            return None
+        try:
+            self.conn.execute("PRAGMA busy_timeout=0")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            try:
+                result = work(self.conn)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            return result
+        except sqlite3.Error:
+            return None
+        finally:
+            if queue is not None:
+                queue.release()
+
+    def _writer_queue(self):
+        if self._queue is None and self.path is not None and not _NO_QUEUE:
+            from gemini_flow_cli.core.writelock import WriterQueue
+
+            self._queue = WriterQueue(self.path)
+        return self._queue
+
+    def _enter_queue(self, started: float) -> None:
+        queue = self._writer_queue()
+        if queue is None:
+            return
+        if not queue.acquire(self.busy_timeout - (time.monotonic() - started)) and queue.available:
+            raise busy_error(time.monotonic() - started, self.busy_timeout)
+
+    def _leave_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.release()
+
+    def _begin_immediate(self, started: float) -> None:
+        """``BEGIN IMMEDIATE``, retried with exponential backoff and jitter until the deadline.
+
+        The queue keeps gemini-flow writers apart; this loop covers writers that do not take it
+        (another program, ``migrate`` run by hand) without SQLite's busy handler, whose fixed
+        polling intervals starve unlucky waiters. The first try costs nothing extra.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        import random
+
+        deadline = started + self.busy_timeout
+        delay = 0.002
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise sqlite3.OperationalError("database is locked")
+                time.sleep(min(left, delay * (0.5 + random.random())))
+                delay = min(delay * 2, 0.05)
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+
+    def _translate(self, exc: sqlite3.Error, started: float) -> GeminiFlowError:
+        return translate_sqlite_error(
+            exc, self.busy_timeout, waited=time.monotonic() - started, path=self.path or self.target
+        )
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -318,7 +544,8 @@ class Database:
         return self._sqlite_utils
 
     def schema_version(self) -> str | None:
-        return migrations.current_version(self.conn)
+        """The schema version of the file (not of the upgraded copy a read may go through)."""
+        return self._file_version or migrations.current_version(self.conn)
 
     def file_sizes(self) -> dict[str, int]:
         """Bytes of the database file and its WAL (0 when absent)."""
@@ -329,6 +556,15 @@ class Database:
             "database": self.path.stat().st_size if self.path.exists() else 0,
             "wal": wal.stat().st_size if wal.exists() else 0,
         }
+
+
+def _log_lock(waited: float, held: float) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(_LOCK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{waited:.6f} {held:.6f}\n".encode())
+        finally:
+            os.close(fd)
 
 
 def _os_user() -> str:
@@ -368,10 +604,15 @@ def _create_private_file(path: Path) -> None:
 
 
 def _chmod_private(path: Path | None) -> None:
-    """SQLite copies the database's mode to ``-wal``/``-shm``; make sure, in case it was made lax."""
+    """SQLite copies the database's mode to ``-wal``/``-shm``; make sure, in case it was made lax.
+
+    Only takes away the group's and others' bits: a file its owner made read-only (0444) stays
+    read-only (0400), never made writable again.
+    """
     if path is None:
         return
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with contextlib.suppress(FileNotFoundError, PermissionError):
-            if candidate.stat().st_mode & 0o077:
-                os.chmod(candidate, 0o600)
+            mode = candidate.stat().st_mode
+            if mode & 0o077:
+                os.chmod(candidate, mode & 0o700)

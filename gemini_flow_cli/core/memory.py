@@ -282,33 +282,52 @@ class MemoryManager:
         }
 
     def retrieve(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
-        """The seed's retrieve envelope for ``key``; counts one access.
+        """The seed's retrieve envelope for ``key``; counts one access, best effort.
 
-        Raises NOT_FOUND when missing and TTL_EXPIRED when expired. A value that cannot be
-        decrypted raises and counts nothing (the transaction rolls back).
+        Reads from a snapshot without the write lock (CLI.md §4 "Reads and bookkeeping"), so it
+        never waits for a writer and works on a read-only file or a full disk. The access is then
+        counted only if the write lock is free at that instant (:meth:`count_accesses`); when it
+        is not, the read is answered uncounted. Raises NOT_FOUND when missing and TTL_EXPIRED when
+        expired. A value that cannot be decrypted raises and counts nothing.
         """
         key = validate_key(key)
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
         now = int(clock.now())
-        with self.db.write(bookkeeping=True) as conn:
-            row = self._access(conn, key, namespace, now)
-            if row is None:
+        with self.db.read() as conn:
+            row = self._row(conn, key, namespace)
+            if row is None or is_expired(row["ttl"], now):
                 self._raise_missing(conn, key, namespace, now)
-            return self.envelope(row)
+        result = self.envelope(row)
+        counted = self.count_accesses([(row["id"], key, namespace)], now)
+        if row["id"] in counted:
+            result["metadata"]["accessCount"] = counted[row["id"]]
+        return result
 
-    @staticmethod
-    def _access(conn, key: str, namespace: str, now: int) -> dict[str, Any] | None:
-        """Count one access of a live entry and return its row; None when missing or expired."""
-        cursor = conn.execute(
-            f"""
-            UPDATE memory_store SET access_count = access_count + 1
-            WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
-            RETURNING {ENTRY_COLUMNS}
-            """,
-            (key, namespace, now),
-        )
-        found = cursor.fetchone()
-        return None if found is None else dict(zip([c[0] for c in cursor.description], found))
+    def count_accesses(self, entries: list[tuple[int, str, str]], now: int) -> dict[int, int]:
+        """Add one access to each live ``(id, key, namespace)`` entry, only if the write lock is
+        free at once; returns ``{id: new access count}`` for those counted (empty when not).
+
+        The count is bookkeeping, not data: it is not a change of the entry (no new version,
+        revision or change record, no automatic backup), and losing one under contention is the
+        documented price of reads that never wait (README, "Many agents at once").
+        """
+        if not entries:
+            return {}
+
+        def count(conn) -> dict[int, int]:
+            counted: dict[int, int] = {}
+            for entry_id, key, namespace in entries:
+                found = conn.execute(
+                    "UPDATE memory_store SET access_count = access_count + 1 "
+                    "WHERE id = ? AND key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?) "
+                    "RETURNING access_count",
+                    (entry_id, key, namespace, now),
+                ).fetchone()
+                if found is not None:
+                    counted[entry_id] = found[0]
+            return counted
+
+        return self.db.try_bookkeeping(count) or {}
 
     def _raise_missing(self, conn, key: str, namespace: str, now: int) -> None:
         row = conn.execute(
@@ -490,8 +509,12 @@ class MemoryManager:
         }
 
     def health_check(self) -> dict[str, Any]:
-        """``quick_check``, journal mode, schema version and writability; ``healthy`` and
-        ``problems`` say what is wrong. Never writes anything.
+        """``quick_check``, journal mode, schema version, writability, free space and WAL size;
+        ``healthy`` and ``problems`` say what is wrong. Never writes anything and never waits.
+
+        ``checks``: ``writable`` (permissions allow a write and the file system has at least
+        ``MIN_FREE_BYTES`` free), ``writeLockFree`` (the write lock was free at that instant; None
+        when not tried), ``freeBytes`` (statvfs ``f_bavail * f_frsize``), ``walSize`` (bytes).
         """
         import os
 
@@ -505,7 +528,8 @@ class MemoryManager:
                 "exists": False,
                 "path": None,
                 "checks": {"quickCheck": "ok", "journalMode": None, "schemaVersion": None,
-                           "latestSchemaVersion": migrations.LATEST, "writable": True},
+                           "latestSchemaVersion": migrations.LATEST, "writable": True,
+                           "writeLockFree": None, "freeBytes": None, "walSize": 0},
                 "problems": [],
                 "note": "the database does not exist yet; it is created on the first write",
             }
@@ -523,16 +547,26 @@ class MemoryManager:
         if version != migrations.LATEST:
             problems.append(f"schema version {version} is behind {migrations.LATEST} (run `gemini-flow migrate up`)")
         writable = os.access(self.db.path, os.W_OK) and os.access(self.db.path.parent, os.W_OK)
-        if writable:
-            try:
-                # Takes the write lock and lets it go: proves another writer is not stuck on it.
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ROLLBACK")
-            except Exception as exc:  # noqa: BLE001
-                writable = False
-                problems.append(f"not writable: {exc}")
+        lock_free: bool | None = None
+        if not writable:
+            problems.append(
+                f"not writable: no write permission on {self.db.path} or its folder (reads still work)"
+            )
         else:
-            problems.append(f"not writable: no write permission on {self.db.path} or its folder")
+            # Takes the write lock only if it is free at once and lets it go: a health check never
+            # waits for (or holds up) writers. A lock held right now is normal, not a problem.
+            def probe(conn) -> bool:
+                return True
+
+            lock_free = bool(self.db.try_bookkeeping(probe))
+        sizes = self.db.file_sizes()
+        free = _free_bytes(self.db.path.parent)
+        if free is not None and free < MIN_FREE_BYTES:
+            writable = False
+            problems.append(
+                f"disk full: {free} bytes free for {self.db.path} (a write needs room for its value, "
+                f"its WAL frames and indexes; at least {MIN_FREE_BYTES} bytes)"
+            )
         return {
             "healthy": not problems,
             "exists": True,
@@ -543,6 +577,9 @@ class MemoryManager:
                 "schemaVersion": version,
                 "latestSchemaVersion": migrations.LATEST,
                 "writable": writable,
+                "writeLockFree": lock_free,
+                "freeBytes": free,
+                "walSize": sizes["wal"],
             },
             "problems": problems,
         }
@@ -804,6 +841,9 @@ class MemoryManager:
         checked_owners: set[tuple[str, str]] = set()
         decoder = self.lenient_decoder()
         now = int(clock.now())
+        if all(action == "retrieve" for action, _ in prepared):
+            # Only reads: a snapshot without the write lock, like `memory retrieve`.
+            return self._read_batch(prepared, decoder, now, started)
         with self.db.write() as conn, bulk_cache(conn):
             index = 0
             while index < len(prepared):
@@ -836,7 +876,7 @@ class MemoryManager:
                     continue
                 key, namespace = payload
                 if action == "retrieve":
-                    row = self._access(conn, key, namespace, now)
+                    row = self._count_access(conn, key, namespace, now)
                     if row is None:
                         try:
                             self._raise_missing(conn, key, namespace, now)
@@ -883,6 +923,58 @@ class MemoryManager:
             "failed": len(results) - succeeded,
             "executionTime": round((time.perf_counter() - started) * 1000, 3),
         }
+
+    def _read_batch(self, prepared: list[tuple[str, Any]], decoder, now: int, started: float) -> dict[str, Any]:
+        """A batch of retrieves only: read from one snapshot, then count the accesses best effort."""
+        import time
+
+        results: list[dict[str, Any]] = []
+        found: list[tuple[int, str, str]] = []
+        with self.db.read() as conn:
+            for _, (key, namespace) in prepared:
+                row = self._row(conn, key, namespace)
+                if row is None or is_expired(row["ttl"], now):
+                    try:
+                        self._raise_missing(conn, key, namespace, now)
+                    except GeminiFlowError as exc:
+                        results.append(_failed("retrieve", key, namespace, exc))
+                    continue
+                item: dict[str, Any] = {"action": "retrieve", "key": key, "namespace": namespace, "success": True}
+                ok, value = decoder(row)
+                if ok:
+                    item["value"] = value
+                item["metadata"] = metadata(row)
+                item["_id"] = row["id"]
+                results.append(item)
+                found.append((row["id"], key, namespace))
+        counted = self.count_accesses(found, now)
+        for item in results:
+            entry_id = item.pop("_id", None)
+            if entry_id in counted:
+                item["metadata"]["accessCount"] = counted[entry_id]
+        succeeded = sum(1 for r in results if r["success"])
+        return {
+            "results": results,
+            "total": len(results),
+            "succeeded": succeeded,
+            "failed": len(results) - succeeded,
+            "executionTime": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+    @staticmethod
+    def _count_access(conn, key: str, namespace: str, now: int) -> dict[str, Any] | None:
+        """Inside a batch's write transaction: count one access of a live entry and return its
+        row; None when missing or expired."""
+        cursor = conn.execute(
+            f"""
+            UPDATE memory_store SET access_count = access_count + 1
+            WHERE key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)
+            RETURNING {ENTRY_COLUMNS}
+            """,
+            (key, namespace, now),
+        )
+        found = cursor.fetchone()
+        return None if found is None else dict(zip([c[0] for c in cursor.description], found))
 
     # -- export / import -------------------------------------------------------------------
 
@@ -1076,3 +1168,19 @@ def parse_batch_document(text: str) -> list[Any]:
     if isinstance(document, dict):
         return [document]  # JSON Lines with a single operation
     raise GeminiFlowError("INVALID_INPUT", "a batch is {\"operations\": [...]} or JSON Lines of operations")
+
+
+# Below this many free bytes on the database's file system `memory health` says unhealthy: a store
+# of a value at the default limit (1 MiB) needs that much for its WAL frames alone.
+MIN_FREE_BYTES = 2 * 1024 * 1024
+
+
+def _free_bytes(folder) -> int | None:
+    """Bytes an unprivileged process may still write on ``folder``'s file system (statvfs)."""
+    import os
+
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    return stats.f_bavail * stats.f_frsize
