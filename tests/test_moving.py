@@ -181,3 +181,104 @@ def test_import_enforces_max_value_size_and_recomputes_size(cli, tmp_path):
     path.write_text(json.dumps({"key": "liar", "value": "y" * 500, "size": 1}) + "\n")
     assert cli("memory", "import", str(path)).exit_code == 0
     assert cli("memory", "retrieve", "liar").json["metadata"]["size"] == 502
+
+
+# -- 6. task and decision ids are unique across databases; a colliding id is reported ----------
+
+
+def _swarm_with_task(cli, db, text):
+    agent = cli("agent", "spawn", "--type", "coder", "--name", "a", db=db).json["id"]
+    swarm = cli("swarm", "init", "--topology", "mesh", db=db).json["id"]
+    cli("swarm", "join", swarm, agent, db=db)
+    task = cli("task", "orchestrate", text, "--swarm", swarm, db=db).json["taskId"]
+    decision = cli("consensus", "request", "--swarm", swarm, "--proposal", text, "--type", "majority", db=db).json
+    return task, decision["decisionId"]
+
+
+def test_merge_of_a_teammates_backup_keeps_both_sides_tasks_and_decisions(cli, tmp_path, db_path):
+    other = tmp_path / "other" / "hive.db"
+    theirs = _swarm_with_task(cli, other, "their work")
+    mine = _swarm_with_task(cli, db_path, "my work")
+    assert theirs[0] != mine[0] and theirs[1] != mine[1]
+    backup = tmp_path / "theirs.json"
+    cli("backup", "create", str(backup), "--format", "json", db=other)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes")
+    assert result.exit_code == 0 and result.json["tables"]["tasks"] == 1 and result.json["conflicts"] == {}
+    for task in (theirs[0], mine[0]):
+        assert cli("task", "show", task).exit_code == 0
+    for decision in (theirs[1], mine[1]):
+        assert cli("consensus", "show", decision).exit_code == 0
+
+
+def test_a_merge_that_meets_a_colliding_legacy_id_reports_it(cli, tmp_path, db_path):
+    import sqlite3
+
+    other = tmp_path / "other" / "hive.db"
+    for db, text in ((other, "their work"), (db_path, "my work")):
+        task, _ = _swarm_with_task(cli, db, text)
+        conn = sqlite3.connect(db)
+        with conn:  # ids as an older gemini-flow gave them: task-1 in every database
+            conn.execute("UPDATE tasks SET id = 'task-1' WHERE id = ?", (task,))
+        conn.close()
+    backup = tmp_path / "theirs.db"
+    cli("backup", "create", str(backup), db=other)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes")
+    assert result.exit_code == 0
+    assert result.json["conflicts"]["tasks"]["ids"] == ["task-1"]
+    assert "task-1" in result.stderr and "tasks" in result.stderr
+    body = cli("audit", "list", "--action", "restore-merge").json
+    rows = body.get("results", body.get("entries"))
+    assert rows[0]["details"]["conflicts"]["tasks"]["count"] == 1
+
+
+# -- 7. concurrent backups never collide; 10. a damaged database is not backed up ---------------
+
+
+def test_six_backups_at_once_in_the_same_second_make_six_files(cli, tmp_path, db_path):
+    import os
+    import subprocess
+
+    from conftest import gemini_flow_command
+
+    cli("memory", "store", "k", "v")
+    cli("config", "set", "backup.auto.enabled", "false")
+    procs = [subprocess.Popen([*gemini_flow_command(), "--db", str(db_path), "backup", "create"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+             for _ in range(6)]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in outcomes), outcomes
+    folder = db_path.parent / "backups"
+    contents = [p for p in folder.iterdir() if p.name.startswith("hive-") and not p.name.endswith(".manifest.json")]
+    assert len(contents) == 6, sorted(p.name for p in folder.iterdir())
+    for content in contents:
+        assert cli("backup", "verify", str(content)).exit_code == 0
+
+
+def test_default_names_in_the_same_second_get_a_counter(cli, db_path, frozen):
+    cli("memory", "store", "k", "v")
+    paths = [cli("backup", "create").json["path"] for _ in range(3)]
+    assert len(set(paths)) == 3 and paths[1].endswith("-1.db") and paths[2].endswith("-2.db")
+
+
+def test_backup_of_a_damaged_database_exits_7_and_writes_nothing(cli, tmp_path, db_path):
+    import sqlite3
+
+    cli("config", "set", "backup.auto.enabled", "false")
+    for i in range(300):
+        cli("memory", "store", f"key-{i:04}", "x" * 200) if i % 100 == 0 else None
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.executemany("INSERT INTO memory_store (key, value) VALUES (?, ?)",
+                         [(f"bulk-{i:05}", json.dumps("y" * 300)) for i in range(2000)])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'idx_memory_ttl'").fetchone()[0]
+    conn.close()
+    with open(db_path, "r+b") as handle:  # scribble over an index's root page
+        handle.seek((root - 1) * page_size + 8)
+        handle.write(b"\xff" * 64)
+    out = tmp_path / "b.db"
+    result = cli("backup", "create", str(out))
+    assert result.exit_code == 7, result
+    assert not out.exists() and not (tmp_path / "b.db.manifest.json").exists()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".b.db")] == []

@@ -83,16 +83,15 @@ def _stamp(ts: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
 
 
-def _default_name(folder: Path, fmt: str, compress: bool, origin: str, reason: str | None, ts: float) -> Path:
+def _default_names(folder: Path, fmt: str, compress: bool, origin: str, reason: str | None, ts: float) -> Iterator[Path]:
+    """Candidate names, the timestamped one first, then ``-1``, ``-2``...: :func:`_publish_new`
+    takes the first it can claim atomically, so backups made in the same second never collide."""
     prefix = "hive-auto" if origin == "auto" else "hive"
     suffix = f"-{reason}" if reason else ""
     ext = EXTENSIONS[fmt] + (".gz" if compress else "")
-    final = folder / f"{prefix}-{_stamp(ts)}{suffix}{ext}"
-    n = 1
-    while final.exists() or _manifest_path(final).exists():
-        final = folder / f"{prefix}-{_stamp(ts)}{suffix}-{n}{ext}"
-        n += 1
-    return final
+    yield folder / f"{prefix}-{_stamp(ts)}{suffix}{ext}"
+    for n in range(1, 100_000):
+        yield folder / f"{prefix}-{_stamp(ts)}{suffix}-{n}{ext}"
 
 
 def _manifest_path(content: Path) -> Path:
@@ -125,6 +124,32 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _publish_new(temp: Path, candidates: Iterator[Path], *, explicit: bool) -> Path:
+    """Give ``temp`` the first of ``candidates`` that nobody holds, atomically, and return it.
+
+    ``os.link`` fails when the name exists, so two processes can never both take one name (a
+    check-then-rename could overwrite a backup written in between). An explicit path that is
+    taken is a CONFLICT.
+    """
+    _fsync_path(temp)
+    os.chmod(temp, 0o600)
+    for final in candidates:
+        if _manifest_path(final).exists():
+            if explicit:
+                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path")
+            continue
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            if explicit:
+                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path") from None
+            continue
+        temp.unlink()
+        _fsync_dir(final.parent)
+        return final
+    raise _fail("no free backup name in the folder")
 
 
 def _publish(temp: Path, final: Path) -> None:
@@ -285,20 +310,24 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
         raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {fmt!r}: use sqlite, json or sql")
     progress = progress or _no_progress
     now = clock.now()
+    explicit = False
     if path is None:
-        final = _default_name(backups_dir(db_path), fmt, compress, origin, reason, now)
+        candidates = _default_names(backups_dir(db_path).absolute(), fmt, compress, origin, reason, now)
     else:
         target = Path(path)
         if target.is_dir():
-            final = _default_name(target, fmt, compress, origin, reason, now)
+            candidates = _default_names(target.absolute(), fmt, compress, origin, reason, now)
         else:
-            final = target
-            if final.exists() or _manifest_path(final).exists():
-                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path")
-            if not final.parent.is_dir():
-                raise GeminiFlowError("INVALID_INPUT", f"folder {final.parent} does not exist")
-    final = final.absolute()
-    temp = _private_temp(final)
+            explicit = True
+            if target.exists() or _manifest_path(target).exists():
+                raise GeminiFlowError("CONFLICT", f"{target} already exists; choose another path")
+            if not target.parent.is_dir():
+                raise GeminiFlowError("INVALID_INPUT", f"folder {target.parent} does not exist")
+            candidates = iter([target.absolute()])
+    first = next(candidates)
+    candidates = _chain_first(first, candidates)
+    final = first  # the name reported if writing fails; the published name may be a later candidate
+    temp = _private_temp(first)
     scratch: Path | None = None
     # One read transaction: the row counts and the content are the same snapshot, whatever other
     # processes commit meanwhile (WAL readers are never blocked and never see later commits).
@@ -309,6 +338,7 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
         else:
             conn.execute("BEGIN")
             began = True
+        _check_source(conn, db_path)
         counts = row_counts(conn)
         version = _schema_version(conn)
         if fmt == "sqlite":
@@ -331,7 +361,7 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
                     stream.close()
                 raw.flush()
                 digest, size = hashing.sha.hexdigest(), hashing.size
-        _publish(temp, final)
+        final = _publish_new(temp, candidates, explicit=explicit)
     except GeminiFlowError:
         temp.unlink(missing_ok=True)
         raise
@@ -369,6 +399,25 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
     except OSError as exc:
         raise _fail(f"wrote {final} but not its manifest: {exc}") from exc
     return {**manifest, "path": str(final), "manifest": str(_manifest_path(final))}
+
+
+def _chain_first(first: Path, rest: Iterator[Path]) -> Iterator[Path]:
+    yield first
+    yield from rest
+
+
+def _check_source(conn, db_path: Path) -> None:
+    """A backup of a damaged database would preserve the damage and fail its own verification
+    later: refuse now (BACKUP_FAILED), inside the snapshot the backup is taken from."""
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise _fail(f"the database {db_path} is damaged ({exc}); no backup was written. Restore an earlier "
+                    "backup, or recover it with `sqlite3 hive.db .recover`") from exc
+    if problems != ["ok"]:
+        raise _fail(f"the database {db_path} fails SQLite's integrity check ({'; '.join(problems[:3])}); no "
+                    "backup was written. Restore an earlier backup, or recover it with `sqlite3 hive.db .recover`",
+                    problems=problems[:20])
 
 
 def _sqlite_copy(conn: sqlite3.Connection, dest_path: Path, progress: Progress) -> None:
