@@ -19,6 +19,44 @@ from typing import Any
 FORMATS = ("auto", "table", "json", "jsonl", "csv")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
+# What a terminal would act on rather than show: C0 controls (ESC starts CSI/OSC sequences, BEL
+# ends an OSC title or link), DEL, the C1 controls (U+009B is an 8-bit CSI on many terminals) and
+# the bidirectional overrides and isolates that reorder what is shown ("Trojan Source",
+# CVE-2021-42574). Tab and newline are kept where a layout has room for them (messages).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# In JSON, C0 controls are already \u-escaped by json.dumps; the rest are not.
+_CONTROL_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str, *, keep_layout: bool = True) -> str:
+    """``text`` with every control character a terminal would obey shown as ``\\xNN``/``\\uNNNN``.
+
+    ``keep_layout`` keeps tab and newline (a message may span lines); a table cell escapes them
+    too. This is the one place stored text becomes terminal text (CLI.md §9 "Text from the
+    database is data"): ESC ``]0;title BEL``, ``ESC [2J`` and friends are shown, never obeyed.
+    """
+    pattern = _CONTROL if keep_layout else _CONTROL_ALL
+    return pattern.sub(_escape_char, text)
+
+
+def _json_for(text: str, stream) -> str:
+    """JSON text for ``stream``: on a terminal the C1 controls and bidi overrides that
+    ``json.dumps(ensure_ascii=False)`` leaves raw become ``\\u`` escapes (the same JSON value)."""
+    return _CONTROL_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _isatty(stream) else text
+
+
+def _text(value: str):
+    """A Rich ``Text`` (never parsed as markup or emoji codes) with control characters escaped."""
+    from rich.text import Text
+
+    return Text(escape_control(value, keep_layout=False))
+
 
 def color_wanted(no_color_flag: bool, stream=None) -> bool:
     """Colour only on a terminal, never with ``--no-color`` or a non-empty ``NO_COLOR``."""
@@ -92,8 +130,10 @@ class Output:
 
     def emit_jsonl(self, rows: Iterable[dict[str, Any]]) -> None:
         write = sys.stdout.write
+        tty = _isatty(sys.stdout)
         for row in rows:
-            write(json.dumps(row, ensure_ascii=False) + "\n")
+            line = json.dumps(row, ensure_ascii=False)
+            write((_json_for(line, sys.stdout) if tty else line) + "\n")
         sys.stdout.flush()
 
     def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, *, title=None) -> None:
@@ -102,7 +142,7 @@ class Output:
         from rich.table import Table
 
         columns = list(columns or _columns(rows))
-        table = Table(title=title, show_lines=False, expand=False, header_style="bold")
+        table = Table(title=_text(title) if title else None, show_lines=False, expand=False, header_style="bold")
         cells = [[_cell(row.get(name)) for name in columns] for row in rows]
         console = self._console()
 
@@ -120,23 +160,26 @@ class Output:
             cells = [[r[i] for i in keep] for r in cells]
         widths = fit_widths(data(), [cell_len(name) for name in columns], console.width - (3 * len(columns) + 1))
         for name, width in zip(columns, widths):
-            table.add_column(name, overflow="ellipsis", no_wrap=True, width=width)
+            table.add_column(_text(name), overflow="ellipsis", no_wrap=True, width=width)
         for row in cells:
-            table.add_row(*row)
+            table.add_row(*(_text(cell) for cell in row))
         console.print(table)
 
     def table_fields(self, data: dict[str, Any], *, title=None) -> None:
         from rich.table import Table
 
-        table = Table(title=title, show_header=False, box=None, padding=(0, 2, 0, 0))
+        table = Table(title=_text(title) if title else None, show_header=False, box=None, padding=(0, 2, 0, 0))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="ellipsis")
         for name, value in _flatten(data):
-            table.add_row(name, _cell(value))
+            table.add_row(_text(name), _text(_cell(value)))
         self._console().print(table)
 
     def raw(self, text: str) -> None:
-        """Text for a script, as is, with a newline."""
+        """Text for a script, as is, with a newline. In table format (a terminal, or asked for:
+        the output is for a person) control characters are escaped."""
+        if self.format == "table":
+            text = escape_control(text)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
@@ -155,18 +198,18 @@ class Output:
     def message(self, text: str) -> None:
         """An informational line on stderr, unless ``--quiet``."""
         if not self.quiet:
-            print(text, file=sys.stderr)
+            print(escape_control(text), file=sys.stderr)
 
     def warn(self, text: str) -> None:
         """A warning on stderr (shown even with ``--quiet``)."""
-        print(f"warning: {text}", file=sys.stderr)
+        print(f"warning: {escape_control(text)}", file=sys.stderr)
 
     def error(self, payload: dict[str, Any], text: str) -> None:
         """An error: a JSON object on stderr in JSON mode, else one line."""
         if self.format in ("json", "jsonl"):
-            print(json.dumps(payload, ensure_ascii=False), file=sys.stderr)
+            print(_json_for(json.dumps(payload, ensure_ascii=False), sys.stderr), file=sys.stderr)
         else:
-            print(f"Error: {text}", file=sys.stderr)
+            print(f"Error: {escape_control(text)}", file=sys.stderr)
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int | None = None) -> Iterator[Any]:
@@ -243,16 +286,18 @@ class _Advance:
 
 
 def write_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(_json_for(json.dumps(data, ensure_ascii=False, indent=2), sys.stdout) + "\n")
     sys.stdout.flush()
 
 
 def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
     columns = list(columns or _columns(rows))
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(columns)
+    tty = _isatty(sys.stdout)
+    writer.writerow(escape_control(c) if tty else c for c in columns)
     for row in rows:
-        writer.writerow(_csv_cell(row.get(name)) for name in columns)
+        cells = (_csv_cell(row.get(name)) for name in columns)
+        writer.writerow(escape_control(c) if tty and isinstance(c, str) else c for c in cells)
     sys.stdout.flush()
 
 

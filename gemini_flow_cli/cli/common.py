@@ -46,6 +46,7 @@ class State:
             # flag/env > the database's configuration > the user file > FULL (CLI.md §1)
             synchronous=os.environ.get("GEMINI_FLOW_SYNCHRONOUS") or None,
             synchronous_fallback=_load_user_configuration(),
+            trusted_paths=_trusted_paths(),
             actor=actor,
             session_id=os.environ.get("GEMINI_FLOW_SESSION"),
             auto_migrate=migrate,
@@ -92,6 +93,13 @@ def _load_user_configuration() -> str | None:
 
     config.load_user_file(config.user_file_path(os.environ))
     return config.user_value("database.synchronous")
+
+
+def _trusted_paths() -> list[str]:
+    """``security.trustedPaths`` from the user file (already loaded): never from a database."""
+    from gemini_flow_cli.core import config
+
+    return config.user_value("security.trustedPaths") or []
 
 
 def state() -> State:

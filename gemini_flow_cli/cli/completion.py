@@ -36,6 +36,12 @@ def _query(ctx: typer.Context, sql: str, params: tuple) -> list[str]:
         path = _database_path(ctx)
         if path is None:
             return []
+        from gemini_flow_cli.core import config, trust
+
+        # An untrusted database (another user's, or writable by others) offers no completions:
+        # its key names are theirs to choose, control characters included.
+        config.load_user_file(config.user_file_path(os.environ))
+        trust.check_database(path, config.user_value("security.trustedPaths"))
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=0.2)
         try:
             return [row[0] for row in conn.execute(sql, params)]

@@ -21,6 +21,7 @@ the same table under ``internal.*`` keys, which ``config set`` refuses.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,11 +56,12 @@ class Setting:
     and this module is imported by every command.
     """
 
-    __slots__ = ("key", "kind", "default", "description", "minimum", "maximum", "choices", "env", "sensitive")
+    __slots__ = ("key", "kind", "default", "description", "minimum", "maximum", "choices", "env", "sensitive",
+                 "user_only")
 
     def __init__(self, key: str, kind: str, default: Any, description: str, *, minimum: int | None = None,
                  maximum: int | None = None, choices: tuple[str, ...] = (), env: str | None = None,
-                 sensitive: bool = False):
+                 sensitive: bool = False, user_only: bool = False):
         self.key = key
         self.kind = kind
         self.default = default
@@ -69,6 +71,8 @@ class Setting:
         self.choices = choices
         self.env = env
         self.sensitive = sensitive
+        # Only the user's own file may set it: a database must not vouch for itself.
+        self.user_only = user_only
 
     @property
     def category(self) -> str:
@@ -105,6 +109,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("security.keyFile", "path", None,
                 "The encryption key file (default: 'key' in the user config folder).",
                 env="GEMINI_FLOW_KEY_FILE"),
+        Setting("security.trustedPaths", "patterns", [],
+                "Databases you trust although another user owns them or group/others may write them "
+                "(a database file, its folder or the folder above .hive-mind; DIR/* for everything "
+                "under DIR; * for all). User file only (config set --user).",
+                user_only=True),
         Setting("database.synchronous", "choice", "full",
                 "SQLite durability: full (every commit reaches the disk) or normal (faster; a power "
                 "cut may lose the last commits, never corrupt).",
@@ -292,13 +301,21 @@ def read_user_file(path: Path) -> dict[str, Any]:
 
 def write_user_file(path: Path, values: dict[str, Any]) -> None:
     """Replace the user file atomically (write a temporary file, then rename); mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(dict(sorted(values.items())), handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(dict(sorted(values.items())), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"cannot write the user configuration {path}: {exc.strerror}",
+            details={"path": str(path)},
+        ) from exc
     load_user_file(path)
 
 
@@ -308,7 +325,7 @@ def write_user_file(path: Path, values: dict[str, Any]) -> None:
 def get(db, key: str) -> Any:
     """The value of ``key`` for ``db``: the database's, else the user file's, else the default."""
     s = setting(key)
-    row = db.conn.execute("SELECT value FROM configuration WHERE key = ?", (key,)).fetchone()
+    row = None if s.user_only else db.conn.execute("SELECT value FROM configuration WHERE key = ?", (key,)).fetchone()
     if row is not None:
         return json.loads(row[0])
     if key in _user_values:
@@ -321,7 +338,7 @@ def resolve(db, key: str, environ: Mapping[str, str] | None = None) -> tuple[Any
     s = setting(key)
     if environ is not None and s.env and environ.get(s.env):
         return parse(key, environ[s.env]), "env"
-    stored = stored_row(db, key)
+    stored = None if s.user_only else stored_row(db, key)
     if stored is not None:
         return stored["value"], "database"
     if key in _user_values:
@@ -380,6 +397,13 @@ def set_value(db, key: str, value: Any) -> dict[str, Any]:
 
     s = setting(key)
     value = check(key, value)
+    if s.user_only:
+        raise GeminiFlowError(
+            "INVALID_INPUT",
+            f"{key} can only be set in your user configuration (add --user): a database must not "
+            "vouch for itself",
+            details={"key": key},
+        )
     with db.write() as conn:
         before = stored_row(db, key)
         changed = before is None or before["value"] != value

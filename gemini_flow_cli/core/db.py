@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from gemini_flow_cli.core import migrations
+from gemini_flow_cli.core import migrations, trust
 from gemini_flow_cli.errors import GeminiFlowError
 
 DB_DIRNAME = ".hive-mind"
@@ -42,9 +42,13 @@ def discover(start: Path | None = None) -> Path:
     """The nearest ``.hive-mind/hive.db`` walking up from ``start``, as git finds ``.git``.
 
     When none exists the answer is ``./.hive-mind/hive.db`` under ``start`` (created on first write).
+    The walk stops at a folder owned by another user (core/trust.py): a ``.hive-mind`` planted
+    above you in ``/shared`` or ``/tmp`` is never found.
     """
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
+        if not trust.owned_by_me(folder):
+            break
         candidate = folder / DB_DIRNAME / DB_FILENAME
         if candidate.is_file():
             return candidate
@@ -171,9 +175,14 @@ class Database:
         session_id: str | None = None,
         auto_migrate: bool = True,
         synchronous_fallback: str | None = None,
+        trusted_paths: list[str] | None = None,
         upgraded_reads: bool = False,
     ) -> Database:
         """Open the database at ``path`` (discovered when None).
+
+        A database, folder or ``-wal``/``-shm`` owned by another user or writable by group or
+        others raises PERMISSION_DENIED unless ``trusted_paths`` (the user configuration's
+        ``security.trustedPaths``) lists it (core/trust.py).
 
         ``upgraded_reads`` (with ``create=False`` and ``auto_migrate``): a file at an older schema
         is read through an upgraded in-memory copy, so that every read works without migrating
@@ -184,6 +193,7 @@ class Database:
         database of another application, raises CONNECTION_FAILED and is never touched.
         """
         path = Path(path) if path is not None else discover()
+        trust.check_database(path, trusted_paths)
         if not path.exists():
             # Nothing is created until the first write: a command that fails validation, or only
             # reads, leaves no file behind. Until then reads see an empty store.

@@ -48,6 +48,9 @@ def read_key_file(path: Path) -> str:
             f"refusing to use it. Run: chmod 600 {_quote(path)}",
             details={"keyFile": str(path), "mode": f"{stat.S_IMODE(info.st_mode):04o}"},
         )
+    from gemini_flow_cli.core.trust import check_key_file
+
+    check_key_file(path)  # owned by you, in a folder only you can write (issue 18)
     try:
         secret = path.read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
