@@ -282,3 +282,199 @@ def test_backup_of_a_damaged_database_exits_7_and_writes_nothing(cli, tmp_path, 
     assert result.exit_code == 7, result
     assert not out.exists() and not (tmp_path / "b.db.manifest.json").exists()
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".b.db")] == []
+
+
+# -- 8, 9. durations become instants in one place --------------------------------------------------
+
+
+@pytest.mark.parametrize("ttl", ["9999999999d", "99999999999999999999", "253402300800", "1" + "0" * 400,
+                                 "418000w"])
+def test_a_ttl_past_the_year_9999_exits_2_never_70(cli, ttl):
+    result = cli("memory", "store", "k", "v", "--ttl", ttl)
+    assert result.exit_code == 2 and "9999-12-31" in result.error["message"], result
+    assert cli("memory", "list").json["total"] == 0
+
+
+def test_the_longest_ttl_that_fits_is_accepted_and_survives_export_import(cli, tmp_path):
+    import time as _time
+
+    seconds = 253402300799 - int(_time.time()) - 3600
+    result = cli("memory", "store", "k", "v", "--ttl", str(seconds))
+    assert result.exit_code == 0 and result.json["expiresAt"].startswith("9999-12-31")
+    out = tmp_path / "m.jsonl"
+    cli("memory", "export", "-o", str(out))
+    assert cli("memory", "import", str(out), db=tmp_path / "b" / "hive.db").exit_code == 0
+
+
+@pytest.mark.parametrize("command", [
+    ("consensus", "request", "--swarm", "s", "--proposal", "p", "--type", "majority", "--timeout", "9" * 30),
+    ("audit", "list", "--since", "9" * 30),
+    ("backup", "prune", "--retention", "9" * 30),
+    ("audit", "prune", "--retention", "9" * 30, "--yes"),
+])
+def test_huge_durations_anywhere_exit_2(cli, command):
+    result = cli(*command)
+    assert result.exit_code == 2, result
+
+
+def test_a_batch_ttl_past_9999_exits_2(cli):
+    ops = json.dumps({"operations": [{"action": "store", "key": "k", "value": 1, "ttl": 10**30}]})
+    assert cli("memory", "batch", "-", input=ops).exit_code == 2
+
+
+def test_ttl_counts_from_the_real_time_of_the_store(cli, monkeypatch):
+    """Stored at 100.9 s with --ttl 1: still there at 101.5 s (a truncated start expired it at 101)."""
+    moment = {"now": 1_754_217_000.9}
+    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: moment["now"])
+    assert cli("memory", "store", "k", "v", "--ttl", "1").exit_code == 0
+    moment["now"] = 1_754_217_001.5
+    assert cli("memory", "retrieve", "k").exit_code == 0
+    moment["now"] = 1_754_217_002.0
+    assert cli("memory", "retrieve", "k").exit_code == 1
+
+
+def test_an_old_far_future_expiry_exports_as_the_latest_instant_and_imports(cli, tmp_path, db_path):
+    import sqlite3
+
+    cli("memory", "store", "k", "v")
+    conn = sqlite3.connect(db_path)
+    with conn:  # as an older version stored `--ttl 9999999999d`
+        conn.execute("UPDATE memory_store SET ttl = 863999913600000")
+    conn.close()
+    assert cli("memory", "retrieve", "k").json["metadata"]["expiresAt"] == "9999-12-31T23:59:59Z"
+    out = tmp_path / "m.jsonl"
+    cli("memory", "export", "-o", str(out))
+    assert cli("memory", "import", str(out), db=tmp_path / "b" / "hive.db").exit_code == 0
+
+
+# -- 11. encrypting over plaintext leaves no plaintext tokens in the index (every write path) ------
+
+
+def _indexed_terms(db_path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, memory_fts, 'row')")
+        return {row[0] for row in conn.execute("SELECT term FROM temp.vocab")}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("path", ["store", "batch", "import-replace", "merge"])
+def test_encrypting_over_plaintext_purges_its_tokens(cli, tmp_path, db_path, path, monkeypatch):
+    cli("memory", "store", "notes", "zebra plaintext", env=KEY_ENV)
+    cli("memory", "fts", "enable")
+    assert "zebra" in _indexed_terms(db_path)
+    if path == "store":
+        cli("memory", "store", "notes", "hidden", "--encrypt", env=KEY_ENV)
+    elif path == "batch":
+        ops = {"operations": [{"action": "store", "key": "notes", "value": "hidden", "encrypted": True}]}
+        assert cli("memory", "batch", "-", input=json.dumps(ops), env=KEY_ENV).exit_code == 0
+    else:
+        other = tmp_path / "other" / "hive.db"
+        # the same key and the same salt: this database's record travels through an export first
+        seed = tmp_path / "seed.jsonl"
+        cli("memory", "store", "seed-api-key", "s", env=KEY_ENV)
+        cli("memory", "export", "-o", str(seed))
+        cli("memory", "import", str(seed), db=other)
+        later = __import__("time").time() + 10  # the other side's write is the newer one
+        monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: later)
+        cli("memory", "store", "notes", "hidden", "--encrypt", db=other, env=KEY_ENV)
+        monkeypatch.undo()
+        if path == "import-replace":
+            out = tmp_path / "m.jsonl"
+            cli("memory", "export", "-o", str(out), db=other)
+            assert cli("memory", "import", str(out), "--on-conflict", "replace", env=KEY_ENV).exit_code == 0
+        else:
+            backup = tmp_path / "b.db"
+            cli("backup", "create", str(backup), db=other)
+            assert cli("backup", "restore", str(backup), "--merge", "--yes", env=KEY_ENV).exit_code == 0
+    assert cli("memory", "retrieve", "notes", env=KEY_ENV).json["value"] == "hidden"
+    assert "zebra" not in _indexed_terms(db_path) and "plaintext" not in _indexed_terms(db_path)
+    assert cli("memory", "search", "--text", "zebra").json["results"] == []
+
+
+# -- export -> import -> export is byte-identical, whatever the entries ----------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
+_entries = st.lists(
+    st.fixed_dictionaries({
+        "key": st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=12),
+        "namespace": st.sampled_from(["default", "a", "b.c", "x:y"]),
+        "value": _values,
+        "tags": st.lists(st.text(alphabet="abc xyz,", min_size=1, max_size=4), max_size=3),
+        "ttl": st.none() | st.integers(1, 10**9),
+        "encrypted": st.booleans(),
+        "agent_id": st.sampled_from([None, "agent-a", "agent-b"]),
+        "swarm_id": st.sampled_from([None, "swarm-s"]),
+    }),
+    max_size=12,
+    unique_by=lambda e: (e["key"], e["namespace"]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=_entries)
+def test_export_import_export_is_byte_identical(tmp_path_factory, items):
+    import io
+
+    from gemini_flow_cli.core import crypto
+    from gemini_flow_cli.core.db import Database
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    folder = tmp_path_factory.mktemp("bytes")
+    source, target = Database.open(folder / "a.db"), Database.open(folder / "b.db")
+    try:
+        with source.write() as conn:
+            conn.executemany("INSERT INTO agents (id, name, type, capabilities) VALUES (?, ?, 'coder', '[\"x\"]')",
+                             [("agent-a", "A"), ("agent-b", "B")])
+            conn.execute("INSERT INTO swarms (id, topology, config) VALUES ('swarm-s', 'mesh', '{}')")
+
+        def manager(db):
+            return MemoryManager(db, auto_encrypt_patterns=(), cipher=lambda: crypto.Cipher(db, "byte-key"))
+
+        manager(source).batch_store(items)
+        first = io.StringIO()
+        manager(source).export(first)
+        path = folder / "x.jsonl"
+        path.write_text(first.getvalue(), encoding="utf-8")
+        manager(target).import_(path)
+        second = io.StringIO()
+        manager(target).export(second)
+        assert second.getvalue() == first.getvalue()
+        for item in items:  # and every value reads back, decrypted where it was encrypted
+            got = manager(target).retrieve(item["key"], namespace=item["namespace"])
+            assert got["value"] == item["value"]
+    finally:
+        source.close()
+        target.close()
+
+
+def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_path):
+    import sqlite3
+
+    other = tmp_path / "other" / "hive.db"
+    cli("memory", "store", "big", "x" * 3000, db=other)
+    cli("memory", "store", "small", "y" * 10, db=other)
+    conn = sqlite3.connect(other)
+    with conn:
+        conn.execute("UPDATE memory_store SET size_bytes = 1")  # a file that lies about sizes
+    conn.close()
+    backup = tmp_path / "b.json"
+    cli("backup", "create", str(backup), "--format", "json", db=other)
+    cli("config", "set", "memory.maxValueSize", "1000")
+    result = cli("backup", "restore", str(backup), "--merge", "--yes")
+    assert result.exit_code == 0, result
+    assert [s["key"] for s in result.json["skipped"] if s["table"] == "memory_store"] == ["default/big"]
+    assert "default/big" in result.stderr
+    assert cli("memory", "retrieve", "small").json["metadata"]["size"] == 12
+    assert cli("memory", "retrieve", "big").exit_code == 1

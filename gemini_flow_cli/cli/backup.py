@@ -115,7 +115,10 @@ def restore(
 
     result = core.restore(db, path, merge=merge, progress=st.out.progress, cipher=cipher)
     for item in result.get("skipped") or []:
-        st.out.warn(f"kept this database's {item['key']}: {item['reason']}")
+        if item["table"] == "configuration":
+            st.out.warn(f"kept this database's {item['key']}: {item['reason']}")
+        else:
+            st.out.warn(f"skipped {item['key']} from the backup: {item['reason']}")
     for table, conflict in (result.get("conflicts") or {}).items():
         if table not in ("memory_store", "configuration"):  # those merge by "newer", as documented
             st.out.warn(f"{conflict['count']} record(s) of {table} in the backup have an id this database uses for "

@@ -1003,6 +1003,7 @@ def restore(
         db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
         try:
             plan = _reconcile_backup(db, cipher, report["path"]) if merge else None
+            limit = _max_value_size(db) if merge else None
             skipped: list[dict[str, Any]] = []
             conflicts: dict[str, Any] = {}
             reencrypted = 0
@@ -1015,7 +1016,7 @@ def restore(
                         crypto.adopt_params(conn, plan.adopt)
                     if plan is not None and plan.reencrypts:
                         reencrypted = _reencrypt_backup(conn, plan)
-                    skipped = _protected_settings(conn)
+                    skipped = _protected_settings(conn) + _oversized(conn, limit)
                     conflicts = _conflicts(conn)
                     changed = _merge(conn, progress, total)
                 else:
@@ -1093,6 +1094,35 @@ def _reencrypt_backup(conn, plan) -> int:
                      (plan.convert(source, namespace, key, stored), row_id))
         count += 1
     return count
+
+
+def _max_value_size(db) -> int:
+    from gemini_flow_cli.core import config
+
+    return int(config.get(db, "memory.maxValueSize"))
+
+
+def _oversized(conn, limit: int) -> list[dict[str, Any]]:
+    """Recompute the copy's entry sizes (never trusted from the file) and take out, reported, the
+    entries over this database's ``memory.maxValueSize``: a merge writes values like a store."""
+    from gemini_flow_cli.core.transfer import _ciphertext_size
+
+    if not _table_exists(conn, "backup", "memory_store"):
+        return []
+    conn.execute("UPDATE backup.memory_store SET size_bytes = length(CAST(value AS BLOB)) WHERE NOT encrypted")
+    for row_id, stored in conn.execute("SELECT id, value FROM backup.memory_store WHERE encrypted").fetchall():
+        try:
+            size = _ciphertext_size(stored)
+        except GeminiFlowError:
+            size = len(stored.encode("utf-8"))
+        conn.execute("UPDATE backup.memory_store SET size_bytes = ? WHERE id = ?", (size, row_id))
+    over = conn.execute(
+        "SELECT namespace, key, size_bytes FROM backup.memory_store WHERE size_bytes > ? ORDER BY namespace, key",
+        (limit,),
+    ).fetchall()
+    conn.execute("DELETE FROM backup.memory_store WHERE size_bytes > ?", (limit,))
+    return [{"table": "memory_store", "key": f"{ns}/{key}", "size": size,
+             "reason": f"over memory.maxValueSize ({limit} bytes)"} for ns, key, size in over]
 
 
 def _protected_settings(conn) -> list[dict[str, Any]]:

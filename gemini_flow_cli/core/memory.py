@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import audit, clock, durations
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -187,8 +187,8 @@ class MemoryManager:
         """Validate and encode one store, before any transaction is opened."""
         key = validate_key(key)
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
-        if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
-            raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
+        if ttl is not None:
+            durations.check_seconds(ttl, what="ttl")
         text = dumps(value)
         size = len(text.encode("utf-8"))
         if size > self.max_value_size:
@@ -221,8 +221,10 @@ class MemoryManager:
                 )
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool) -> dict[str, Any]:
-        now = int(clock.now())
-        expires_at = now + item["ttl"] if item["ttl"] else None
+        moment = clock.now()
+        now = int(moment)
+        # from the real time of the store, rounded up: `--ttl 1` is never expired on an immediate read
+        expires_at = durations.after(moment, item["ttl"], what="ttl") if item["ttl"] else None
         before = self._row(conn, item["key"], item["namespace"])
         if before is not None and if_absent and not is_expired(before["ttl"], now):
             raise GeminiFlowError(
@@ -689,8 +691,10 @@ class MemoryManager:
         if encrypt:
             text = self.cipher().encrypt(namespace, key, text)
         ttl = get("ttl")
-        if ttl is not None and (type(ttl) is not int or ttl <= 0):
-            raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
+        expires_at = None
+        if ttl is not None:
+            # from the real time of the write, rounded up (never the truncated second ``now``)
+            expires_at = durations.after(clock.now(), durations.check_seconds(ttl, what="ttl"), what="ttl")
         tags = get("tags")
         tags_text = _tags_text(tags) if tags else None
         agent_id = get("agent_id")
@@ -699,7 +703,7 @@ class MemoryManager:
             for name, owner in (("agent_id", agent_id), ("swarm_id", swarm_id)):
                 if owner is not None and (not isinstance(owner, str) or not owner):
                     raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
-        return (key, text, namespace, agent_id, swarm_id, now + ttl if ttl else None, now, now, size,
+        return (key, text, namespace, agent_id, swarm_id, expires_at, now, now, size,
                 tags_text, int(encrypt))
 
     def batch_store(self, items: Iterable[dict[str, Any]], *, chunk_size: int = 20_000) -> dict[str, Any]:
