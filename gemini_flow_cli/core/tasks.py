@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core.ids import new_id
 from gemini_flow_cli.errors import GeminiFlowError
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -214,15 +215,13 @@ def _loads(text: str | None, default: Any = None) -> Any:
 
 def next_ids(conn, table: str, prefix: str, count: int = 1) -> list[str]:
     """``count`` new ids ``prefix-`` + 16 base32 characters (milliseconds, then 30 random bits;
-    see :func:`agents.new_id`), never one already in ``table``.
+    see :func:`ids.new_id`), never one already in ``table``.
 
     Random rather than counted: ``task-1`` in every database made a merge of two databases drop
     one side's tasks and decisions; these are unique across databases and still short. Ids that
     exist keep their form (scripts hold them). Call it inside the write transaction that inserts
     the rows.
     """
-    from gemini_flow_cli.core.agents import new_id
-
     out: list[str] = []
     while len(out) < count:
         candidate = new_id(prefix)
