@@ -478,3 +478,22 @@ def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_pa
     assert "default/big" in result.stderr
     assert cli("memory", "retrieve", "small").json["metadata"]["size"] == 12
     assert cli("memory", "retrieve", "big").exit_code == 1
+
+
+@pytest.mark.parametrize("fmt", ["json", "sqlite"])  # (the old SQL writer already skipped their CREATEs)
+def test_backups_written_before_the_fix_with_index_pages_still_verify_and_restore(cli, tmp_path, monkeypatch, fmt):
+    """Older backups carried the index's shadow tables (rows, and their CREATE statements)."""
+    from gemini_flow_cli.core import backup as core
+
+    cli("memory", "store", "a", "alpha words")
+    cli("memory", "fts", "enable")
+    out = tmp_path / f"old.{fmt}"
+    with monkeypatch.context() as patch:
+        patch.setattr(core, "_shadow_tables", lambda objects: set())  # the old writer's view
+        assert cli("backup", "create", str(out), "--format", fmt).exit_code == 0
+    manifest = json.loads((tmp_path / f"old.{fmt}.manifest.json").read_text())
+    assert any(t.startswith("memory_fts_") for t in manifest["tables"])
+    assert cli("backup", "verify", str(out)).exit_code == 0
+    assert cli("backup", "restore", str(out), "--yes").exit_code == 0
+    assert [r["key"] for r in cli("memory", "search", "--text", "alpha").json["results"]] == ["a"]
+    assert cli("memory", "health").exit_code == 0
