@@ -235,3 +235,83 @@ def test_no_write_command_imports_a_module_while_holding_the_lock(populated, tmp
     assert done.returncode == 0, done.stderr
     imported = {name: modules for name, modules in json.loads(done.stdout).items() if modules}
     assert imported == {}
+
+
+def test_an_export_into_a_stalled_pipe_does_not_pin_the_wal(db_path, tmp_path):
+    """`memory export | slow-consumer`: the export lets its snapshot go before it waits on the
+    pipe, so a checkpoint can restart the WAL while the consumer stalls (benchmarks/wal_growth.py
+    measures the growth this prevents)."""
+    from gemini_flow_cli.core.db import Database
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    db = Database.open(db_path)
+    MemoryManager(db).batch_store({"key": f"k{i}", "value": "v" * 200} for i in range(3000))  # >> a pipe buffer
+    db.close()
+    export = subprocess.Popen([*gemini_flow_command(), "--db", str(db_path), "memory", "export"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        first = export.stdout.read(1)  # the export is writing now; from here nobody reads the pipe
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+        deadline = time.monotonic() + 10
+        while True:
+            conn.execute("INSERT OR REPLACE INTO memory_store (key, value, namespace) VALUES ('w', '1', 'default')")
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0 and export.poll() is None:
+                break
+            assert time.monotonic() < deadline, "the export kept its read transaction while the pipe was full"
+            time.sleep(0.1)
+        conn.close()
+        assert export.poll() is None  # still blocked on the full pipe: nobody has read a byte
+    finally:
+        out, err = export.communicate(timeout=60)
+    assert export.returncode == 0, err
+    keys = [json.loads(line)["key"] for line in (first + out).splitlines()]
+    assert sum(1 for k in keys if k.startswith("k")) == 3000
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_the_writers_queue_times_out_and_an_abandoned_wait_never_keeps_the_lock(tmp_path, where):
+    import threading
+
+    from gemini_flow_cli.core.writelock import WriterQueue
+
+    path = tmp_path / "hive.db"
+    holder, waiter, later = WriterQueue(path), WriterQueue(path), WriterQueue(path)
+    assert holder.try_acquire()
+    outcome = {}
+
+    def wait() -> None:
+        began = time.monotonic()
+        outcome["held"] = waiter.acquire(0.3)
+        outcome["waited"] = time.monotonic() - began
+
+    if where == "main thread":
+        wait()
+    else:
+        thread = threading.Thread(target=wait)
+        thread.start()
+        thread.join()
+    assert outcome["held"] is False and 0.3 <= outcome["waited"] < 2.0
+    holder.release()
+    assert later.acquire(2.0)  # the abandoned wait let go (or never took) the lock
+    later.release()
+    assert waiter.acquire(1.0)  # and the abandoned queue object can wait again
+    for queue in (holder, waiter, later):
+        queue.close()
+
+
+def test_the_writers_queue_hands_the_lock_to_a_waiter_when_released(tmp_path):
+    import threading
+
+    from gemini_flow_cli.core.writelock import WriterQueue
+
+    path = tmp_path / "hive.db"
+    holder, waiter = WriterQueue(path), WriterQueue(path)
+    assert holder.try_acquire()
+    threading.Timer(0.2, holder.release).start()
+    began = time.monotonic()
+    assert waiter.acquire(5.0)
+    assert 0.15 <= time.monotonic() - began < 2.0
+    assert not holder.try_acquire()
+    waiter.close()
+    holder.close()

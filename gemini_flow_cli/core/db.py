@@ -99,6 +99,11 @@ def translate_sqlite_error(
         )
     if isinstance(exc, sqlite3.OperationalError) and "disk is full" in text:
         return disk_full_error(path)
+    if isinstance(exc, sqlite3.OperationalError) and "disk I/O error" in text:
+        # SQLite reports a -shm or -wal it cannot extend as an I/O error, not as SQLITE_FULL.
+        if path is not None and _disk_is_full(Path(path)):
+            return disk_full_error(path)
+        return GeminiFlowError("CONNECTION_FAILED", f"the database{where} could not be read or written: {text}")
     if isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in text or "not a database" in text or "file is encrypted" in text
     ):
@@ -106,13 +111,19 @@ def translate_sqlite_error(
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
         return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database{where}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return GeminiFlowError(
-            "CONNECTION_FAILED",
-            f"the database{where} is read-only (the file, its -wal/-shm or its folder cannot be "
-            "written); nothing was written and its permissions were left as they are",
-            details={"path": str(path)} if path is not None else None,
-        )
+        return read_only_error(path)
     return GeminiFlowError("INTERNAL", f"unexpected SQLite error: {text}")
+
+
+def read_only_error(path: Path | str | None) -> GeminiFlowError:
+    """CONNECTION_FAILED (exit 6): the database cannot be written, and is left as it is."""
+    where = f" {path}" if path is not None else ""
+    return GeminiFlowError(
+        "CONNECTION_FAILED",
+        f"the database{where} is read-only (the file, its -wal/-shm or its folder cannot be "
+        "written); nothing was written and its permissions were left as they are",
+        details={"path": str(path)} if path is not None else None,
+    )
 
 
 def disk_full_error(path: Path | str | None) -> GeminiFlowError:
@@ -160,6 +171,7 @@ class Database:
         # and version, kept aside until a write needs them (_read_through_upgraded_copy).
         self._file_conn: sqlite3.Connection | None = None
         self._file_version: str | None = None
+        self.no_room = False  # opened on a full disk as the file is (_open_as_it_is): reads only
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -232,7 +244,37 @@ class Database:
                     pass
         except sqlite3.Error as exc:
             db.close()
+            if not create and _no_room_for_the_index(exc, path):
+                return cls._open_as_it_is(path, busy_timeout=busy_timeout, actor=actor, session_id=session_id,
+                                          upgraded_reads=upgraded_reads and auto_migrate)
             raise translate_sqlite_error(exc, busy_timeout, path=path) from exc
+        except GeminiFlowError:
+            db.close()
+            raise
+        return db
+
+    @classmethod
+    def _open_as_it_is(cls, path: Path, *, upgraded_reads: bool, **kwargs) -> Database:
+        """A read when SQLite cannot make its shared-memory index (``-shm``) because the disk is
+        full or the folder is read-only: read the file itself, unlocked (``immutable=1``). Only
+        when the WAL is empty, so the file holds every committed transaction (a writer elsewhere
+        commits to a WAL first, so such a read is at worst a moment old). Writes on it raise
+        DISK_FULL.
+        """
+        from urllib.parse import quote
+
+        conn = sqlite3.connect(f"file:{quote(str(path))}?immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False)
+        db = cls(conn, path, **kwargs)
+        db.no_room = True
+        try:
+            db.conn.execute("PRAGMA foreign_keys=ON")
+            db.check_schema()
+            if upgraded_reads and migrations.pending(conn):
+                db._read_through_upgraded_copy()
+        except sqlite3.Error as exc:
+            db.close()
+            raise translate_sqlite_error(exc, kwargs.get("busy_timeout"), path=path) from exc
         except GeminiFlowError:
             db.close()
             raise
@@ -300,8 +342,10 @@ class Database:
             row = self.conn.execute(
                 "SELECT value FROM configuration WHERE key = 'database.synchronous'"
             ).fetchone()
-        except sqlite3.OperationalError:  # no configuration table yet (or a foreign file)
-            return None
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise  # an I/O error, a full disk: not a missing setting
+            return None  # no configuration table yet (or a foreign file)
         return json.loads(row[0]) if row else None
 
     def check_schema(self) -> None:
@@ -360,6 +404,8 @@ class Database:
         # checks that no write command imports anything while it holds the lock).
         import hashlib  # noqa: F401
 
+        if self.no_room:
+            raise disk_full_error(self.path) if _disk_is_full(self.path) else read_only_error(self.path)
         self._back_to_the_file()
         started = time.monotonic()
         try:
@@ -409,7 +455,7 @@ class Database:
         ``work``'s result once committed, or None when the lock was taken, the file is read-only,
         the disk is full, or anything else went wrong (then nothing was changed).
         """
-        if self._depth or self._file_conn is not None:
+        if self._depth or self._file_conn is not None or self.no_room:
             return None  # nothing to count in a copy; counting in the file would mean migrating it
         queue = self._writer_queue()
         if queue is not None and not queue.try_acquire():
@@ -566,6 +612,36 @@ class Database:
             "database": self.path.stat().st_size if self.path.exists() else 0,
             "wal": wal.stat().st_size if wal.exists() else 0,
         }
+
+
+# Less free space than this on the database's file system, and an I/O error is taken for a full
+# disk: SQLite needs 32 KiB for a -shm and a few pages for WAL frames.
+DISK_FULL_BYTES = 1024 * 1024
+
+
+def _disk_is_full(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path.parent)
+    except (OSError, AttributeError):
+        return False
+    return stats.f_bavail * stats.f_frsize < DISK_FULL_BYTES
+
+
+def _no_room_for_the_index(exc: sqlite3.Error, path: Path) -> bool:
+    """A read failed because SQLite could not make its ``-shm`` index (the disk is full, or the
+    folder cannot be written), and the file alone holds every commit (no WAL, or an empty one)."""
+    text = str(exc)
+    wal = Path(f"{path}-wal")
+    try:
+        if wal.exists() and wal.stat().st_size > 0:
+            return False
+    except OSError:
+        return False
+    if "disk I/O error" in text or "disk is full" in text:
+        return _disk_is_full(path)
+    if "readonly" in text or "unable to open" in text:
+        return not os.access(path.parent, os.W_OK)
+    return False
 
 
 def _log_lock(waited: float, held: float) -> None:

@@ -14,8 +14,8 @@ any descriptor of that file would drop them). Databases sharing a folder share t
 only orders their writers; it never blocks a reader. Processes that do not take the queue (another
 program with ``sqlite3``) are still handled by the retry loop around ``BEGIN IMMEDIATE`` (core/db.py).
 
-Only ``os``, ``fcntl`` and (when a wait is needed) ``threading`` are imported: this is on the path of
-every write.
+Only ``os``, ``fcntl`` and (when a wait is needed) ``signal`` or ``threading`` are imported: this is
+on the path of every write.
 """
 
 from __future__ import annotations
@@ -70,16 +70,21 @@ class WriterQueue:
     def acquire(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the lock; True when held.
 
-        The blocking ``flock`` runs in a helper thread so that the wait can end at the timeout
-        (``flock`` itself has none, and a signal-based alarm works only in the main thread). If
-        the timeout passes first, the helper keeps the descriptor: when it gets the lock later it
-        lets it go at once and closes the descriptor, so an abandoned wait never holds the queue.
+        ``flock`` itself has no timeout. In the main thread (the CLI) a SIGALRM timer ends the wait
+        (:meth:`_wait_in_this_thread`); elsewhere the blocking ``flock`` runs in a helper thread.
+        If the timeout passes first, the helper keeps the descriptor: when it gets the lock later
+        it lets it go at once and closes the descriptor, so an abandoned wait never holds the
+        queue. Linux queues blocked ``flock`` requests behind one another (since 4.19), so the
+        waiters are served about in arrival order and a release wakes only the next one.
         """
         if self.try_acquire():
             return True
         fd = self._fd
         if fd is None or timeout <= 0:
             return False
+        held = self._wait_in_this_thread(fd, timeout)
+        if held is not None:
+            return held
         import threading
 
         decided = threading.Lock()
@@ -118,6 +123,50 @@ class WriterQueue:
         self.held = True
         return True
 
+    def _wait_in_this_thread(self, fd: int, timeout: float) -> bool | None:
+        """Block in ``flock`` here, a SIGALRM timer ending the wait; None when that cannot be used.
+
+        The main thread of a process whose SIGALRM is unused (the CLI) waits itself: when the lock
+        is handed over it runs on at once, where a helper thread would first have to wake it,
+        time during which the lock is held by a process that is not running.
+        """
+        import signal
+
+        if not hasattr(signal, "setitimer") or signal.getitimer(signal.ITIMER_REAL) != (0.0, 0.0):
+            return None
+        try:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+        except ValueError:  # not the main thread
+            return None
+        if previous not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            signal.signal(signal.SIGALRM, previous)
+            return None
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held = True
+            except _Alarm:
+                # The alarm may have rung just as the lock was granted: ask again without waiting
+                # (on the same open file a held lock is simply kept).
+                held = self._try(fd)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except OSError:
+            self.available = False
+            held = False
+        finally:
+            signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        self.held = held
+        return held
+
+    def _try(self, fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
     def release(self) -> None:
         if self.held and self._fd is not None:
             try:
@@ -134,3 +183,11 @@ class WriterQueue:
             except OSError:
                 pass
             self._fd = None
+
+
+class _Alarm(Exception):
+    """The writer's wait for the queue reached its deadline."""
+
+
+def _alarm(signum, frame):
+    raise _Alarm
