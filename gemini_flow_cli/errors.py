@@ -11,6 +11,7 @@ EXIT_STATUS: dict[str, int] = {
     "NOT_FOUND": 1,
     "TTL_EXPIRED": 1,
     "NAMESPACE_NOT_FOUND": 1,
+    "COMPACTED": 1,
     "INVALID_KEY": 2,
     "INVALID_INPUT": 2,
     "USAGE": 2,

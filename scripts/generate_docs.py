@@ -247,7 +247,8 @@ def man_page() -> str:
             names = [n for n in command.list_commands(ctx) if not getattr(command.get_command(ctx, n), "hidden", False)]
             heading = f'.SH "{roff(path.split()[-1].upper())} COMMANDS"' if depth == 1 else f'.SS "{roff(path)}"'
             out += [heading, *render_paragraphs(description(command.help))]
-            out += [".PP", roff(f"{path} " + "|".join(names) + " ...")]
+            # \: after each bar: a place where a long list of commands may break across lines.
+            out += [".PP", roff(f"{path} " + "|".join(names) + " ...").replace("|", "|\\:")]
             continue
         usage = " ".join(command.collect_usage_pieces(ctx))
         out += [f'.SS "{roff(path)}"', f".B {roff(path)}", roff(usage)]

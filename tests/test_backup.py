@@ -59,13 +59,15 @@ def canonical(db_path: Path, *, skip_audit_actions: tuple[str, ...] = ()) -> dic
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         dump = {}
         for table in tables:
+            if table == "memory_changes":
+                continue  # each database's own change feed: a restore appends to it, never copies it
             rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
             if table == "audit_log" and skip_audit_actions:
                 rows = [r for r in rows if r[3] not in skip_audit_actions]
             dump[table] = sorted(rows, key=repr)
         dump["sqlite_sequence"] = sorted(
             r for r in conn.execute("SELECT * FROM sqlite_sequence")
-            if r[0] != "audit_log"  # a restore's own audit row moves it
+            if r[0] not in ("audit_log", "memory_changes")  # a restore's own audit row and change move them
         )
         return dump
     finally:

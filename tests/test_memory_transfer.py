@@ -39,7 +39,7 @@ def test_export_is_lossless_json_lines_and_import_recreates_identical_rows(cli, 
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     first = lines[0]
     assert set(first) == {"key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
-                          "accessCount", "size", "createdAt", "updatedAt"}
+                          "accessCount", "size", "createdAt", "updatedAt", "version"}
     secret = [line for line in lines if line["key"] == "s-api-key"][0]
     assert secret["value"] == stored and secret["encrypted"] is True  # the ciphertext as stored
     assert secret["kdf"]["kdf"] == "scrypt"  # and the key-derivation record it needs

@@ -23,7 +23,7 @@ def test_store_prints_the_seed_shape(cli):
     assert result.exit_code == 0
     assert result.json == {
         "success": True, "key": "user-preferences", "namespace": "default", "id": 1,
-        "expiresAt": None, "size": len('{"theme":"dark"}'), "encrypted": False,
+        "expiresAt": None, "size": len('{"theme":"dark"}'), "encrypted": False, "version": 1,
     }
 
 
@@ -174,7 +174,7 @@ def test_retrieve_json_is_the_seed_envelope_and_counts_an_access(cli):
     cli("memory", "store", "k", '{"theme": "dark"}', "-t", "user")
     first = cli("memory", "retrieve", "k").json
     second = cli("memory", "retrieve", "k").json
-    assert set(first) == {"success", "key", "value", "namespace", "metadata"}
+    assert set(first) == {"success", "key", "value", "namespace", "version", "metadata"}
     assert first["value"] == {"theme": "dark"}
     assert {"createdAt", "updatedAt", "accessCount", "size", "tags", "expiresAt", "encrypted"} <= set(first["metadata"])
     assert (first["metadata"]["accessCount"], second["metadata"]["accessCount"]) == (1, 2)

@@ -25,6 +25,13 @@ Namespace = Annotated[
 ]
 
 
+IfVersion = Annotated[
+    Optional[int],
+    typer.Option("--if-version", min=0, help="Only if the live entry is at this version (0: only if absent); else exit 3.",
+                 show_default=False),
+]
+
+
 @app.command()
 def store(
     key: Annotated[str, typer.Argument(help="The key (1-1024 characters, no control characters).")],
@@ -44,14 +51,21 @@ def store(
     agent: Annotated[Optional[str], typer.Option("--agent", help="Owner agent id (must exist).", show_default=False)] = None,
     swarm: Annotated[Optional[str], typer.Option("--swarm", help="Owner swarm id (must exist).", show_default=False)] = None,
     if_absent: Annotated[bool, typer.Option("--if-absent", help="Fail with exit 3 if the key exists and has not expired.")] = False,
+    if_version: IfVersion = None,
 ) -> None:
     """Store a value under a key (insert or update).
+
+    Every entry has a version: 1 when created, +1 on every write. --if-version N writes only when
+    the live entry is at version N (0: only when absent), else exits 3 with the current version in
+    error.details.version. Re-storing an encrypted entry keeps it encrypted unless --no-encrypt.
 
     Example:
 
         gemini-flow memory store user-preferences '{"theme": "dark"}' -n user --ttl 1d -t user,prefs
 
         echo "build 42 passed" | gemini-flow memory store ci-status --string
+
+        gemini-flow memory store config '{"workers": 4}' --if-version 3
     """
     st = state()
     text = read_input(value, file)
@@ -66,6 +80,7 @@ def store(
         agent_id=agent,
         swarm_id=swarm,
         if_absent=if_absent,
+        if_version=if_version,
     )
     st.out.done(result, f"Stored {result['namespace']}/{result['key']} ({result['size']} bytes)")
 
@@ -114,19 +129,25 @@ def delete(
     keys: Annotated[list[str], typer.Argument(help="One or more keys.", autocompletion=complete_key)],
     namespace: Namespace = None,
     missing_ok: Annotated[bool, typer.Option("--missing-ok", help="Exit 0 even when none of the keys existed.")] = False,
+    if_version: IfVersion = None,
 ) -> None:
     """Delete keys. Exits 1 when none of them existed, unless --missing-ok.
+
+    --if-version N (one key) deletes only when the live entry is at version N, else exits 3
+    with the current version in error.details.version.
 
     Example:
 
         gemini-flow memory delete temp-cache-123 temp-cache-124 -n cache
+
+        gemini-flow memory delete lock --if-version 7
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
     db = st.open_db(create=False)
     manager = memory_manager(db, namespace)
-    deleted = manager.delete(keys)
+    deleted = manager.delete(keys, if_version=if_version)
     missing = [k for k in keys if k not in deleted]
     result = {"success": True, "deleted": deleted, "missing": missing, "namespace": manager.namespace}
     if not deleted and not missing_ok:
@@ -136,6 +157,33 @@ def delete(
             details={"missing": missing},
         )
     st.out.done(result, f"Deleted {len(deleted)} of {len(keys)} key(s) from {manager.namespace}")
+
+
+@app.command()
+def incr(
+    key: Annotated[str, typer.Argument(help="The key of an integer value (a missing key counts as 0).",
+                                       autocompletion=complete_key)],
+    by: Annotated[int, typer.Option("--by", help="The integer to add (may be negative).")] = 1,
+    namespace: Namespace = None,
+) -> None:
+    """Atomically add to an integer value and print the new value.
+
+    A missing or expired key counts as 0 (and is created); a value that is not an integer exits 2.
+    Concurrent increments never lose one. With --json: the store result plus "value".
+
+    Example:
+
+        gemini-flow memory incr builds-done
+
+        gemini-flow memory incr quota-left --by -5 -n limits
+    """
+    st = state()
+    db = st.open_db(create=True)
+    result = memory_manager(db, namespace).incr(key, by)
+    if st.out.json_explicit or st.out.format == "jsonl":
+        st.out.emit(result)
+    else:
+        st.out.raw(json.dumps(result["value"]))
 
 
 # -- search and list ----------------------------------------------------------------------------
@@ -245,6 +293,90 @@ def list_(
 
 
 @app.command()
+def watch(
+    pattern: Annotated[
+        Optional[str], typer.Argument(help="Glob over keys (default: every key).", show_default=False)
+    ] = None,
+    namespace: SearchNamespace = None,
+    since: Annotated[
+        Optional[int],
+        typer.Option("--since", min=0, help="Start after this revision (0: every change kept; default: from now).",
+                     show_default=False),
+    ] = None,
+    count: Annotated[
+        Optional[int], typer.Option("--count", min=1, help="Stop after this many changes.", show_default=False)
+    ] = None,
+    timeout: Annotated[
+        Optional[str],
+        typer.Option("--timeout", help="Stop after this long (30s, 5m, 1h): a normal end, exit 0.", show_default=False),
+    ] = None,
+) -> None:
+    """Print changes as they happen: one JSON line per change, in revision order.
+
+    Each line is {"revision", "action", "key", "namespace", "version", "at"}; action is store,
+    delete, expire, clear, touch or restore. Follows new changes until interrupted, --count
+    changes, or --timeout. A script that restarts with --since the last revision it printed
+    misses nothing; a --since older than the kept changes (changes.retention) exits 1 COMPACTED.
+    No daemon: the watcher notices commits of other processes within milliseconds.
+
+    Example:
+
+        gemini-flow memory watch 'build-*' --since 0 --count 1
+
+        gemini-flow memory watch -n jobs --timeout 10m | while read -r change; do echo "$change"; done
+    """
+    import sys
+
+    from gemini_flow_cli.core import changes
+
+    st = state()
+    seconds = parse_duration(timeout, what="timeout") if timeout is not None else None
+    db = st.open_db(create=False)
+    if db.ephemeral:
+        import time
+
+        from gemini_flow_cli.core import waiting
+
+        # No database yet (a read never creates one): wait for it to appear, then read it.
+        started = time.monotonic()
+        if not waiting.until(lambda: db.target is not None and db.target.exists(), db, timeout=seconds):
+            return
+        if seconds is not None:
+            seconds = max(0.0, seconds - (time.monotonic() - started))
+        st.db = None
+        db = st.open_db(create=False)
+    start = changes.start_revision(db, since)
+    write, flush = sys.stdout.write, sys.stdout.flush
+    for event in changes.follow(db, start, pattern=pattern, namespace=namespace, count=count, timeout=seconds):
+        write(json.dumps(event, ensure_ascii=False) + "\n")
+        flush()
+
+
+@app.command()
+def history(
+    key: Annotated[str, typer.Argument(help="The key.", autocompletion=complete_key)],
+    namespace: Namespace = None,
+) -> None:
+    """List the kept versions of a key, oldest first, from the change feed.
+
+    Prints {"key", "namespace", "versions": [{"revision", "version", "action", "value", "at"}]}.
+    Encrypted values are decrypted only with the key (otherwise shown as stored, with
+    "decrypted": false). Changes older than changes.retention (default 7d) are no longer kept.
+
+    Example:
+
+        gemini-flow memory history config --json | jq '.versions[] | [.version, .value]'
+    """
+    st = state()
+    result = memory_manager(st.open_db(create=False), namespace).history(key)
+    if st.out.format in ("table", "csv"):
+        rows = [{**v, "value": json.dumps(v["value"], ensure_ascii=False)} for v in result["versions"]]
+        st.out.emit(result, rows=rows, columns=("revision", "version", "action", "value", "at"))
+    else:
+        st.out.emit(result)
+
+
+@app.command()
 def namespaces() -> None:
     """List namespaces with their key counts and bytes (expired entries not counted).
 
@@ -316,26 +448,37 @@ def cleanup(
 ) -> None:
     """Remove expired entries (in one transaction). --dry-run only counts them.
 
+    Each removal is an "expire" change in the change feed. Cleanup also compacts the feed:
+    changes older than changes.retention (default 7d) are removed ("compactedChanges").
+
     Example:
 
         gemini-flow memory cleanup --dry-run && gemini-flow memory cleanup
     """
+    import os
+
+    from gemini_flow_cli.core import config
+    from gemini_flow_cli.core.durations import parse_duration
+
     st = state()
-    manager = memory_manager(st.open_db(create=False))
+    db = st.open_db(create=False)
+    manager = memory_manager(db)
+    retention = parse_duration(config.resolve(db, "changes.retention", os.environ)[0], what="changes.retention")
     if dry_run:
-        result = manager.cleanup(dry_run=True)
+        result = manager.cleanup(dry_run=True, retention=retention)
     else:
-        expected = manager.cleanup(dry_run=True)["expired"]
-        if not expected:
-            result = manager.cleanup(dry_run=True)
-            result["dryRun"] = False
+        counted = manager.cleanup(dry_run=True, retention=retention)
+        if not counted["expired"] and not counted["compactedChanges"]:
+            result = {**counted, "dryRun": False}
         else:
             manager = memory_manager(st.open_db(create=True))
-            with st.out.progress("Removing expired entries", total=expected) as bar:
-                result = manager.cleanup(progress=bar.advance)
+            with st.out.progress("Removing expired entries", total=counted["expired"]) as bar:
+                result = manager.cleanup(progress=bar.advance, retention=retention)
     verb = "would remove" if dry_run else "removed"
     count = result["expired"] if dry_run else result["removed"]
-    st.out.done(result, f"Cleanup {verb} {count} expired entr{'y' if count == 1 else 'ies'}")
+    compacted = result["compactedChanges"]
+    st.out.done(result, f"Cleanup {verb} {count} expired entr{'y' if count == 1 else 'ies'}"
+                        + (f" and {'would compact' if dry_run else 'compacted'} {compacted} change(s)" if compacted else ""))
 
 
 @app.command()

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from gemini_flow_cli.core import clock, fts, migrations
+from gemini_flow_cli.core import changes, clock, fts, migrations
 from gemini_flow_cli.errors import GeminiFlowError
 
 FORMATS = ("sqlite", "json", "sql")
@@ -942,7 +942,10 @@ def _record_verification(path, ok: bool, problem: str | None) -> None:
 #  - "content": log-like tables with only a generated id: backup rows that are not already present
 #    (same values in every column but the id) are added with a new id;
 #  - None: never merged (the audit trail of this database and its schema record).
-_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence"}
+#  - the change feed (memory_changes) is this database's own: a merge appends a store change per
+#    entry it writes, a replace keeps the feed and appends one restore change (revisions never
+#    go backwards, CLI.md §4).
+_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence", "memory_changes"}
 
 
 def _merge_plan(conn, table: str) -> tuple[str, list[str]]:
@@ -1011,6 +1014,7 @@ def restore(
                 copy_path = _safety_copy_locked(db) if keep_copy and _has_data(conn) else None
                 conn.execute("PRAGMA defer_foreign_keys=ON")
                 total = sum(row_counts(conn, "backup").values())  # after migrating the copy
+                revision = changes.current_revision(conn)
                 if merge:
                     if plan is not None and plan.adopt is not None:
                         crypto.adopt_params(conn, plan.adopt)
@@ -1021,6 +1025,12 @@ def restore(
                     changed = _merge(conn, progress, total)
                 else:
                     changed = _replace(conn, progress, total)
+                    # One restore change, numbered after every revision this database gave out.
+                    conn.execute(
+                        "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
+                        "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
+                        (revision + 1, int(clock.now())),
+                    )
                 result = {
                     "success": True,
                     "path": report["path"],
@@ -1214,6 +1224,8 @@ def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
     fts.drop(conn)
     main_tables = data_tables(conn, "main")
     backup_tables = set(data_tables(conn, "backup"))
+    # The change feed stays this database's (see _NEVER_MERGED).
+    main_tables = [t for t in main_tables if t != changes.TABLE]
     missing = [t for t in main_tables if t not in backup_tables]
     if missing:
         raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
@@ -1267,9 +1279,25 @@ def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
                     action = f"DO UPDATE SET {sets} WHERE excluded.updated_at > coalesce({t}.updated_at, -1)"
                 sql = (f"INSERT INTO main.{t} ({names}) SELECT {names} FROM backup.{t} WHERE true "
                        f"ON CONFLICT ({target}) {action}")
+            if table == "memory_store":
+                # A replaced entry counts as a write to it (+1); a created one keeps its version.
+                sql = sql.replace(", \"version\" = excluded.\"version\"", ", \"version\" = \"memory_store\".\"version\" + 1")
+                # Their changes (with the values they replace) are recorded before the merge writes.
+                at = int(clock.now())
+                conn.execute(
+                    f"INSERT INTO main.{changes.TABLE} (action, key, namespace, version, previous_value, "
+                    "previous_encrypted, at) SELECT 'store', m.key, m.namespace, m.version + 1, m.value, m.encrypted, ? "
+                    "FROM backup.memory_store AS b JOIN main.memory_store AS m "
+                    "ON m.key = b.key AND m.namespace = b.namespace WHERE b.updated_at > coalesce(m.updated_at, -1) "
+                    "ORDER BY m.id",
+                    (at,),
+                )
+                last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM main.memory_store").fetchone()[0]
             before = conn.total_changes
             conn.execute(sql)
             counts[table] = conn.total_changes - before
+            if table == "memory_store":
+                changes.record_stores_after(conn, last_id, at)
             bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
     if indexed:
         counts[fts.FTS_TABLE] = fts.create(conn)

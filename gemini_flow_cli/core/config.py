@@ -120,6 +120,8 @@ SETTINGS: dict[str, Setting] = {
                 choices=("full", "normal"), env="GEMINI_FLOW_SYNCHRONOUS"),
         Setting("audit.enabled", "boolean", True, "Record every write in the audit log."),
         Setting("audit.retention", "duration", "90d", "`audit prune` removes rows older than this."),
+        Setting("changes.retention", "duration", "7d",
+                "`memory cleanup` removes changes of the change feed (watch, history) older than this."),
         Setting("backup.auto.enabled", "boolean", True,
                 "Take a backup when a command writes and the newest backup is older than the interval."),
         Setting("backup.auto.interval", "duration", "6h", "Age of the newest backup that triggers a new one."),

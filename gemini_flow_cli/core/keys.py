@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import audit, changes, clock
 from gemini_flow_cli.errors import GeminiFlowError
 
 SECRET_BYTES = 32
@@ -155,6 +155,17 @@ def rotate(db, old_cipher, new_secret: str, *, source: str = "",
                 count += 1
                 if progress is not None:
                     progress(1)
+            # Rotation rewrites ciphertexts, not values: no change is recorded, but the values
+            # the change feed keeps for `memory history` move to the new key as well.
+            if changes.versioned(conn):
+                kept = conn.execute(
+                    "SELECT revision, namespace, key, previous_value FROM memory_changes "
+                    "WHERE previous_encrypted = 1 AND previous_value IS NOT NULL ORDER BY revision"
+                ).fetchall()
+                for revision, namespace, key, stored in kept:
+                    plaintext = old_cipher.decrypt(namespace, key, stored)
+                    conn.execute("UPDATE memory_changes SET previous_value = ? WHERE revision = ?",
+                                 (new_cipher.encrypt(namespace, key, plaintext), revision))
         from gemini_flow_cli.core import config
 
         config.put_internal(conn, crypto.KDF_ROW, fresh, "scrypt salt and parameters of the encryption key (not secret)")

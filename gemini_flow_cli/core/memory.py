@@ -11,10 +11,10 @@ import contextlib
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from gemini_flow_cli.core import audit, clock, durations
+from gemini_flow_cli.core import audit, changes, clock, durations
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -28,7 +28,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 ENTRY_COLUMNS = (
     "id, key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
-    "access_count, size_bytes, tags, encrypted"
+    "access_count, size_bytes, tags, encrypted, version"
 )
 
 
@@ -107,6 +107,26 @@ def is_expired(ttl: int | None, now: float) -> bool:
     return ttl is not None and ttl <= now
 
 
+def check_version(key: str, namespace: str, live_version: int | None, expected: int | None) -> None:
+    """Compare-and-set: raise CONFLICT unless the live entry's version is ``expected`` (0: absent).
+
+    ``live_version`` is None when there is no live entry. ``details.version`` carries the current
+    version (0 when absent) so a caller can retry from it (CLI.md §4).
+    """
+    if expected is None:
+        return
+    current = live_version or 0
+    if type(expected) is not int or expected < 0:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid version {expected!r}: a whole number, 0 for absent")
+    if current != expected:
+        state = "is absent" if current == 0 else f"is at version {current}"
+        raise GeminiFlowError(
+            "CONFLICT",
+            f"key {key!r} in namespace {namespace!r} {state}, not {expected} (--if-version)",
+            details={"key": key, "namespace": namespace, "version": current},
+        )
+
+
 class MemoryManager:
     """Store, retrieve and manage memory entries in one database.
 
@@ -171,17 +191,21 @@ class MemoryManager:
         agent_id: str | None = None,
         swarm_id: str | None = None,
         if_absent: bool = False,
+        if_version: int | None = None,
     ) -> dict[str, Any]:
-        """Store ``value`` under ``key`` (upsert) and return the seed's store result.
+        """Store ``value`` under ``key`` (upsert) and return the seed's store result plus ``version``.
 
-        An upsert keeps ``created_at`` and ``access_count`` of a live entry and bumps
-        ``updated_at``; an expired entry is replaced as if it had never been. ``if_absent``
-        raises CONFLICT when a live entry exists.
+        An upsert keeps ``created_at`` and ``access_count`` of a live entry, bumps ``updated_at``
+        and adds 1 to ``version``; an expired entry is replaced as if it had never been (version 1,
+        and an ``expire`` change before the ``store``). ``if_absent`` raises CONFLICT when a live
+        entry exists; ``if_version`` N raises CONFLICT (``details.version``: the live version, 0
+        when absent) unless the live entry's version is N (0: only when absent). With
+        ``encrypted`` None, a live encrypted entry stays encrypted.
         """
         prepared = self._prepare(key, value, namespace, ttl, tags, encrypted, agent_id, swarm_id)
         with self.db.write() as conn:
             self._check_owners(conn, agent_id, swarm_id)
-            return self._write(conn, prepared, if_absent=if_absent)
+            return self._write(conn, prepared, if_absent=if_absent, if_version=if_version)
 
     def _prepare(self, key, value, namespace, ttl, tags, encrypted, agent_id, swarm_id) -> dict[str, Any]:
         """Validate and encode one store, before any transaction is opened."""
@@ -204,6 +228,8 @@ class MemoryManager:
             "key": key,
             "namespace": namespace,
             "value": stored,
+            "text": text,
+            "requested": encrypted,
             "size": size,
             "ttl": ttl,
             "tags": normalize_tags(tags),
@@ -220,35 +246,47 @@ class MemoryManager:
                     "INVALID_INPUT", f"unknown {noun} {owner!r}: no {noun} with that id", details={noun: owner}
                 )
 
-    def _write(self, conn, item: dict[str, Any], *, if_absent: bool) -> dict[str, Any]:
+    def _write(self, conn, item: dict[str, Any], *, if_absent: bool = False,
+               if_version: int | None = None) -> dict[str, Any]:
         moment = clock.now()
         now = int(moment)
         # from the real time of the store, rounded up: `--ttl 1` is never expired on an immediate read
         expires_at = durations.after(moment, item["ttl"], what="ttl") if item["ttl"] else None
         before = self._row(conn, item["key"], item["namespace"])
-        if before is not None and if_absent and not is_expired(before["ttl"], now):
+        fresh = before is None or is_expired(before["ttl"], now)
+        if not fresh and if_absent:
             raise GeminiFlowError(
                 "CONFLICT",
                 f"key {item['key']!r} already exists in namespace {item['namespace']!r} (--if-absent)",
+                details={"version": before["version"]},
             )
-        fresh = before is None or is_expired(before["ttl"], now)
+        check_version(item["key"], item["namespace"], None if fresh else before["version"], if_version)
+        if not fresh and before["encrypted"] and item["requested"] is None and not item["encrypted"]:
+            # Re-storing a secret without saying --no-encrypt keeps it a secret.
+            item = {**item, "encrypted": True,
+                    "value": self.cipher().encrypt(item["namespace"], item["key"], item["text"])}
+        if before is not None and fresh:
+            changes.record(conn, "expire", before["key"], before["namespace"], before["version"],
+                           before["value"], before["encrypted"], now)
         row = conn.execute(
             """
             INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at,
-                                      updated_at, access_count, size_bytes, tags, encrypted)
+                                      updated_at, access_count, size_bytes, tags, encrypted, version)
             VALUES (:key, :value, :namespace, :agent_id, :swarm_id, :ttl, :now, :now, 0, :size,
-                    :tags, :encrypted)
+                    :tags, :encrypted, 1)
             ON CONFLICT (key, namespace) DO UPDATE SET
                 value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
                 ttl = excluded.ttl, updated_at = excluded.updated_at,
                 size_bytes = excluded.size_bytes, tags = excluded.tags,
                 encrypted = excluded.encrypted,
                 created_at = CASE WHEN :fresh THEN excluded.created_at ELSE created_at END,
-                access_count = CASE WHEN :fresh THEN 0 ELSE access_count END
-            RETURNING id
+                access_count = CASE WHEN :fresh THEN 0 ELSE access_count END,
+                version = CASE WHEN :fresh THEN 1 ELSE version + 1 END
+            RETURNING id, version
             """,
             {
-                **item,
+                "key": item["key"], "value": item["value"], "namespace": item["namespace"],
+                "agent_id": item["agent_id"], "swarm_id": item["swarm_id"], "size": item["size"],
                 "ttl": expires_at,
                 "tags": json.dumps(item["tags"], ensure_ascii=False) if item["tags"] else None,
                 "encrypted": int(item["encrypted"]),
@@ -256,6 +294,8 @@ class MemoryManager:
                 "fresh": int(fresh),
             },
         ).fetchone()
+        changes.record(conn, "store", item["key"], item["namespace"], row[1],
+                       None if fresh else before["value"], False if fresh else before["encrypted"], now)
         after = {
             "id": row[0],
             "key": item["key"],
@@ -281,6 +321,7 @@ class MemoryManager:
             "expiresAt": clock.iso(expires_at),
             "size": item["size"],
             "encrypted": item["encrypted"],
+            "version": row[1],
         }
 
     def retrieve(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
@@ -354,25 +395,121 @@ class MemoryManager:
             "key": row["key"],
             "value": self.decode(row),
             "namespace": row["namespace"],
+            "version": row["version"],
             "metadata": metadata(row),
         }
 
-    def delete(self, keys: Iterable[str], *, namespace: str | None = None) -> list[str]:
-        """Delete ``keys`` in one transaction; returns the keys that existed (expired ones count)."""
+    def delete(self, keys: Iterable[str], *, namespace: str | None = None,
+               if_version: int | None = None) -> list[str]:
+        """Delete ``keys`` in one transaction; returns the keys that existed (expired ones count,
+        and are recorded as ``expire`` changes). ``if_version`` (one key only) raises CONFLICT,
+        changing nothing, unless the live entry's version is that number."""
         keys = [validate_key(k) for k in keys]
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
+        if if_version is not None and len(keys) != 1:
+            raise GeminiFlowError("INVALID_INPUT", "--if-version applies to exactly one key")
         deleted: list[str] = []
         with self.db.write() as conn:
+            now = int(clock.now())
             for key in keys:
                 before = self._row(conn, key, namespace)
+                live = before is not None and not is_expired(before["ttl"], now)
+                check_version(key, namespace, before["version"] if live else None, if_version)
                 if before is None:
                     continue
+                changes.record(conn, "delete" if live else "expire", key, namespace, before["version"],
+                               before["value"], before["encrypted"], now)
                 conn.execute("DELETE FROM memory_store WHERE id = ?", (before["id"],))
                 deleted.append(key)
                 audit.record(
                     self.db, "memory", f"{namespace}/{key}", "delete", before=_audit_state(before), after=None
                 )
         return deleted
+
+    def incr(self, key: str, by: int = 1, *, namespace: str | None = None) -> dict[str, Any]:
+        """Atomically add the integer ``by`` to the integer value of ``key`` (missing or expired
+        counts as 0) and return the store result plus ``value`` (the new value).
+
+        One write transaction reads and writes, so concurrent increments never lose one. A live
+        entry keeps its TTL, tags, owners and encryption; a new one is created as ``store`` would
+        (the auto-encrypt patterns apply). A value that is not an integer raises INVALID_INPUT.
+        """
+        key = validate_key(key)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
+        if type(by) is not int:
+            raise GeminiFlowError("INVALID_INPUT", f"invalid increment {by!r}: a whole number")
+        with self.db.write() as conn:
+            now = int(clock.now())
+            before = self._row(conn, key, namespace)
+            live = before is not None and not is_expired(before["ttl"], now)
+            current = self.decode(before) if live else 0
+            if type(current) is not int:
+                raise GeminiFlowError(
+                    "INVALID_INPUT",
+                    f"the value of {key!r} in namespace {namespace!r} is not an integer; incr adds only to integers",
+                    details={"key": key, "namespace": namespace},
+                )
+            value = current + by
+            if not live:
+                result = self._write(conn, self._prepare(key, value, namespace, None, (), None, None, None))
+                return {**result, "value": value}
+            text = dumps(value)
+            size = len(text.encode("utf-8"))
+            stored = self.cipher().encrypt(namespace, key, text) if before["encrypted"] else text
+            version = conn.execute(
+                "UPDATE memory_store SET value = ?, size_bytes = ?, updated_at = ?, version = version + 1 "
+                "WHERE id = ? RETURNING version",
+                (stored, size, now, before["id"]),
+            ).fetchone()[0]
+            changes.record(conn, "store", key, namespace, version, before["value"], before["encrypted"], now)
+            audit.record(self.db, "memory", f"{namespace}/{key}", "store", before=_audit_state(before),
+                         after={"id": before["id"], "size": size, "incrementedBy": by})
+            return {
+                "success": True,
+                "key": key,
+                "namespace": namespace,
+                "id": before["id"],
+                "expiresAt": clock.iso(before["ttl"]),
+                "size": size,
+                "encrypted": bool(before["encrypted"]),
+                "version": version,
+                "value": value,
+            }
+
+    def history(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
+        """The kept changes of one entry, oldest first (CLI.md §4 "Change feed"):
+        ``{"key", "namespace", "versions": [{"revision", "version", "action", "value", "encrypted"?,
+        "decrypted"?, "at"}]}``.
+
+        Values are as stored; an encrypted one is decrypted when the key is available, else left
+        as its ciphertext (``encrypted`` says so). Removals carry no value. NOT_FOUND when
+        nothing is kept for the key.
+        """
+        key = validate_key(key)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
+        with self.db.read() as conn:
+            kept = changes.history(conn, key, namespace) if changes.versioned(conn) else []
+        if not kept:
+            raise GeminiFlowError(
+                "NOT_FOUND", f"no history kept for key {key!r} in namespace {namespace!r}",
+                details={"key": key, "namespace": namespace},
+            )
+        decoder = self.lenient_decoder()
+        versions = []
+        for change in kept:
+            item = {"revision": change["revision"], "version": change["version"], "action": change["action"]}
+            if change["value"] is not None:
+                row = {"value": change["value"], "encrypted": change["encrypted"], "key": key, "namespace": namespace}
+                found, value = decoder(row)
+                item["value"] = value if found else change["value"]
+                item["encrypted"] = change["encrypted"]
+                if change["encrypted"] and not found:
+                    item["decrypted"] = False  # no key (or another key): the ciphertext as stored
+            else:
+                item["value"] = None
+            item["at"] = clock.iso(change["at"])
+            versions.append(item)
+        return {"key": key, "namespace": namespace, "versions": versions}
 
     @staticmethod
     def _row(conn, key: str, namespace: str) -> dict[str, Any] | None:
@@ -587,12 +724,15 @@ class MemoryManager:
         }
 
     def cleanup(self, *, dry_run: bool = False, progress: Callable[[int], None] | None = None,
-                chunk_size: int = 10_000) -> dict[str, Any]:
-        """Remove expired entries (``dry_run``: only count them), in one transaction.
+                chunk_size: int = 10_000, retention: int = changes.DEFAULT_RETENTION) -> dict[str, Any]:
+        """Remove expired entries (``dry_run``: only count them), in one transaction, recording
+        an ``expire`` change for each; and compact the change feed: changes older than
+        ``retention`` seconds (``changes.retention``) are removed (``compactedChanges``: how many).
 
         One audit row for the whole cleanup. ``progress(n)`` after each chunk deleted.
         """
         now = int(clock.now())
+        compacted = 0
         counted_sql = (
             "SELECT namespace, COUNT(*) FROM memory_store WHERE ttl IS NOT NULL AND ttl <= ? "
             "GROUP BY namespace ORDER BY namespace"
@@ -600,11 +740,14 @@ class MemoryManager:
         if dry_run:
             with self.db.read() as conn:
                 per_namespace = dict(conn.execute(counted_sql, (now,)).fetchall())
+                if changes.versioned(conn):
+                    compacted = changes.compactable(conn, now - retention)
             removed = 0
         else:
             with self.db.write() as conn:
                 per_namespace = dict(conn.execute(counted_sql, (now,)).fetchall())
                 removed = 0
+                changes.record_removal(conn, "expire", "ttl IS NOT NULL AND ttl <= ?", (now,), now)
                 while True:
                     deleted = conn.execute(CLEANUP_SQL, (now, chunk_size)).rowcount
                     removed += deleted
@@ -612,15 +755,18 @@ class MemoryManager:
                         progress(deleted)
                     if deleted < chunk_size:
                         break
-                if removed:
+                compacted = changes.compact(conn, now - retention)
+                if removed or compacted:
                     audit.record(self.db, "memory", "*", "cleanup",
-                                 details={"removed": removed, "namespaces": per_namespace})
+                                 details={"removed": removed, "namespaces": per_namespace,
+                                          "compactedChanges": compacted})
         return {
             "success": True,
             "dryRun": dry_run,
             "expired": sum(per_namespace.values()),
             "removed": removed,
             "namespaces": per_namespace,
+            "compactedChanges": compacted,
         }
 
     def clear(self, namespace: str | None = None, *, all_namespaces: bool = False) -> dict[str, Any]:
@@ -635,11 +781,13 @@ class MemoryManager:
                     "SELECT namespace, COUNT(*) FROM memory_store WHERE namespace = ? GROUP BY namespace",
                     (namespace,),
                 ).fetchall())
+                changes.record_removal(conn, "clear", "namespace = ?", (namespace,), int(clock.now()))
                 conn.execute("DELETE FROM memory_store WHERE namespace = ?", (namespace,))
             else:
                 per_namespace = dict(conn.execute(
                     "SELECT namespace, COUNT(*) FROM memory_store GROUP BY namespace ORDER BY namespace"
                 ).fetchall())
+                changes.record_removal(conn, "clear", "1 = 1", (), int(clock.now()))
                 conn.execute("DELETE FROM memory_store")
             deleted = sum(per_namespace.values())
             audit.record(self.db, "memory", namespace or "*", "clear",
@@ -751,7 +899,14 @@ class MemoryManager:
         for table, owner in owners - checked:
             self._check_owners(conn, owner if table == "agents" else None, owner if table == "swarms" else None)
             checked.add((table, owner))
-        conn.executemany(UPSERT_SQL, rows)
+        for run in _distinct_runs(rows):
+            # Each store gets its own change, in order: expire (of an entry being replaced after
+            # its TTL), then the store's change (its version and the value it replaces, read
+            # before the upsert), then the upsert itself.
+            now = run[0][7]
+            changes.expire_before_store(conn, [(r[0], r[2]) for r in run], now)
+            conn.executemany(changes.STORE_SQL, [(r[0], r[2], now) for r in run])
+            conn.executemany(UPSERT_SQL, run)
         for row in rows:
             per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
         return len(rows)
@@ -777,8 +932,8 @@ class MemoryManager:
         """Validate every operation of a batch before any is applied (seed "Batch Operations").
 
         Operations: ``{"action": "store", "key", "value", "namespace"?, "ttl"?, "tags"?,
-        "encrypted"?, "agentId"?, "swarmId"?, "ifAbsent"?}``, ``{"action": "retrieve", "key",
-        "namespace"?}``, ``{"action": "delete", "key", "namespace"?}``. ``ttl`` is seconds or a
+        "encrypted"?, "agentId"?, "swarmId"?, "ifAbsent"?, "ifVersion"?}``, ``{"action": "retrieve",
+        "key", "namespace"?}``, ``{"action": "delete", "key", "namespace"?, "ifVersion"?}``. ``ttl`` is seconds or a
         duration (``30s``, ``5m``, ``1h``, ``7d``). The first invalid operation raises, naming
         its position (1-based); nothing has been written then.
         """
@@ -797,7 +952,7 @@ class MemoryManager:
                     for name, target in _BATCH_STORE_FIELDS.items():
                         if name in op:
                             item[target] = op[name]
-                    unknown = set(op) - set(_BATCH_STORE_FIELDS) - {"action", "ifAbsent"}
+                    unknown = set(op) - set(_BATCH_STORE_FIELDS) - {"action", "ifAbsent", "ifVersion"}
                     if unknown:
                         raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
                     if "value" not in op:
@@ -807,9 +962,11 @@ class MemoryManager:
                     if_absent = op.get("ifAbsent", False)
                     if not isinstance(if_absent, bool):
                         raise GeminiFlowError("INVALID_INPUT", "ifAbsent must be true or false")
-                    prepared.append(("store", (self.prepare_row(item, now, valid_namespaces), if_absent)))
+                    if_version = _if_version(op)
+                    prepared.append(("store", (self.prepare_row(item, now, valid_namespaces), if_absent,
+                                               if_version)))
                 elif action in ("retrieve", "delete"):
-                    unknown = set(op) - {"action", "key", "namespace"}
+                    unknown = set(op) - {"action", "key", "namespace"} - ({"ifVersion"} if action == "delete" else set())
                     if unknown:
                         raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
                     if "key" not in op:
@@ -819,7 +976,7 @@ class MemoryManager:
                     if namespace not in valid_namespaces:
                         validate_namespace(namespace)
                         valid_namespaces.add(namespace)
-                    prepared.append((action, (key, namespace)))
+                    prepared.append((action, (key, namespace, _if_version(op))))
                 else:
                     raise GeminiFlowError(
                         "INVALID_INPUT", f"unknown action {action!r}: use store, retrieve or delete"
@@ -833,7 +990,8 @@ class MemoryManager:
 
         Output is CLI.md's batch shape. A retrieve or delete of a missing key is a failed result
         (``success: false``) and does not stop the batch; a store that cannot be applied
-        (``ifAbsent`` on a live key, an unknown owner) raises and rolls the whole batch back.
+        (``ifAbsent`` on a live key, ``ifVersion`` not matching, an unknown owner) raises and
+        rolls the whole batch back.
         """
         import time
 
@@ -855,20 +1013,27 @@ class MemoryManager:
                 if action == "store":
                     run: list[tuple] = []
                     while index < len(prepared) and prepared[index][0] == "store":
-                        row, if_absent = prepared[index][1]
-                        if if_absent:
+                        row, if_absent, if_version = prepared[index][1]
+                        if if_absent or if_version is not None:
                             if run:
                                 self._store_rows(conn, run, per_namespace, checked_owners)
                                 run = []
                             existing = conn.execute(
-                                "SELECT ttl FROM memory_store WHERE key = ? AND namespace = ?", (row[0], row[2])
+                                "SELECT ttl, version FROM memory_store WHERE key = ? AND namespace = ?",
+                                (row[0], row[2]),
                             ).fetchone()
-                            if existing is not None and not is_expired(existing[0], now):
+                            live = existing is not None and not is_expired(existing[0], now)
+                            if if_absent and live:
                                 raise GeminiFlowError(
                                     "CONFLICT",
                                     f"operation {index + 1}: key {row[0]!r} already exists in namespace "
                                     f"{row[2]!r} (ifAbsent); nothing was applied",
+                                    details={"version": existing[1], "position": f"operation {index + 1}"},
                                 )
+                            try:
+                                check_version(row[0], row[2], existing[1] if live else None, if_version)
+                            except GeminiFlowError as exc:
+                                raise _at_position(exc, f"operation {index + 1}") from None
                         run.append(row)
                         results.append({"action": "store", "key": row[0], "namespace": row[2], "success": True})
                         index += 1
@@ -878,7 +1043,7 @@ class MemoryManager:
                     if progress:
                         progress(len(run))
                     continue
-                key, namespace = payload
+                key, namespace, if_version = payload
                 if action == "retrieve":
                     row = self._count_access(conn, key, namespace, now)
                     if row is None:
@@ -896,6 +1061,16 @@ class MemoryManager:
                         results.append(item)
                         counts["retrieve"] += 1
                 else:
+                    if if_version is not None:
+                        existing = conn.execute(
+                            "SELECT ttl, version FROM memory_store WHERE key = ? AND namespace = ?", (key, namespace)
+                        ).fetchone()
+                        live = existing is not None and not is_expired(existing[0], now)
+                        try:
+                            check_version(key, namespace, existing[1] if live else None, if_version)
+                        except GeminiFlowError as exc:
+                            raise _at_position(exc, f"operation {index + 1}") from None
+                    conn.execute(changes.DELETE_ONE_SQL, (now, now, key, namespace))
                     gone = conn.execute(
                         "DELETE FROM memory_store WHERE key = ? AND namespace = ? RETURNING id", (key, namespace)
                     ).fetchone()
@@ -935,7 +1110,7 @@ class MemoryManager:
         results: list[dict[str, Any]] = []
         found: list[tuple[int, str, str]] = []
         with self.db.read() as conn:
-            for _, (key, namespace) in prepared:
+            for _, (key, namespace, _if_version) in prepared:
                 row = self._row(conn, key, namespace)
                 if row is None or is_expired(row["ttl"], now):
                     try:
@@ -1064,8 +1239,8 @@ _BATCH_STORE_FIELDS = {
 # start again), decided by SQL from the old row instead of a read per entry.
 UPSERT_SQL = """
 INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at,
-                          access_count, size_bytes, tags, encrypted)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                          access_count, size_bytes, tags, encrypted, version)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1)
 ON CONFLICT (key, namespace) DO UPDATE SET
     value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
     ttl = excluded.ttl, updated_at = excluded.updated_at, size_bytes = excluded.size_bytes,
@@ -1073,7 +1248,9 @@ ON CONFLICT (key, namespace) DO UPDATE SET
     created_at = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
                       THEN excluded.created_at ELSE memory_store.created_at END,
     access_count = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
-                        THEN 0 ELSE memory_store.access_count END
+                        THEN 0 ELSE memory_store.access_count END,
+    version = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
+                   THEN 1 ELSE memory_store.version + 1 END
 """
 
 # Deletes expired entries a chunk at a time (served by idx_memory_ttl).
@@ -1124,6 +1301,29 @@ def bulk_cache(conn):
     finally:
         if bigger:
             conn.execute(f"PRAGMA cache_size={int(previous)}")
+
+
+def _distinct_runs(rows: list[tuple]) -> Iterator[list[tuple]]:
+    """``rows`` cut into consecutive runs with no (key, namespace) twice, so that a run's
+    changes can be read back after one ``executemany`` and still be one per store."""
+    run: list[tuple] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        pair = (row[0], row[2])
+        if pair in seen:
+            yield run
+            run, seen = [], set()
+        run.append(row)
+        seen.add(pair)
+    if run:
+        yield run
+
+
+def _if_version(op: dict[str, Any]) -> int | None:
+    version = op.get("ifVersion")
+    if version is not None and (type(version) is not int or version < 0):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid ifVersion {version!r}: a whole number, 0 for absent")
+    return version
 
 
 def _at_position(exc: GeminiFlowError, where: str) -> GeminiFlowError:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemini_flow_cli.core import clock
+from gemini_flow_cli.core import changes, clock
 from gemini_flow_cli.errors import GeminiFlowError
 
 SORT_COLUMNS = ("key", "created_at", "updated_at", "access_count")
@@ -223,7 +223,7 @@ def where_clause(options: SearchOptions, now: int) -> tuple[str, list[Any]]:
 
 COLUMNS = (
     "m.id, m.key, m.value, m.namespace, m.agent_id, m.swarm_id, m.ttl, m.created_at, m.updated_at, "
-    "m.access_count, m.size_bytes, m.tags, m.encrypted"
+    "m.access_count, m.size_bytes, m.tags, m.encrypted, m.version"
 )
 
 
@@ -303,6 +303,8 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
         except NeverMatches:
             page = None
         if page is not None:
+            if not changes.versioned(conn):  # a database not yet migrated to 1.0.10: all at 1
+                page = page.replace("m.version", "1 AS version")
             total = conn.execute(count, count_params).fetchone()[0]
             if options.limit and options.offset < total:
                 cursor = conn.execute(page, page_params)
@@ -329,6 +331,7 @@ def result_item(row: dict[str, Any], decoder, score: float = 1.0) -> dict[str, A
     if found:
         item["value"] = value
     item["namespace"] = row["namespace"]
+    item["version"] = row["version"]
     item["score"] = score
     item["metadata"] = metadata(row)
     return item

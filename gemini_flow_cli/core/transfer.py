@@ -57,7 +57,7 @@ ON_CONFLICT = ("skip", "replace", "fail")
 CHUNK = 10_000
 FIELDS = (
     "key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
-    "accessCount", "size", "createdAt", "updatedAt", "kdf", "agent", "swarm",
+    "accessCount", "size", "createdAt", "updatedAt", "version", "kdf", "agent", "swarm",
 )
 OWNERS = ("keep", "drop")
 _OWNER_TABLES = {"agent": "agents", "swarm": "swarms"}
@@ -65,7 +65,7 @@ _KNOWN = frozenset(FIELDS)
 
 _INSERT_COLUMNS = (
     "INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
-    "access_count, size_bytes, tags, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "access_count, size_bytes, tags, encrypted, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 IMPORT_SQL = {
     "skip": _INSERT_COLUMNS + " ON CONFLICT (key, namespace) DO NOTHING",
@@ -76,7 +76,8 @@ IMPORT_SQL = {
         value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
         ttl = excluded.ttl, created_at = excluded.created_at, updated_at = excluded.updated_at,
         access_count = excluded.access_count, size_bytes = excluded.size_bytes,
-        tags = excluded.tags, encrypted = excluded.encrypted""",
+        tags = excluded.tags, encrypted = excluded.encrypted,
+        version = memory_store.version + 1""",
 }
 
 
@@ -87,18 +88,19 @@ def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, An
     """Every entry (expired ones included: export is lossless) as an export record, by id.
 
     Encrypted records carry ``kdf``; the first record naming an owner carries its row."""
-    from gemini_flow_cli.core import crypto
+    from gemini_flow_cli.core import changes, crypto
 
     where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
     with db.read() as conn:
+        version_column = "version" if changes.versioned(conn) else "1"
         kdf = crypto.load_params(conn)
         seen_owners: set[tuple[str, str]] = set()
         cursor = conn.execute(
             "SELECT key, namespace, value, encrypted, tags, ttl, agent_id, swarm_id, access_count, "
-            f"size_bytes, created_at, updated_at FROM memory_store {where} ORDER BY id",
+            f"size_bytes, created_at, updated_at, {version_column} FROM memory_store {where} ORDER BY id",
             params,
         )
-        for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated in cursor:
+        for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated, version in cursor:
             record = {
                 "key": key,
                 "namespace": ns,
@@ -112,6 +114,7 @@ def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, An
                 "size": size,
                 "createdAt": clock.iso(created),
                 "updatedAt": clock.iso(updated),
+                "version": version,
             }
             if encrypted and kdf is not None:
                 record["kdf"] = kdf
@@ -295,8 +298,11 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
     expires = parse_time(record.get("expiresAt"), "expiresAt")
     created = ctx.now if created is None else created
     updated = created if updated is None else updated
+    version = record.get("version", 1)
+    if type(version) is not int or version < 1:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
     return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
-            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted)), kdf
+            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version), kdf
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -463,11 +469,25 @@ def _create_owners(conn, rows: dict[tuple[str, str], dict[str, Any]]) -> dict[st
 
 
 def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int]) -> int:
+    from gemini_flow_cli.core import changes
+
+    now = int(clock.now())
     before_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
-    cursor = conn.executemany(sql, chunk)
-    written = cursor.rowcount
-    if on_conflict == "fail" and written < len(chunk):
-        raise _conflict(conn, chunk, before_max)
+    if on_conflict == "replace":
+        # Each record is a store change, in file order; a key repeated in the chunk is split so
+        # that each of its stores is read back with the version it produced.
+        written = 0
+        from gemini_flow_cli.core.memory import _distinct_runs
+
+        for run in _distinct_runs(chunk):
+            conn.executemany(changes.IMPORT_REPLACE_SQL, [(row[0], row[2], now, row[12]) for row in run])
+            written += conn.executemany(sql, run).rowcount
+    else:
+        written = conn.executemany(sql, chunk).rowcount
+        if on_conflict == "fail" and written < len(chunk):
+            raise _conflict(conn, chunk, before_max)
+        # Only new rows were written (a conflict does nothing): their ids follow before_max.
+        changes.record_stores_after(conn, before_max, now)
     for row in chunk:
         per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
     return written
