@@ -6,7 +6,7 @@ Each of --processes worker processes runs --stores `gemini-flow memory store` co
 the other (a new process per store, as agents do), all starting together. Prints:
 - failures (non-zero exits, with their messages) out of processes x stores;
 - latency of one store command, process start-up included: p50, p99, max;
-- the longest time one writer held its turn (writers' queue + BEGIN IMMEDIATE to COMMIT), and the
+- the longest time one writer held the write lock (BEGIN IMMEDIATE to COMMIT), and the
   longest a writer waited for it, from GEMINI_FLOW_LOCK_LOG;
 - the floor, measured in the same run: the same number of processes each running the same number
   of `python -c` stores with raw sqlite3 (WAL, synchronous=FULL, BEGIN IMMEDIATE, SQLite's own busy
@@ -116,8 +116,8 @@ def main() -> None:
             waits.append(waited)
             holds.append(held)
         if holds:
-            print(f"    writer's turn held: median {statistics.median(holds) * 1000:.1f} ms, "
-                  f"longest {max(holds) * 1000:.0f} ms; waited for it: median {statistics.median(waits) * 1000:.0f} ms, "
+            print(f"    write lock held: median {statistics.median(holds) * 1000:.1f} ms, "
+                  f"longest {max(holds) * 1000:.0f} ms; waited for it (queue + BEGIN IMMEDIATE): median {statistics.median(waits) * 1000:.0f} ms, "
                   f"longest {max(waits) * 1000:.0f} ms ({len(holds)} writes)")
         if not args.skip_floor:
             def raw_argv(p):

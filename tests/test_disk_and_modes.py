@@ -242,3 +242,22 @@ def test_a_write_to_a_read_only_folder_says_read_only(read_only_db):
     assert status == 6, err
     error = json.loads(err.strip().splitlines()[-1])["error"]
     assert "read-only" in error["message"], error
+
+
+def test_health_of_a_database_not_made_yet_on_a_full_disk_is_unhealthy(small_disk, cli):
+    fill(small_disk)
+    db = small_disk / "project" / ".hive-mind" / "hive.db"
+    health = cli("memory", "health", db=db)
+    assert health.exit_code == 6, health
+    assert health.json["exists"] is False and health.json["checks"]["freeBytes"] < 2 * 1024 * 1024
+    stored = cli("memory", "store", "k", "1", db=db)
+    assert stored.exit_code == 6 and stored.error["code"] == "DISK_FULL", stored
+
+
+def test_an_export_to_a_full_disk_is_disk_full(small_disk, cli, db_path):
+    assert cli("memory", "store", "k", "x" * 100_000).exit_code == 0
+    fill(small_disk)
+    result = cli("memory", "export", "-o", str(small_disk / "out.jsonl"))
+    assert result.exit_code == 6, result
+    assert result.error["code"] == "DISK_FULL"
+    assert not (small_disk / "out.jsonl").exists()

@@ -412,11 +412,11 @@ class Database:
             if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
                 self._materialize()  # the queue lives on the file's folder: create it first
             self._enter_queue(started)
-            locked = time.monotonic()  # the writers' turn starts: from here others wait for us
             if not self._prepared:
                 self._prepare_for_writing()
                 self._prepared = not self.ephemeral  # a stand-in may still become a file
             self._begin_immediate(started)
+            locked = time.monotonic()  # SQLite's write lock is ours: from here others wait for us
         except sqlite3.Error as exc:
             self._leave_queue()
             raise self._translate(exc, started) from exc
@@ -457,9 +457,8 @@ class Database:
         """
         if self._depth or self._file_conn is not None or self.no_room:
             return None  # nothing to count in a copy; counting in the file would mean migrating it
-        queue = self._writer_queue()
-        if queue is not None and not queue.try_acquire():
-            return None
+        # Not through the writers' queue: a read should not import it (start-up of `retrieve`),
+        # and a queued writer that finds SQLite's lock taken by this brief transaction retries.
         try:
             self.conn.execute("PRAGMA busy_timeout=0")
             try:
@@ -476,9 +475,6 @@ class Database:
             return result
         except sqlite3.Error:
             return None
-        finally:
-            if queue is not None:
-                queue.release()
 
     def _writer_queue(self):
         if self._queue is None and self.path is not None and not _NO_QUEUE:

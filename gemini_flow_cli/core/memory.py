@@ -662,14 +662,21 @@ class MemoryManager:
         problems: list[str] = []
         conn = self.db.conn
         if self.db.ephemeral:
+            # Where the file will be created: the free space there decides whether it can be.
+            folder = self.db.target.parent if self.db.target is not None else None
+            while folder is not None and not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            free = _free_bytes(folder) if folder is not None else None
+            if free is not None and free < MIN_FREE_BYTES:
+                problems.append(f"disk full: {free} bytes free where {self.db.target} would be created")
             return {
-                "healthy": True,
+                "healthy": not problems,
                 "exists": False,
                 "path": None,
                 "checks": {"quickCheck": "ok", "journalMode": None, "schemaVersion": None,
-                           "latestSchemaVersion": migrations.LATEST, "writable": True,
-                           "writeLockFree": None, "freeBytes": None, "walSize": 0},
-                "problems": [],
+                           "latestSchemaVersion": migrations.LATEST, "writable": not problems,
+                           "writeLockFree": None, "freeBytes": free, "walSize": 0},
+                "problems": problems,
                 "note": "the database does not exist yet; it is created on the first write",
             }
         try:
