@@ -167,8 +167,24 @@ def test_byzantine_with_seven_members_closes_early_on_three_rejections(cli, db_p
         vote(cli, decision, agent, "reject")
     data = vote(cli, decision, "agent-3", "reject").json  # best case 4/7 < 2/3
     assert data["decision"] == "rejected" and data["confidence"] == 1.0
-    late = vote(cli, decision, "agent-4", "approve")
-    assert late.exit_code == 3 and late.error["code"] == "CONFLICT"
+    late = vote(cli, decision, "agent-4", "approve")  # a late vote: recorded, decision unchanged
+    assert late.exit_code == 0, late
+    assert late.json["decision"] == "rejected" and late.json["confidence"] == 1.0
+    assert late.json["votingData"]["details"][-1] == {**late.json["votingData"]["details"][-1], "agent": "agent-4",
+                                                       "vote": "approve", "late": True}
+    assert late.json["votingData"]["approve"] == 0 and late.json["dissentingVotes"] == data["dissentingVotes"]
+    assert vote(cli, decision, "agent-4", "approve").exit_code == 3  # voting twice
+
+
+def test_a_vote_after_the_timeout_exits_3(cli, db_path, monkeypatch):
+    setup_swarm(db_path, agents=members(7))
+    decision = request(cli, "--type", "byzantine", "--timeout", "60")
+    for agent in ("agent-1", "agent-2", "agent-3"):
+        vote(cli, decision, agent, "reject")
+    later = clock.now() + 120
+    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: later)
+    after = vote(cli, decision, "agent-4", "approve")
+    assert after.exit_code == 3 and after.error["code"] == "CONFLICT"
 
 
 def test_majority_closes_early_once_the_outcome_is_settled(cli, db_path):
@@ -179,7 +195,9 @@ def test_majority_closes_early_once_the_outcome_is_settled(cli, db_path):
     data = vote(cli, decision, "agent-3", "approve", "--confidence", "0.4").json  # worst 3/5
     assert data["decision"] == "approved" and data["confidence"] == 1.0
     assert data["duration"] is not None and data["closedAt"] is not None
-    assert vote(cli, decision, "agent-4", "reject").exit_code == 3
+    late = vote(cli, decision, "agent-4", "reject")  # late: recorded, the decision stands
+    assert late.exit_code == 0 and late.json["decision"] == data["decision"]
+    assert late.json["votingData"]["details"][-1]["late"] is True
 
 
 def test_majority_tie_is_rejected(cli, db_path):

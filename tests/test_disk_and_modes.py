@@ -261,3 +261,51 @@ def test_an_export_to_a_full_disk_is_disk_full(small_disk, cli, db_path):
     assert result.exit_code == 6, result
     assert result.error["code"] == "DISK_FULL"
     assert not (small_disk / "out.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def full_disk_database(tmp_path_factory):
+    """A populated database on a tmpfs filled to the last byte (root only), unmounted at the end."""
+    from typer.testing import CliRunner
+
+    from gemini_flow_cli.cli import build_app
+    from tests.conftest import Result
+    from tests.populated import populate
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path_factory.mktemp("full")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        path = mount / ".hive-mind" / "hive.db"
+
+        def cli(*args):
+            argv = ["--json", "--db", str(path), *args]
+            result = CliRunner().invoke(build_app(argv), argv, catch_exceptions=False)
+            return Result(result.exit_code, result.stdout, result.stderr)
+
+        ids = populate(cli, mount)
+        fill(mount)
+        yield path, ids
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _walked():
+    from tests.commandtree import iter_commands
+
+    return [c for c in iter_commands() if not c.skipped]
+
+
+@pytest.mark.parametrize("command", _walked(), ids=lambda c: c.name)
+def test_every_command_on_a_full_disk_exits_with_a_spec_status(command, full_disk_database, cli):
+    """Whatever a command does, a full disk is never an internal error (exit 70)."""
+    from tests.populated import argv_for
+
+    path, ids = full_disk_database
+    result = cli(*argv_for(command.path, ids, command.params), db=path)
+    assert result.exit_code in {0, 1, 2, 3, 4, 5, 6, 7}, result
+    assert "internal error" not in result.stderr, result

@@ -178,9 +178,9 @@ def test_export_carries_versions_and_import_keeps_or_counts_them(cli, tmp_path):
 # A new writer must record its change (core/changes.py) in the same transaction, then be listed
 # here: this test fails on any writer it does not know.
 KNOWN_WRITERS = {
-    # store, incr, delete, batch upsert/delete, cleanup, clear x2, and retrieve's access count x2
-    # (bookkeeping: never a change, never a version, CLI.md §4 "Reads and bookkeeping")
-    "core/memory.py": 10,
+    # store, incr, touch, delete, delete --pattern, batch upsert/delete, cleanup, clear x2, and
+    # retrieve's access count x2 (bookkeeping: never a change, CLI.md §4 "Reads and bookkeeping")
+    "core/memory.py": 12,
     "core/transfer.py": 1,   # import (one INSERT text, three conflict modes)
     "core/keys.py": 1,       # key rotation: rewrites ciphertexts, not values (no change by design)
     "core/backup.py": 0,     # restore/merge build their SQL per table (covered by the round-trip test below)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from tests.conftest import gemini_flow_command
 from tests.helpers import sql
@@ -138,3 +139,59 @@ def test_a_watcher_since_r_sees_every_change_after_r_once_in_order_while_4_write
     assert [e["revision"] for e in events] == list(range(start + 1, start + 1 + 4 * per_writer))
     kept = sql(db_path, "SELECT revision, key, version FROM memory_changes WHERE revision > ? ORDER BY revision", (start,))
     assert [(e["revision"], e["key"], e["version"]) for e in events] == kept
+
+
+# -- retrieve --touch and delete --pattern ----------------------------------------------------------
+
+
+def test_touch_restarts_the_ttl_it_was_stored_with_and_keeps_the_version(cli, frozen):
+    cli("memory", "store", "session", '"s"', "--ttl", "100")
+    frozen.now += 60
+    touched = cli("memory", "retrieve", "session", "--touch")
+    assert touched.exit_code == 0 and touched.json["value"] == "s"
+    assert touched.json["metadata"]["expiresAt"] == "2025-08-03T10:32:40Z"  # T0 + 60 + 100
+    assert touched.json["version"] == 1
+    frozen.now += 90  # past the first expiry, within the restarted one
+    assert cli("memory", "retrieve", "session").exit_code == 0
+    events = lines(cli("memory", "watch", "--since", "0", "--timeout", "1"))
+    assert [(e["action"], e["version"]) for e in events] == [("store", 1), ("touch", 1)]
+    frozen.now += 20
+    assert cli("memory", "retrieve", "session", "--touch").exit_code == 1  # expired: nothing to touch
+
+
+def test_touch_of_a_missing_key_exits_1_and_writes_nothing(cli, db_path):
+    assert cli("memory", "retrieve", "nope", "--touch").exit_code == 1
+    assert not db_path.exists()
+
+
+def test_delete_pattern_deletes_matching_live_entries_in_one_go(cli, frozen):
+    cli("memory", "store", "tmp-1", "1")
+    cli("memory", "store", "tmp-2", "1", "-n", "other")
+    cli("memory", "store", "tmp-old", "1", "--ttl", "5")
+    cli("memory", "store", "keep", "1")
+    frozen.now += 6
+    one_ns = cli("memory", "delete", "--pattern", "tmp-*", "-n", "other").json
+    assert one_ns["deleted"] == [{"key": "tmp-2", "namespace": "other"}]
+    everywhere = cli("memory", "delete", "--pattern", "tmp-*").json
+    assert everywhere["deleted"] == [{"key": "tmp-1", "namespace": "default"}]  # expired ones are not live
+    assert cli("memory", "delete", "--pattern", "tmp-*").exit_code == 1
+    assert cli("memory", "delete", "--pattern", "tmp-*", "--missing-ok").exit_code == 0
+    assert cli("memory", "delete", "--pattern", "").exit_code == 2
+    assert cli("memory", "delete", "k", "--pattern", "x").exit_code == 2
+    assert cli("memory", "delete").exit_code == 2
+    refused = cli("memory", "delete", "--pattern", "*")
+    assert refused.exit_code == 2 and cli("memory", "retrieve", "keep").exit_code == 0
+    assert cli("memory", "delete", "--pattern", "*", "--yes").json["total"] == 1
+
+
+def test_a_watcher_on_an_older_schema_sees_the_writes_that_migrate_it(run, db_path):
+    assert run("memory", "store", "a", "1").returncode == 0
+    assert run("migrate", "down", "--to", "1.0.9", "--yes").returncode == 0
+    command = gemini_flow_command()
+    watcher = subprocess.Popen([*command, "--db", str(db_path), "memory", "watch", "--count", "1", "--timeout", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # the watcher reads through an upgraded copy of the 1.0.9 file
+    assert run("memory", "store", "b", "2").returncode == 0  # migrates the file, then writes
+    out, err = watcher.communicate(timeout=120)
+    assert watcher.returncode == 0, err
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["b"]

@@ -93,24 +93,32 @@ def retrieve(
         Optional[str],
         typer.Option("--default", help="Print this and exit 0 when the key is missing or expired.", show_default=False),
     ] = None,
+    touch: Annotated[
+        bool, typer.Option("--touch", help="Also restart the entry's TTL from now (sliding expiry; a write).")
+    ] = False,
 ) -> None:
     """Print a value: a string raw, anything else as JSON. Counts one access.
 
     With --json, prints the seed's envelope with metadata. A missing key exits 1 (NOT_FOUND),
-    an expired one exits 1 (TTL_EXPIRED), unless --default is given.
+    an expired one exits 1 (TTL_EXPIRED), unless --default is given. --touch restarts the
+    entry's TTL (the one it was stored with) from now: a write that waits for the lock like one,
+    records a "touch" change and keeps the version.
 
     Example:
 
         theme=$(gemini-flow memory retrieve user-preferences -n user | jq -r .theme)
 
         gemini-flow memory retrieve ci-status --default unknown
+
+        gemini-flow memory retrieve session-42 --touch
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
     db = st.open_db(create=False)
     try:
-        envelope = memory_manager(db, namespace).retrieve(key)
+        manager = memory_manager(db, namespace)
+        envelope = manager.touch(key) if touch else manager.retrieve(key)
     except GeminiFlowError as exc:
         if default is None or exc.code not in ("NOT_FOUND", "TTL_EXPIRED"):
             raise
@@ -126,25 +134,56 @@ def retrieve(
 
 @app.command()
 def delete(
-    keys: Annotated[list[str], typer.Argument(help="One or more keys.", autocompletion=complete_key)],
+    keys: Annotated[
+        Optional[list[str]], typer.Argument(help="One or more keys.", autocompletion=complete_key, show_default=False)
+    ] = None,
     namespace: Namespace = None,
     missing_ok: Annotated[bool, typer.Option("--missing-ok", help="Exit 0 even when none of the keys existed.")] = False,
     if_version: IfVersion = None,
+    pattern: Annotated[
+        Optional[str],
+        typer.Option("--pattern", help="Delete the live entries whose keys match this glob (every namespace unless -n).",
+                     show_default=False),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --pattern '*' and no -n: do not ask.")] = False,
 ) -> None:
     """Delete keys. Exits 1 when none of them existed, unless --missing-ok.
 
     --if-version N (one key) deletes only when the live entry is at version N, else exits 3
-    with the current version in error.details.version.
+    with the current version in error.details.version. --pattern GLOB deletes every live entry
+    whose key matches, in one transaction, and prints the deleted keys; an empty pattern exits 2,
+    and '*' without -n empties every namespace, so it asks (or needs --yes) like clear --all.
 
     Example:
 
         gemini-flow memory delete temp-cache-123 temp-cache-124 -n cache
 
         gemini-flow memory delete lock --if-version 7
+
+        gemini-flow memory delete --pattern 'tmp-*' -n cache
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
+    if pattern is not None:
+        from gemini_flow_cli.cli.common import confirm_or_refuse
+
+        if keys or if_version is not None:
+            raise GeminiFlowError("INVALID_INPUT", "give keys or --pattern, not both (and --if-version needs one key)")
+        if pattern == "*" and namespace is None:
+            confirm_or_refuse("Delete every entry of every namespace?", yes)
+        manager = memory_manager(st.open_db(create=False))
+        deleted = manager.delete_matching(pattern, namespace=namespace)
+        if not deleted and not missing_ok:
+            raise GeminiFlowError("NOT_FOUND", f"no live key matches {pattern!r}", details={"pattern": pattern})
+        result = {"success": True, "pattern": pattern, "deleted": deleted, "total": len(deleted)}
+        if st.out.format in ("table", "csv", "jsonl"):
+            st.out.emit(result, rows=deleted, columns=("key", "namespace"))
+        else:
+            st.out.emit(result)
+        return
+    if not keys:
+        raise GeminiFlowError("INVALID_INPUT", "give one or more keys, or --pattern GLOB")
     db = st.open_db(create=False)
     manager = memory_manager(db, namespace)
     deleted = manager.delete(keys, if_version=if_version)

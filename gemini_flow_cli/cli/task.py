@@ -46,6 +46,10 @@ def orchestrate(
         Optional[int], typer.Option("--estimated-duration", help="Estimated duration in seconds.", show_default=False)
     ] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="A JSON object kept with the task.", show_default=False)] = None,
+    max_attempts: Annotated[
+        Optional[int], typer.Option("--max-attempts", min=1, help="Claims allowed per unit of work before a lapsed lease fails it (default 3).",
+                                    show_default=False)
+    ] = None,
 ) -> None:
     """Record a task and its subtasks, and assign the work to the swarm's agents.
 
@@ -74,6 +78,7 @@ def orchestrate(
         subtasks=subtask or (),
         estimated_duration=estimated_duration,
         context=tasks.parse_json(context, "--context", object_only=True),
+        max_attempts=max_attempts,
     )
     if st.out.format == "table":
         st.out.emit({k: v for k, v in result.items() if k != "subtasks"}, title=f"Task {result['taskId']}")
@@ -87,22 +92,54 @@ def orchestrate(
 def claim(
     agent: Annotated[str, typer.Option("--agent", help="The agent taking the work.", show_default=False)],
     swarm: Annotated[Optional[str], typer.Option("--swarm", help="Only tasks of this swarm.", show_default=False)] = None,
+    lease: Annotated[
+        Optional[str],
+        typer.Option("--lease", help="Give the claim a deadline (30s, 5m); extend it with `task heartbeat`.", show_default=False),
+    ] = None,
 ) -> None:
     """Atomically take the next ready task and mark it running.
 
     The highest-priority (critical, high, medium, low), then oldest, pending task whose
     dependencies all completed, assigned to the agent or unassigned in one of its swarms (or in no
     swarm). No two agents ever receive the same task. Nothing ready: exit 1 with nothing on stdout.
+    With --lease, the task is the agent's only until the lease passes without a heartbeat: the
+    next claim (by anyone) takes it back, counting a retry against this agent; after
+    --max-attempts claims (orchestrate, default 3) it fails instead, with the reason.
 
     Example:
 
         while task=$(gemini-flow task claim --agent agent-1 --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
+
+        gemini-flow task claim --agent agent-1 --lease 5m
+    """
+    from gemini_flow_cli.core import tasks
+    from gemini_flow_cli.core.durations import parse_duration
+
+    st = state()
+    seconds = parse_duration(lease, what="lease") if lease is not None else None
+    db = st.open_db(create=True, actor=agent)
+    _emit_task(tasks.claim(db, agent, swarm_id=swarm, lease=seconds))
+
+
+@app.command()
+def heartbeat(
+    task_id: TaskId,
+    agent: Annotated[str, typer.Option("--agent", help="The agent holding the task.", show_default=False)],
+) -> None:
+    """Extend the lease of a task claimed with --lease, by its duration from now.
+
+    Exits 3 when the task is no longer running under this agent (its lease lapsed and another
+    agent claimed it, or it finished).
+
+    Example:
+
+        while sleep 60; do gemini-flow -q task heartbeat task-3 --agent agent-1 || break; done &
     """
     from gemini_flow_cli.core import tasks
 
     st = state()
     db = st.open_db(create=True, actor=agent)
-    _emit_task(tasks.claim(db, agent, swarm_id=swarm))
+    _emit_task(tasks.heartbeat(db, task_id, agent))
 
 
 @app.command()
@@ -133,37 +170,48 @@ def progress(
     _move(task_id, "progress", value=value)
 
 
+AgentCheck = Annotated[
+    Optional[str],
+    typer.Option("--agent", help="The agent reporting: exit 3 unless it holds the task.", show_default=False),
+]
+
+
 @app.command()
 def complete(
     task_id: TaskId,
     result: Annotated[Optional[str], typer.Option("--result", help="The result, as JSON.", show_default=False)] = None,
+    agent: AgentCheck = None,
 ) -> None:
     """Complete a running task (running -> completed) with an optional JSON result.
 
     Records completed_at and actual_duration, and recomputes the agent's performance_score and the
-    swarm's completed_tasks and success_rate from the rows.
+    swarm's completed_tasks and success_rate from the rows. With --agent, exits 3 unless that
+    agent holds the task (its lease may have lapsed and been taken over).
 
     Example:
 
-        gemini-flow task complete task-3 --result '{"files": 4}'
+        gemini-flow task complete task-3 --result '{"files": 4}' --agent agent-1
     """
     from gemini_flow_cli.core import tasks
 
-    _move(task_id, "complete", result=tasks.parse_json(result, "--result"))
+    _move(task_id, "complete", result=tasks.parse_json(result, "--result"), agent_id=agent)
 
 
 @app.command()
 def fail(
     task_id: TaskId,
     error: Annotated[Optional[str], typer.Option("--error", help="What went wrong.", show_default=False)] = None,
+    agent: AgentCheck = None,
 ) -> None:
     """Mark a running task failed (running -> failed).
+
+    With --agent, exits 3 unless that agent holds the task.
 
     Example:
 
         gemini-flow task fail task-3 --error "tests did not pass"
     """
-    _move(task_id, "fail", error=error)
+    _move(task_id, "fail", error=error, agent_id=agent)
 
 
 @app.command()
@@ -244,7 +292,7 @@ def wait(
 ) -> None:
     """Wait until a task is completed, failed or cancelled, then show it.
 
-    Polls the database every 0.1 s. Exits 0 once the task finished (whatever its outcome: read
+    Wakes within milliseconds of another process's commit (as memory watch). Exits 0 once the task finished (whatever its outcome: read
     its status), and 1 (NOT_FOUND, "did not finish") when --timeout passes first.
 
     Example:

@@ -10,9 +10,8 @@ misses a lower revision committed later.
 Each row keeps the value its change replaced or removed (``previous_value``, as stored: an
 encrypted value stays ciphertext here too), not the value it wrote: the value a version was
 given is either the entry's current value or the ``previous_value`` of the change that replaced
-it. So a new entry costs a change row without a copy of its value (batch inserts stay within 10%
-of the speed they had without a feed, ``benchmarks/watch.py``), and every kept version's value
-is still known. Actions: ``store``, ``delete``, ``expire`` (an expired entry removed by cleanup or
+it. So a new entry costs a change row without a copy of its value, and every kept version's
+value is still known (``benchmarks/watch.py`` measures what the feed costs a batch). Actions: ``store``, ``delete``, ``expire`` (an expired entry removed by cleanup or
 by the next write that touches it), ``clear``, ``touch`` (TTL restarted; version and value
 unchanged) and ``restore`` (a whole-database restore, one row with no key).
 
@@ -108,6 +107,18 @@ def expire_before_store(conn, pairs: list[tuple[str, str]], now: int) -> None:
     if not pairs or not any_expired(conn, now):
         return
     conn.executemany(EXPIRE_ONE_SQL, [(now, key, namespace, now) for key, namespace in pairs])
+
+
+def any_stored(conn, pairs: list[tuple[str, str]], *, part: int = 4000) -> bool:
+    """Whether any of ``pairs`` (key, namespace) is stored (live or expired): one statement per
+    ``part`` pairs, probing the UNIQUE (key, namespace) index."""
+    for start in range(0, len(pairs), part):
+        chunk = pairs[start:start + part]
+        sql = ("SELECT 1 FROM memory_store WHERE (key, namespace) IN (VALUES "
+               + ",".join(["(?, ?)"] * len(chunk)) + ") LIMIT 1")
+        if conn.execute(sql, [value for pair in chunk for value in pair]).fetchone() is not None:
+            return True
+    return False
 
 
 def any_expired(conn, now: int) -> bool:

@@ -165,7 +165,7 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
             "abstain": data.get("abstain", 0),
             "details": [
                 {"agent": d["agent"], "vote": d["vote"], "confidence": d["confidence"], "weight": d["weight"],
-                 "votedAt": clock.iso(d.get("at"))}
+                 "votedAt": clock.iso(d.get("at")), **({"late": True} if d.get("late") else {})}
                 for d in data.get("details", [])
             ],
         },
@@ -325,8 +325,9 @@ def request(
 def vote(db, decision_id: str, agent_id: str, choice: str, *, confidence: float = 1.0) -> dict[str, Any]:
     """Record one member's vote, and close the decision when its outcome is settled.
 
-    Outsider: PERMISSION_DENIED (exit 4). A second vote, or a vote on a closed decision:
-    CONFLICT (exit 3). A decision found past its deadline is closed as ``timeout`` (that is kept)
+    Outsider: PERMISSION_DENIED (exit 4). A second vote, or a vote after the timeout: CONFLICT
+    (exit 3). A vote after the outcome became certain but before the timeout is a late vote:
+    recorded in the voting data with ``"late": true``, the decision unchanged. A decision found past its deadline is closed as ``timeout`` (that is kept)
     before the vote is refused. Read-then-write inside BEGIN IMMEDIATE: the outcome depends on
     the whole tally, so concurrent voters queue on the write lock and every vote is counted.
     """
@@ -346,6 +347,20 @@ def vote(db, decision_id: str, agent_id: str, choice: str, *, confidence: float 
                 f"agent {agent_id!r} is not in the electorate of decision {decision_id!r}",
                 details={"decisionId": decision_id, "agentId": agent_id},
             )
+        elif (not expired and row["decision"] not in ("pending", "timeout") and clock.now() < data["deadline"]
+              and not any(d["agent"] == agent_id for d in data["details"])):
+            # A late vote (CLI.md §7): the outcome was already certain; an eligible member who had
+            # not voted may still vote until the timeout. Recorded, never changing the decision.
+            now = clock.now()
+            weight = weights[agent_id] if row["consensus_type"] == "weighted" else 1.0
+            data["details"].append({"agent": agent_id, "vote": choice, "confidence": float(confidence),
+                                    "weight": weight, "at": now, "late": True})
+            conn.execute("UPDATE consensus_decisions SET voting_data = ? WHERE id = ?",
+                         (json.dumps(data, ensure_ascii=False, sort_keys=True), decision_id))
+            audit.record(db, "consensus", decision_id, "vote",
+                         after={"agent": agent_id, "vote": choice, "confidence": float(confidence), "late": True})
+            conn.execute("UPDATE agents SET last_activity = ? WHERE id = ?", (int(now), agent_id))
+            return view(_require(conn, decision_id))
         elif expired or row["decision"] != "pending":
             final = "timeout" if expired else row["decision"]
             refusal = GeminiFlowError(
@@ -423,9 +438,14 @@ def wait(
     """Block until the decision is closed (decided or timed out) and return it.
 
     Every decision closes by its own deadline, so without ``timeout`` this ends. Past
-    ``timeout`` seconds of waiting: NOT_FOUND (exit 1), as ``task wait``.
+    ``timeout`` seconds of waiting: NOT_FOUND (exit 1), as ``task wait``. Wakes when another
+    process commits (the mechanism of ``memory watch``, core/waiting.py), and at least every
+    ``poll`` seconds (a decision also closes by time alone).
     """
+    from gemini_flow_cli.core.waiting import Waiter
+
     end = None if timeout is None else monotonic() + timeout
+    waiter = Waiter(db, sleep=sleep, monotonic=monotonic)
     while True:
         current = show(db, decision_id)
         if current["decision"] != "pending":
@@ -436,4 +456,4 @@ def wait(
                 "NOT_FOUND", f"decision {decision_id!r} was not decided within {timeout:g} s",
                 details={"decisionId": decision_id, "decision": "pending", "timedOut": True},
             )
-        sleep(poll if left is None else min(poll, left))
+        waiter.wait(monotonic() + (poll if left is None else min(poll, left)))

@@ -271,14 +271,15 @@ class MemoryManager:
         row = conn.execute(
             """
             INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at,
-                                      updated_at, access_count, size_bytes, tags, encrypted, version)
+                                      updated_at, access_count, size_bytes, tags, encrypted, version,
+                                      ttl_seconds)
             VALUES (:key, :value, :namespace, :agent_id, :swarm_id, :ttl, :now, :now, 0, :size,
-                    :tags, :encrypted, 1)
+                    :tags, :encrypted, 1, :ttl_seconds)
             ON CONFLICT (key, namespace) DO UPDATE SET
                 value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
                 ttl = excluded.ttl, updated_at = excluded.updated_at,
                 size_bytes = excluded.size_bytes, tags = excluded.tags,
-                encrypted = excluded.encrypted,
+                encrypted = excluded.encrypted, ttl_seconds = excluded.ttl_seconds,
                 created_at = CASE WHEN :fresh THEN excluded.created_at ELSE created_at END,
                 access_count = CASE WHEN :fresh THEN 0 ELSE access_count END,
                 version = CASE WHEN :fresh THEN 1 ELSE version + 1 END
@@ -288,6 +289,7 @@ class MemoryManager:
                 "key": item["key"], "value": item["value"], "namespace": item["namespace"],
                 "agent_id": item["agent_id"], "swarm_id": item["swarm_id"], "size": item["size"],
                 "ttl": expires_at,
+                "ttl_seconds": item["ttl"],
                 "tags": json.dumps(item["tags"], ensure_ascii=False) if item["tags"] else None,
                 "encrypted": int(item["encrypted"]),
                 "now": now,
@@ -323,6 +325,64 @@ class MemoryManager:
             "encrypted": item["encrypted"],
             "version": row[1],
         }
+
+    def touch(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
+        """Retrieve ``key`` and restart its TTL from now (sliding expiry): a write, in one
+        ``BEGIN IMMEDIATE`` transaction (it waits for the lock and fails like any write).
+
+        Records a ``touch`` change; the version and value do not change. The TTL restarted is the
+        one the entry was stored with. Counts one access. Returns the retrieve envelope (with the
+        new ``expiresAt``). NOT_FOUND / TTL_EXPIRED as :meth:`retrieve`.
+        """
+        key = validate_key(key)
+        namespace = validate_namespace(self.namespace if namespace is None else namespace)
+        with self.db.write() as conn:
+            now = int(clock.now())
+            row = self._row(conn, key, namespace)
+            if row is None or is_expired(row["ttl"], now):
+                self._raise_missing(conn, key, namespace, now)
+            result = self.envelope(row)  # decrypts first: a wrong key changes nothing
+            expires = conn.execute(
+                "UPDATE memory_store SET access_count = access_count + 1, ttl = CASE WHEN ttl IS NULL THEN NULL "
+                "ELSE ? + MAX(1, COALESCE(ttl_seconds, ttl - updated_at)) END WHERE id = ? RETURNING ttl, access_count",
+                (now, row["id"]),
+            ).fetchone()
+            changes.record(conn, "touch", key, namespace, row["version"], None, False, now)
+            audit.record(self.db, "memory", f"{namespace}/{key}", "touch",
+                         before={"expiresAt": clock.iso(row["ttl"])}, after={"expiresAt": clock.iso(expires[0])})
+        result["metadata"]["expiresAt"] = clock.iso(expires[0])
+        result["metadata"]["accessCount"] = expires[1]
+        return result
+
+    def delete_matching(self, pattern: str, *, namespace: str | None = None) -> list[dict[str, str]]:
+        """Delete every live entry whose key matches the glob ``pattern`` (fnmatch, as search), in
+        ``namespace`` or in every namespace, in one transaction; returns ``[{"key", "namespace"}]``
+        deleted, in key order. Each is a ``delete`` change. An empty pattern raises INVALID_INPUT.
+        """
+        if not isinstance(pattern, str) or not pattern:
+            raise GeminiFlowError("INVALID_INPUT", "an empty --pattern matches nothing: give a glob such as 'tmp-*'")
+        if namespace is not None:
+            namespace = validate_namespace(namespace)
+        regex = re.compile(fnmatch.translate(pattern))
+        where, params = ("namespace = ? AND ", [namespace]) if namespace is not None else ("", [])
+        deleted: list[dict[str, str]] = []
+        with self.db.write() as conn:
+            now = int(clock.now())
+            rows = conn.execute(
+                f"SELECT id, key, namespace, version, value, encrypted FROM memory_store "
+                f"WHERE {where}(ttl IS NULL OR ttl > ?) ORDER BY key, namespace",
+                (*params, now),
+            ).fetchall()
+            for entry_id, key, ns, version, value, encrypted in rows:
+                if not regex.match(key):
+                    continue
+                changes.record(conn, "delete", key, ns, version, value, encrypted, now)
+                conn.execute("DELETE FROM memory_store WHERE id = ?", (entry_id,))
+                deleted.append({"key": key, "namespace": ns})
+            if deleted:
+                audit.record(self.db, "memory", namespace or "*", "delete",
+                             details={"pattern": pattern, "deleted": len(deleted)})
+        return deleted
 
     def retrieve(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
         """The seed's retrieve envelope for ``key``; counts one access, best effort.
@@ -911,9 +971,17 @@ class MemoryManager:
             # its TTL), then the store's change (its version and the value it replaces, read
             # before the upsert), then the upsert itself.
             now = run[0][7]
-            changes.expire_before_store(conn, [(r[0], r[2]) for r in run], now)
-            conn.executemany(changes.STORE_SQL, [(r[0], r[2], now) for r in run])
-            conn.executemany(UPSERT_SQL, run)
+            pairs = [(r[0], r[2]) for r in run]
+            changes.expire_before_store(conn, pairs, now)
+            if not changes.any_stored(conn, pairs):
+                # Only new entries (the usual bulk load): nothing is replaced, so their changes
+                # are read back afterwards in one set-based statement, in insertion order.
+                last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+                conn.executemany(UPSERT_SQL, run)
+                changes.record_stores_after(conn, last_id, now)
+            else:
+                conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
+                conn.executemany(UPSERT_SQL, run)
         for row in rows:
             per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
         return len(rows)
@@ -1246,12 +1314,12 @@ _BATCH_STORE_FIELDS = {
 # start again), decided by SQL from the old row instead of a read per entry.
 UPSERT_SQL = """
 INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at,
-                          access_count, size_bytes, tags, encrypted, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 1)
+                          access_count, size_bytes, tags, encrypted, version, ttl_seconds)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, 1, ?6 - ?8)
 ON CONFLICT (key, namespace) DO UPDATE SET
     value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
     ttl = excluded.ttl, updated_at = excluded.updated_at, size_bytes = excluded.size_bytes,
-    tags = excluded.tags, encrypted = excluded.encrypted,
+    tags = excluded.tags, encrypted = excluded.encrypted, ttl_seconds = excluded.ttl_seconds,
     created_at = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at
                       THEN excluded.created_at ELSE memory_store.created_at END,
     access_count = CASE WHEN memory_store.ttl IS NOT NULL AND memory_store.ttl <= excluded.updated_at

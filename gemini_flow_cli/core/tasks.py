@@ -61,8 +61,9 @@ _LEAF = "NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.id)"
 TASK_COLUMNS = (
     "id, swarm_id, agent_id, description, status, priority, dependencies, started_at, "
     "completed_at, result, error_message, progress, estimated_duration, actual_duration, "
-    "retry_count, parent_id, created_at, context"
+    "retry_count, parent_id, created_at, context, lease_expires_at, attempts, max_attempts"
 )
+DEFAULT_MAX_ATTEMPTS = 3
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -272,6 +273,9 @@ def task_view(row: dict[str, Any], subtasks: Sequence[dict[str, Any]] = ()) -> d
         "estimatedDuration": row["estimated_duration"],
         "actualDuration": row["actual_duration"],
         "retryCount": row["retry_count"],
+        "leaseExpiresAt": clock.iso(row["lease_expires_at"]),
+        "attempts": row["attempts"],
+        "maxAttempts": row["max_attempts"] or DEFAULT_MAX_ATTEMPTS,
         "result": _loads(row["result"]),
         "error": row["error_message"],
         "context": _loads(row["context"]),
@@ -316,15 +320,21 @@ def list_tasks(
 
 
 def wait(
-    db, task_id: str, *, timeout: float | None = None, poll: float = 0.1,
+    db, task_id: str, *, timeout: float | None = None, poll: float = 1.0,
     sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
     """Block until the task is completed, failed or cancelled; return it.
 
+    Wakes when another process commits (the mechanism of ``memory watch``, core/waiting.py),
+    and at least every ``poll`` seconds.
+
     Past ``timeout`` seconds (wall time, not the patchable clock) raises NOT_FOUND (exit 1):
     no finished task within the time. A task that does not exist raises NOT_FOUND at once.
     """
+    from gemini_flow_cli.core.waiting import Waiter
+
     deadline = None if timeout is None else monotonic() + timeout
+    waiter = Waiter(db, sleep=sleep, monotonic=monotonic)
     while True:
         view = show(db, task_id)
         if view["status"] in TERMINAL:
@@ -336,7 +346,7 @@ def wait(
                 f"task {task_id!r} did not finish within {timeout:g} s (it is {view['status']})",
                 details={"taskId": task_id, "status": view["status"], "timedOut": True},
             )
-        sleep(poll if left is None else min(poll, left))
+        waiter.wait(monotonic() + (poll if left is None else min(poll, left)))
 
 
 # -- orchestration ---------------------------------------------------------------------------
@@ -411,8 +421,12 @@ def orchestrate(
     subtasks: Sequence[str] = (),
     estimated_duration: int | None = None,
     context: Any = None,
+    max_attempts: int | None = None,
 ) -> dict[str, Any]:
     """Record a task and its subtasks and assign the work to the swarm's agents.
+
+    ``max_attempts`` (default 3) is how many claims each unit of work may have: a claim whose
+    lease lapses on the last attempt fails the task with the reason.
 
     ``sequential`` makes each subtask depend on the previous one; every subtask also depends on
     what the task depends on. ``parallel`` and ``sequential`` assign every unit of work (each
@@ -423,6 +437,8 @@ def orchestrate(
     """
     if not description or not description.strip():
         raise GeminiFlowError("INVALID_INPUT", "the task description must not be empty")
+    if max_attempts is not None and (type(max_attempts) is not int or max_attempts < 1):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid --max-attempts {max_attempts!r}: 1 or more")
     _check_choice(priority, PRIORITIES, "priority")
     _check_choice(strategy, STRATEGIES, "strategy")
     if max_agents is not None and max_agents < 1:
@@ -465,17 +481,18 @@ def orchestrate(
 
         insert = (
             "INSERT INTO tasks (id, swarm_id, agent_id, description, status, priority, dependencies, "
-            "estimated_duration, parent_id, created_at, context, progress, retry_count) "
-            "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0.0, 0)"
+            "estimated_duration, parent_id, created_at, context, progress, retry_count, max_attempts) "
+            "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0.0, 0, ?)"
         )
         ctx = _dumps(context)
         conn.execute(
             insert,
             (task_id, swarm_id, None if subtasks else agents[0], description, priority,
-             _dumps(depends_on), estimated_duration, None, now, ctx),
+             _dumps(depends_on), estimated_duration, None, now, ctx, max_attempts),
         )
         for sid, text, deps, agent in zip(sub_ids, subtasks, sub_deps, agents if subtasks else []):
-            conn.execute(insert, (sid, swarm_id, agent, text, priority, _dumps(deps), None, task_id, now, None))
+            conn.execute(insert, (sid, swarm_id, agent, text, priority, _dumps(deps), None, task_id, now, None,
+                                  max_attempts))
 
         assigned = list(dict.fromkeys(a for a in agents if a is not None))
         result = {
@@ -509,7 +526,9 @@ def _require_agent(conn, agent_id: str) -> str:
 
 
 _CLAIM = f"""
-UPDATE tasks SET status = 'running', agent_id = :agent, started_at = :now, progress = 0.0
+UPDATE tasks SET status = 'running', agent_id = :agent, started_at = :now, progress = 0.0,
+    attempts = attempts + 1, lease_seconds = :lease,
+    lease_expires_at = CASE WHEN :lease IS NULL THEN NULL ELSE :now + :lease END
 WHERE id = (
     SELECT t.id FROM tasks t
     WHERE t.status = 'pending'
@@ -530,8 +549,12 @@ RETURNING id
 """
 
 
-def claim(db, agent_id: str, *, swarm_id: str | None = None) -> dict[str, Any]:
+def claim(db, agent_id: str, *, swarm_id: str | None = None, lease: int | None = None) -> dict[str, Any]:
     """Atomically take the best ready task for ``agent_id`` and mark it running.
+
+    ``lease`` (seconds) gives the claim a deadline that :func:`heartbeat` extends. Every claim
+    first reclaims the running tasks whose lease has passed (:func:`reclaim_lapsed`), so a task
+    whose agent went silent is ready again for this very claim.
 
     Candidates: pending leaf tasks whose dependencies all completed, assigned to this agent, or
     unassigned (or assigned to a terminated agent) in a swarm the agent belongs to or in no swarm;
@@ -540,12 +563,17 @@ def claim(db, agent_id: str, *, swarm_id: str | None = None) -> dict[str, Any]:
     status = 'pending' inside BEGIN IMMEDIATE: two agents can never receive the same task.
     None ready: NOT_FOUND (exit 1).
     """
+    if lease is not None and (type(lease) is not int or lease < 1):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid --lease {lease!r}: a positive duration")
+    # Its own transaction: a lapse is a fact of time, kept even when this claim finds nothing.
     with db.write() as conn:
         _require_agent(conn, agent_id)
         if swarm_id is not None:
             _swarm(conn, swarm_id)
+        reclaim_lapsed(db, conn, int(clock.now()))
+    with db.write() as conn:
         now = int(clock.now())
-        row = conn.execute(_CLAIM, {"agent": agent_id, "now": now, "swarm": swarm_id}).fetchone()
+        row = conn.execute(_CLAIM, {"agent": agent_id, "now": now, "swarm": swarm_id, "lease": lease}).fetchone()
         if row is None:
             raise GeminiFlowError(
                 "NOT_FOUND", f"no ready task for agent {agent_id!r}", details={"agentId": agent_id}
@@ -556,6 +584,77 @@ def claim(db, agent_id: str, *, swarm_id: str | None = None) -> dict[str, Any]:
                      after={"status": "running", "agentId": agent_id}, details={"agent": agent_id})
         _rollup(db, conn, task["parent_id"], now)
         return task_view(task)
+
+
+def reclaim_lapsed(db, conn, now: int) -> list[str]:
+    """Make every running task whose lease has passed ready again (``retry_count`` + 1, the
+    lapse counted against the agent that held it), or, when that was its last allowed claim
+    (``max_attempts``, default 3), fail it with the reason. Runs inside the caller's write
+    transaction; returns the ids handled."""
+    lapsed = conn.execute(
+        "SELECT id, agent_id, attempts, max_attempts, retry_count FROM tasks "
+        "WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ? AND status = 'running' ORDER BY rowid",
+        (now,),
+    ).fetchall()
+    for task_id, agent_id, attempts, max_attempts, retry_count in lapsed:
+        limit = max_attempts or DEFAULT_MAX_ATTEMPTS
+        conn.execute("INSERT INTO task_lapses (task_id, agent_id, lapsed_at, attempt) VALUES (?, ?, ?, ?)",
+                     (task_id, agent_id, now, attempts))
+        if attempts >= limit:
+            reason = (f"lease lapsed on attempt {attempts} of {limit} (agent {agent_id!r} stopped "
+                      "heartbeating); no attempts left")
+            conn.execute(
+                "UPDATE tasks SET status = 'failed', completed_at = ?, error_message = ?, lease_expires_at = NULL, "
+                "actual_duration = MAX(0, ? - COALESCE(started_at, ?)) WHERE id = ?",
+                (now, reason, now, now, task_id),
+            )
+            audit.record(db, "task", task_id, "fail", before={"status": "running", "agent_id": agent_id},
+                         after={"status": "failed"}, details={"error": reason, "leaseLapsed": True})
+        else:
+            # Open to any agent of the swarm again: the one holding it has gone silent.
+            conn.execute(
+                "UPDATE tasks SET status = 'pending', agent_id = NULL, retry_count = retry_count + 1, "
+                "started_at = NULL, progress = 0.0, lease_expires_at = NULL WHERE id = ?",
+                (task_id,),
+            )
+            audit.record(db, "task", task_id, "lease-lapsed", before={"status": "running", "agent_id": agent_id},
+                         after={"status": "pending", "retry_count": (retry_count or 0) + 1},
+                         details={"agent": agent_id, "attempt": attempts})
+        task = _require(conn, task_id)
+        update_statistics(db, conn, {**task, "agent_id": agent_id}, now)
+        if task["parent_id"] is not None:
+            _rollup(db, conn, task["parent_id"], now)
+    return [row[0] for row in lapsed]
+
+
+def heartbeat(db, task_id: str, agent_id: str) -> dict[str, Any]:
+    """Extend the lease of ``agent_id``'s running task by its lease duration, from now.
+
+    CONFLICT (exit 3) when the task is not running under this agent (its lease lapsed and
+    another agent claimed it, or it finished) or has no lease. NOT_FOUND for an unknown task.
+    """
+    with db.write() as conn:
+        task = _require(conn, task_id)
+        _require_agent(conn, agent_id)
+        if task["status"] != "running" or task["agent_id"] != agent_id:
+            holder = f"held by {task['agent_id']!r}" if task["agent_id"] else "held by no agent"
+            raise GeminiFlowError(
+                "CONFLICT",
+                f"task {task_id!r} is not running under agent {agent_id!r} (it is {task['status']}, {holder}): "
+                "its lease lapsed and it was taken over, or it finished",
+                details={"taskId": task_id, "status": task["status"], "agentId": task["agent_id"]},
+            )
+        now = int(clock.now())
+        cur = conn.execute(
+            "UPDATE tasks SET lease_expires_at = ? + lease_seconds WHERE id = ? AND lease_seconds IS NOT NULL "
+            "RETURNING lease_expires_at",
+            (now, task_id),
+        ).fetchone()
+        if cur is None:
+            raise GeminiFlowError("CONFLICT", f"task {task_id!r} was claimed without --lease: nothing to extend",
+                                  details={"taskId": task_id})
+        conn.execute("UPDATE agents SET last_activity = ? WHERE id = ?", (now, agent_id))
+        return task_view(_require(conn, task_id))
 
 
 # -- the state machine -----------------------------------------------------------------------
@@ -594,6 +693,9 @@ def transition(
     allowed, target = TRANSITIONS[action]
     with db.write() as conn:
         task = _require(conn, task_id)
+        if agent_id is not None and action in ("complete", "fail", "progress") and task["agent_id"] != agent_id:
+            raise _illegal(task, action, f"cannot {action} task {task_id!r} as {agent_id!r}: it is held by "
+                                         f"{task['agent_id']!r} (a lapsed lease was taken over)")
         children = _children(conn, task_id)
         if children and action != "cancel":
             raise _illegal(task, action, f"cannot {action} task {task_id!r}: it has subtasks and its "
@@ -623,7 +725,7 @@ def transition(
             sets["progress"] = float(value)
         elif action in ("complete", "fail"):
             started = task["started_at"] if task["started_at"] is not None else now
-            sets.update(completed_at=now, actual_duration=max(0, now - started))
+            sets.update(completed_at=now, actual_duration=max(0, now - started), lease_expires_at=None)
             if action == "complete":
                 sets.update(progress=1.0, result=_dumps(result))
             else:
@@ -723,6 +825,13 @@ def update_statistics(db, conn, task: dict[str, Any], now: int) -> None:
     )
     if task["agent_id"] is not None:
         s, f = conn.execute(sql.format(column="agent_id"), (task["agent_id"],)).fetchone()
+        # A retry caused by a lapsed lease counts against the agent that let it lapse, not the
+        # one holding the task now (CLI.md §7).
+        f += conn.execute(
+            "SELECT (SELECT COUNT(*) FROM task_lapses WHERE agent_id = ?) - (SELECT COUNT(*) FROM task_lapses l "
+            "JOIN tasks t ON t.id = l.task_id WHERE t.agent_id = ?)",
+            (task["agent_id"], task["agent_id"]),
+        ).fetchone()[0]
         score = success_ratio(s, f)
         if score is not None:
             conn.execute(

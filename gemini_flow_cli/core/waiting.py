@@ -39,7 +39,10 @@ class Waiter:
             # No file yet: "changed" means it now exists (the caller reopens it).
             target = getattr(self.db, "target", None)
             return ("exists", bool(target is not None and target.exists()))
-        return self.db.conn.execute("PRAGMA data_version").fetchone()[0]
+        # A read of a file at an older schema goes through an upgraded in-memory copy (core/db.py),
+        # which no other process writes: watch the file itself.
+        conn = getattr(self.db, "_file_conn", None) or self.db.conn
+        return conn.execute("PRAGMA data_version").fetchone()[0]
 
     def changed(self) -> bool:
         """Whether another connection committed since the last look (never blocks)."""
@@ -47,8 +50,20 @@ class Waiter:
         if now != self._seen:
             self._seen = now
             self._interval = self.fastest
+            self._refresh_copy()
             return True
         return False
+
+    def _refresh_copy(self) -> None:
+        """After a commit to a file read through an upgraded copy, read the file again: directly
+        when the writer migrated it (as every write does), else through a fresh copy."""
+        if getattr(self.db, "_file_conn", None) is None:
+            return
+        from gemini_flow_cli.core import migrations
+
+        self.db._back_to_the_file()
+        if migrations.pending(self.db.conn):
+            self.db._read_through_upgraded_copy()
 
     def wait(self, deadline: float | None) -> bool:
         while True:
