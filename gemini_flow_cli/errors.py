@@ -71,3 +71,28 @@ def invalid(message: str, **details: Any) -> GeminiFlowError:
 
 def conflict(message: str, **details: Any) -> GeminiFlowError:
     return GeminiFlowError("CONFLICT", message, details=details)
+
+
+# A path that is missing, a folder, not a folder, too long, unreadable or unwritable: a problem
+# with what the user gave (CLI.md §3: exit 2), not a bug, wherever in the program it surfaces.
+_PATH_ERRNOS = frozenset(
+    "ENOENT EACCES EPERM EISDIR ENOTDIR ENAMETOOLONG ELOOP EROFS EEXIST ENXIO ENODEV ETXTBSY".split()
+)
+
+
+def from_os_error(exc: OSError) -> GeminiFlowError:
+    """The spec's error for an ``OSError`` that reached the surface: INVALID_INPUT naming the path
+    for the path errors above, else INTERNAL (a bug: the failing code should have said more)."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    if exc.filename is not None and name in _PATH_ERRNOS:
+        target = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        return GeminiFlowError(
+            "INVALID_INPUT", f"cannot use {target}: {exc.strerror}", details={"path": str(exc.filename)}
+        )
+    return GeminiFlowError(
+        "INTERNAL",
+        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, please report it "
+        "with the output of --debug",
+    )

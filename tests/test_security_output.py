@@ -125,3 +125,42 @@ def test_an_error_naming_stored_text_is_escaped(cli):
 def test_json_keeps_the_exact_value(cli, hostile):
     result = cli("memory", "retrieve", "plain", "-n", "ns", "--json")
     assert json.loads(result.stdout)["value"] == HOSTILE
+
+
+def test_a_usage_error_repeating_an_argument_is_escaped(cli):
+    result = cli("memory", "search", "*", "--sort-by", f"key{TITLE}", "--format", "table")
+    assert result.exit_code == 2
+    assert_literal(result.stderr)
+
+
+# -- secrets in argv (issue 18 case 3) ---------------------------------------------------------
+
+KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "k" * 43}
+
+
+def test_a_secret_given_as_an_argument_is_stored_with_a_warning(cli):
+    result = cli("memory", "store", "stripe-api-key", "sk-live-123", env=KEY_ENV)
+    assert result.exit_code == 0
+    assert result.json["encrypted"] is True
+    assert "warning:" in result.stderr and "standard input" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["stdin", "file", "plain"])
+def test_no_warning_for_a_secret_from_stdin_or_a_file_or_a_plain_value(cli, tmp_path, how):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("sk-live-123")
+    argv = {"stdin": ("stripe-api-key",), "file": ("stripe-api-key", "--file", str(secret)),
+            "plain": ("greeting", "hello")}[how]
+    result = cli("memory", "store", *argv, input="sk-live-123" if how == "stdin" else None, env=KEY_ENV)
+    assert result.exit_code == 0, result
+    assert "warning" not in result.stderr
+
+
+def test_the_help_examples_never_put_a_secret_in_argv():
+    from tests.commandtree import iter_commands
+
+    for command in iter_commands():
+        for line in (command.click.help or "").splitlines():
+            words = line.split()
+            if "memory" in words and "store" in words and any(w.endswith(("-api-key", "-credentials")) for w in words):
+                assert "|" in line or "--file" in line or "<" in line, line

@@ -92,17 +92,25 @@ class RootGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from typer.exceptions import Abort, Exit, TyperException
 
+        from gemini_flow_cli.cli.safety import check_arguments, harden
+
         args = list(sys.argv[1:] if args is None else args)
         args = hoist_global_options(args, self._leaf_options(args))
         fmt = _sniff_format(args)
         state = State(out=Output(fmt if fmt in FORMATS else "auto"), debug="--debug" in args)
         extra.setdefault("obj", state)
+        harden(self)
+        previous_handler = _handle_sigterm()
         try:
+            check_arguments(args)
             result = super().main(
                 args=args, prog_name=prog_name or "gemini-flow", complete_var=complete_var,
                 standalone_mode=False, **extra,
             )
             status = result if isinstance(result, int) else 0
+            if _signalled:  # Typer answers an interrupted command with 130 and no message
+                print("Terminated.", file=sys.stderr)
+                status = 128 + 15
         except GeminiFlowError as exc:
             status = report(state, exc)
         except sqlite3.Error as exc:
@@ -112,10 +120,14 @@ class RootGroup(TyperGroup):
         except Exit as exc:
             status = exc.exit_code
         except Abort:
-            print("Aborted.", file=sys.stderr)
-            status = 130
+            # Click turns Ctrl-C (and our SIGTERM, see Terminated) into Abort.
+            print("Terminated." if _signalled else "Aborted.", file=sys.stderr)
+            status = 128 + 15 if _signalled else 130
         except TyperException as exc:
             status = report_usage(state, exc)
+        except Terminated:
+            print("Terminated.", file=sys.stderr)
+            status = 128 + 15
         except KeyboardInterrupt:
             print("Interrupted.", file=sys.stderr)
             status = 130
@@ -125,7 +137,10 @@ class RootGroup(TyperGroup):
             status = 0
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
-                status = report(state, _internal(exc), cause=exc)
+                # A missing, unreadable or unwritable path the user gave: exit 2 naming it.
+                from gemini_flow_cli.errors import from_os_error
+
+                status = report(state, from_os_error(exc), cause=exc)
             else:
                 # A full disk wherever it strikes (a backup, an export, a spool file): exit 6.
                 from gemini_flow_cli.core.db import disk_full_error
@@ -133,6 +148,8 @@ class RootGroup(TyperGroup):
                 status = report(state, disk_full_error(exc.filename), cause=exc)
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up
             status = report(state, _internal(exc), cause=exc)
+        finally:
+            _restore_sigterm(previous_handler)
         if standalone_mode:
             sys.exit(status)
         return status
@@ -160,6 +177,39 @@ def _internal(exc: BaseException) -> GeminiFlowError:
     )
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C: the open
+    transaction rolls back and temporary files are deleted by the code that made them."""
+
+
+_signalled = False
+
+
+def _on_sigterm(signum, frame):
+    global _signalled
+    _signalled = True
+    raise Terminated()
+
+
+def _handle_sigterm():
+    import signal
+
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM here
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    import signal
+
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except (ValueError, OSError):
+            pass
+
+
 def report(state: State, exc: GeminiFlowError, cause: BaseException | None = None) -> int:
     """Print one error (JSON on stderr in JSON mode), a traceback only with --debug."""
     if state.debug:
@@ -180,7 +230,15 @@ def report_usage(state: State, exc) -> int:
         error = GeminiFlowError("USAGE", exc.format_message())
         state.out.error(error.to_json(), error.message)
     else:
-        exc.show()
+        # Click repeats the offending argument; escape it like every other message (CLI.md §9).
+        import io
+
+        from gemini_flow_cli.output import escape_control
+
+        text = io.StringIO()
+        exc.show(file=text)
+        sys.stderr.write(escape_control(text.getvalue()))
+        sys.stderr.flush()
     return 2 if exc.exit_code == 1 else exc.exit_code
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import confirm_or_refuse, state
+from gemini_flow_cli.cli.safety import sweep_leftovers
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -51,6 +52,7 @@ def create(
     db = st.open_db(create=False, migrate=False)  # the file as it is, whatever its schema
     if db.ephemeral:
         raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
+    sweep_leftovers(st)
     info = core.backup(db, path, format=format, compress=compress, progress=st.out.progress)
     st.out.message(f"Backed up to {info['path']}")
     st.out.emit({"success": True, **{k: info[k] for k in (
@@ -108,6 +110,8 @@ def restore(
     what = "Merge" if merge else "Replace the database's contents with"
     confirm_or_refuse(f"{what} the backup {path}?", yes)
     db = st.open_db(create=True)
+    sweep_leftovers(st, Path(path).parent)
+
     def cipher():
         from gemini_flow_cli.cli.key import cipher_for
 
@@ -145,6 +149,7 @@ def list_(
 
     st = state()
     folder = _folder(st, directory)
+    sweep_leftovers(st, folder, remove=False)
     rows = [core.public(r) for r in core.list_backups(folder)]
     result = {"backups": rows, "total": len(rows), "folder": str(folder.absolute())}
     if st.out.format == "table":
@@ -176,6 +181,7 @@ def prune(
     st = state()
     seconds = parse_duration(retention, what="retention")
     folder = _folder(st, directory)
+    sweep_leftovers(st, folder, remove=not dry_run)
     removed = core.prune(folder, seconds, dry_run=dry_run)
     verb = "Would delete" if dry_run else "Deleted"
     st.out.message(f"{verb} {len(removed)} backup(s) older than {retention}")

@@ -59,6 +59,10 @@ def store(
     the live entry is at version N (0: only when absent), else exits 3 with the current version in
     error.details.version. Re-storing an encrypted entry keeps it encrypted unless --no-encrypt.
 
+    A secret belongs on standard input or in a --file, never in an argument: every user of the
+    machine sees arguments in `ps`, and the shell keeps them in its history. A value that is
+    encrypted but came from the command line gets a warning on stderr.
+
     Example:
 
         gemini-flow memory store user-preferences '{"theme": "dark"}' -n user --ttl 1d -t user,prefs
@@ -66,6 +70,8 @@ def store(
         echo "build 42 passed" | gemini-flow memory store ci-status --string
 
         gemini-flow memory store config '{"workers": 4}' --if-version 3
+
+        printf %s "$STRIPE_KEY" | gemini-flow memory store stripe-api-key
     """
     st = state()
     text = read_input(value, file)
@@ -82,6 +88,12 @@ def store(
         if_absent=if_absent,
         if_version=if_version,
     )
+    if result.get("encrypted") and file is None and value not in (None, "-"):
+        st.out.warn(
+            f"the value of {result['key']} is encrypted but was given as an argument, which other "
+            "users can see in `ps` and your shell history keeps; pass secrets on standard input "
+            "or with --file"
+        )
     st.out.done(result, f"Stored {result['namespace']}/{result['key']} ({result['size']} bytes)")
 
 
@@ -458,8 +470,16 @@ def stats(
 
 
 @app.command()
-def health() -> None:
+def health(
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Run integrity_check (every index against its table; reads the whole file) instead of quick_check."),
+    ] = False,
+) -> None:
     """Check the database: quick_check, journal mode, schema version, writability, free space.
+
+    --full runs SQLite's integrity_check instead, which also finds a damaged index (one that
+    makes a search miss rows) that quick_check cannot see; it reads the whole database.
 
     Also reports the WAL size and whether the write lock is free right now (a held lock is normal:
     health never waits for it). Unhealthy when a write cannot be made: no write permission, or
@@ -469,12 +489,14 @@ def health() -> None:
     Example:
 
         gemini-flow memory health || echo "memory store needs attention"
+
+        gemini-flow memory health --full --json
     """
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
     db = st.open_db(create=False, migrate=False)  # the file as it is, not an upgraded copy
-    report = memory_manager(db).health_check()
+    report = memory_manager(db).health_check(full=full)
     st.out.emit(report)
     if not report["healthy"]:
         raise GeminiFlowError("CONNECTION_FAILED", "unhealthy: " + "; ".join(report["problems"]),
@@ -690,19 +712,25 @@ def import_(
 
     from gemini_flow_cli.errors import GeminiFlowError
 
+    from gemini_flow_cli.cli.safety import sweep_leftovers
+    from gemini_flow_cli.core.leftovers import import_prefix
+
     st = state()
+    sweep_leftovers(st)
     spooled = None
-    if file == "-":
-        # Standard input is read twice (validate, then apply): spool it to a private file.
-        fd, spooled = tempfile.mkstemp(prefix="gemini-flow-import-", suffix=".jsonl")
-        with os.fdopen(fd, "wb") as handle:
-            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
-        path = Path(spooled)
-    else:
-        path = Path(file)
-        if not path.is_file():
-            raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
     try:
+        if file == "-":
+            # Standard input is read twice (validate, then apply): spool it to a private file,
+            # named with this process's id so that a run killed with -9 leaves a spool the next
+            # run recognises (core/leftovers.py); SIGTERM/SIGINT unwind through the finally.
+            fd, spooled = tempfile.mkstemp(prefix=import_prefix(), suffix=".jsonl")
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+            path = Path(spooled)
+        else:
+            path = Path(file)
+            if not path.is_file():
+                raise GeminiFlowError("INVALID_INPUT", f"cannot read {file}: no such file")
         manager = memory_manager(st.open_db(create=True))
         progress_context = None
         bar = None

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -49,6 +50,9 @@ JSON_FORMAT = "gemini-flow-backup-json"
 GZIP_LEVEL = 6
 SQLITE_HEADER = b"SQLite format 3\x00"
 _CHUNK = 1 << 20
+# A manifest written before `contentSize` existed bounds decompression by this multiple of the
+# compressed size (plus a floor): a 4 MB gzip bomb is stopped long before its 4 GiB are written.
+_LEGACY_RATIO, _LEGACY_FLOOR = 100, 256 * _CHUNK
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)")
 
 Progress = Callable[[str, "int | None"], Any]  # Output.progress: a context manager yielding .advance(n)
@@ -194,6 +198,7 @@ class _TextSink:
         self.binary = binary
         self.parts: list[str] = []
         self.pending = 0
+        self.size = 0  # bytes written: the content's size before compression
 
     def write(self, text: str) -> None:
         self.parts.append(text)
@@ -203,7 +208,9 @@ class _TextSink:
 
     def flush(self) -> None:
         if self.parts:
-            self.binary.write("".join(self.parts).encode("utf-8"))
+            data = "".join(self.parts).encode("utf-8")
+            self.size += len(data)
+            self.binary.write(data)
             self.parts, self.pending = [], 0
 
 
@@ -346,9 +353,11 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
                 scratch = _private_temp(final, "db")
                 _sqlite_copy(conn, scratch, progress)
                 digest, size = _gzip_file(scratch, temp)
+                content_size = scratch.stat().st_size
             else:
                 _sqlite_copy(conn, temp, progress)
                 digest, size = _hash_file(temp)
+                content_size = size
         else:
             with open(temp, "wb") as raw:
                 hashing = _HashingWriter(raw)
@@ -361,6 +370,7 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
                     stream.close()
                 raw.flush()
                 digest, size = hashing.sha.hexdigest(), hashing.size
+                content_size = sink.size
         final = _publish_new(temp, candidates, explicit=explicit)
     except GeminiFlowError:
         temp.unlink(missing_ok=True)
@@ -383,6 +393,8 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
         "format": fmt,
         "compressed": bool(compress),
         "size": size,
+        # Bytes after decompression: reading the backup stops there (a decompression bomb).
+        "contentSize": content_size,
         "sha256": digest,
         "schemaVersion": version,
         "tables": counts,
@@ -634,6 +646,9 @@ def materialised(path: Path | str, *, progress: Progress | None = None, scratch_
             _materialise(content, manifest, temp_db, progress)
         except GeminiFlowError:
             raise
+        except RecursionError as exc:
+            raise _fail(f"{content} cannot be read as a {_describe(manifest)} backup: its JSON is nested too "
+                        "deeply") from exc
         except (OSError, EOFError, zlib.error, gzip.BadGzipFile, ValueError, UnicodeDecodeError, sqlite3.Error) as exc:
             raise _fail(f"{content} cannot be read as a {_describe(manifest)} backup: {exc}") from exc
         report = _check(temp_db, manifest, content)
@@ -648,23 +663,67 @@ def _describe(manifest) -> str:
 
 def _scratch_folder(preferred: Path) -> Path:
     """A private (0700) temporary folder, beside the backup when possible (same disk, enough room)."""
+    from gemini_flow_cli.core.leftovers import restore_prefix
+
+    # The prefix carries this process's id: a run killed with -9 leaves a folder the next
+    # run can recognise as abandoned (core/leftovers.py).
     try:
-        return Path(tempfile.mkdtemp(prefix=".gemini-flow-restore-", dir=preferred))
+        return Path(tempfile.mkdtemp(prefix=restore_prefix(), dir=preferred))
     except OSError:
-        return Path(tempfile.mkdtemp(prefix="gemini-flow-restore-"))
+        return Path(tempfile.mkdtemp(prefix=restore_prefix().lstrip(".")))
 
 
-def _open_text(content: Path, compressed: bool):
-    if compressed:
-        return gzip.open(content, "rt", encoding="utf-8", newline="\n")
-    return open(content, encoding="utf-8", newline="\n")
+def _content_limit(manifest: dict) -> int:
+    """How many bytes the backup's content may decompress to: the manifest's ``contentSize``, or
+    for an older manifest a generous multiple of the compressed size."""
+    declared = manifest.get("contentSize")
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared >= 0:
+        return declared
+    return manifest["size"] * _LEGACY_RATIO + _LEGACY_FLOOR
+
+
+class _Bounded(io.RawIOBase):
+    """A binary reader that fails (BACKUP_FAILED) as soon as more than ``limit`` bytes come out
+    of ``inner``: a decompression bomb is refused before it is written out or held in memory."""
+
+    def __init__(self, inner, limit: int, content: Path):
+        self.inner, self.limit, self.content, self.seen = inner, limit, content, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.inner.read(min(len(buffer), self.limit - self.seen + 1))
+        self.seen += len(data)
+        if self.seen > self.limit:
+            raise _fail(
+                f"{self.content} decompresses to more than the {self.limit} bytes its manifest "
+                "allows: refusing it (a damaged backup or a decompression bomb)",
+                limit=self.limit,
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def _open_binary(content: Path, manifest: dict):
+    if manifest["compressed"]:
+        return io.BufferedReader(_Bounded(gzip.open(content, "rb"), _content_limit(manifest), content), _CHUNK)
+    return open(content, "rb")
+
+
+def _open_text(content: Path, manifest: dict):
+    return io.TextIOWrapper(_open_binary(content, manifest), encoding="utf-8", newline="\n")
 
 
 def _materialise(content: Path, manifest: dict, temp_db: Path, progress: Progress) -> None:
     fmt, compressed = manifest["format"], manifest["compressed"]
     total = sum(v for v in manifest["tables"].values() if isinstance(v, int))
     if fmt == "sqlite":
-        with (gzip.open(content, "rb") if compressed else open(content, "rb")) as src, open(temp_db, "wb") as dst:
+        with _open_binary(content, manifest) as src, open(temp_db, "wb") as dst:
             head = src.read(len(SQLITE_HEADER))
             if head != SQLITE_HEADER:
                 raise _fail(f"{content} is not a SQLite database file")
@@ -684,9 +743,9 @@ def _materialise(content: Path, manifest: dict, temp_db: Path, progress: Progres
         conn.set_authorizer(_deny_attach)
         with progress(f"Reading the {fmt} backup", total) as bar:
             if fmt == "json":
-                _load_json(conn, content, compressed, bar)
+                _load_json(conn, content, manifest, bar)
             else:
-                _load_sql(conn, content, compressed, bar)
+                _load_sql(conn, content, manifest, bar)
         if fts.is_enabled(conn):
             # Older backups carried the index's pages; whatever they hold, rebuild it from the rows.
             conn.execute("BEGIN")
@@ -702,10 +761,10 @@ def _deny_attach(action, *args):
     return sqlite3.SQLITE_OK
 
 
-def _load_sql(conn, content: Path, compressed: bool, bar) -> None:
+def _load_sql(conn, content: Path, manifest: dict, bar) -> None:
     batch: list[str] = []
     buffer = ""
-    with _open_text(content, compressed) as handle:
+    with _open_text(content, manifest) as handle:
         for line in handle:
             buffer += line
             if not sqlite3.complete_statement(buffer):
@@ -727,9 +786,9 @@ def _load_sql(conn, content: Path, compressed: bool, bar) -> None:
         bar.advance(len(batch))
 
 
-def _load_json(conn, content: Path, compressed: bool, bar) -> None:
+def _load_json(conn, content: Path, manifest: dict, bar) -> None:
     """Streams the line layout :func:`_write_json` writes; any other valid layout is read whole."""
-    with _open_text(content, compressed) as handle:
+    with _open_text(content, manifest) as handle:
         _load_json_lines(conn, handle, bar)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gemini_flow_cli.core import clock
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 APP_NAME = "gemini-flow"
@@ -198,7 +199,7 @@ def parse(key: str, text: str) -> Any:
     if s.kind == "patterns":
         if raw[:1] in ("[", "{", '"'):
             try:
-                value = json.loads(raw)
+                value = jsontext.loads(raw, what=key)
             except ValueError:
                 raise _bad(s, text, 'a JSON list of globs or globs separated by commas') from None
         else:
@@ -287,7 +288,7 @@ def read_user_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"cannot read the user configuration {path}: {exc.strerror}") from exc
     try:
-        data = json.loads(text) if text.strip() else {}
+        data = jsontext.loads(text, what=f"the user configuration {path}") if text.strip() else {}
     except ValueError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"the user configuration {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -205,12 +205,19 @@ class Database:
         database of another application, raises CONNECTION_FAILED and is never touched.
         """
         path = Path(path) if path is not None else discover()
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise GeminiFlowError(
+                "INVALID_INPUT", f"{path} is {kind}, not a database file (give --db a file path)",
+                details={"path": str(path)},
+            )
         trust.check_database(path, trusted_paths)
         if not path.exists():
             # Nothing is created until the first write: a command that fails validation, or only
             # reads, leaves no file behind. Until then reads see an empty store.
             db = cls.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db.target = path
+            db.trusted_paths = trusted_paths
             db.creatable = create
             db._synchronous = synchronous
             db.synchronous_fallback = synchronous_fallback
@@ -578,6 +585,9 @@ class Database:
         """Create the file (folder 0700, file 0600) and move this database onto it."""
         path = self.target
         _create_private_file(path)
+        # Again, now that it exists: another user may have made the folder (or the file) after
+        # the check at open and before this write (core/trust.py).
+        trust.check_database(path, getattr(self, "trusted_paths", None))
         _check_header(path)
         conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         old, self.conn, self.path = self.conn, conn, path

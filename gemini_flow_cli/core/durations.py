@@ -19,6 +19,7 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(\d+)([smhdw]?)")
 # 9999-12-31T23:59:59Z, the last instant an ISO-8601 time (and CLI.md §4) can name.
 MAX_INSTANT = 253_402_300_799
+MAX_SECONDS = MAX_INSTANT  # no duration is longer than the calendar (issue 18's ceiling, made exact)
 _DIGITS = len(str(MAX_INSTANT)) + 1  # longer numbers are refused before int() (no giant integers)
 
 

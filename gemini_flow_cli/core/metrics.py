@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 ENTITY_TYPES = ("agent", "swarm", "task", "system")
@@ -52,7 +53,7 @@ def parse_json_object(text: str | None, what: str = "metadata") -> dict[str, Any
     if text is None:
         return None
     try:
-        value = json.loads(text)
+        value = jsontext.loads(text, what=what)
     except json.JSONDecodeError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"invalid {what}: not JSON ({exc.msg} at position {exc.pos})") from exc
     if not isinstance(value, dict):

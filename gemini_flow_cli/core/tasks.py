@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gemini_flow_cli.core import audit, clock
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.core.ids import new_id
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -189,7 +190,7 @@ def parse_json(text: str | None, what: str, *, object_only: bool = False) -> Any
     if text is None:
         return None
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = jsontext.loads(text, what=what, parse_constant=_no_constant)
     except ValueError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"{what} is not valid JSON: {exc}") from exc
     if object_only and not isinstance(value, dict):

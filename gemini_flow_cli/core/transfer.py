@@ -51,6 +51,7 @@ from gemini_flow_cli.core.memory import (
     validate_key,
     validate_namespace,
 )
+from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 ON_CONFLICT = ("skip", "replace", "fail")
@@ -146,15 +147,23 @@ def export_lines(db, stream, *, namespace: str | None = None) -> int:
 def export_file(db, path: Path, *, namespace: str | None = None) -> int:
     """Export to ``path`` (mode 0600 whatever the umask), through a temporary file and a rename."""
     path = Path(path)
+    if path.is_dir():
+        raise GeminiFlowError("INVALID_INPUT", f"cannot write {path}: it is a folder; give a file name")
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise GeminiFlowError("INVALID_INPUT", f"cannot write {path}: {exc.strerror}") from exc
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             count = export_lines(db, handle, namespace=namespace)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            os.replace(temporary, path)
+        except OSError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"cannot write {path}: {exc.strerror}") from exc
     except BaseException:
         try:
             os.unlink(temporary)
@@ -222,7 +231,7 @@ def _ciphertext_size(text: str) -> int:
 def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] | None]:
     """One export line as ``(row for IMPORT_SQL, its kdf record or None)``; raises on any fault."""
     try:
-        record = json.loads(line)
+        record = jsontext.loads(line, what="the record")
     except ValueError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"not JSON ({exc.msg})") from None
     if not isinstance(record, dict):
@@ -305,11 +314,26 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
             _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version), kdf
 
 
+# The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
+# largest memory.maxValueSize), which escaping or base64 may grow; a longer line is refused when
+# this much has been read, never held whole (a file of one endless line, /dev/zero).
+MAX_LINE_CHARS = 64 * 1024 * 1024 + 65536
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each non-blank line; the file is read as a stream."""
+    """(line number, text) of each non-blank line; the file is read as a stream, each line at
+    most :data:`MAX_LINE_CHARS` (VALUE_TOO_LARGE, exit 5, beyond)."""
     with open(path, encoding="utf-8", newline=None) as handle:
         try:
-            for number, line in enumerate(handle, 1):
+            number = 0
+            while line := handle.readline(MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise GeminiFlowError(
+                        "VALUE_TOO_LARGE",
+                        f"{path}: line {number} is longer than {MAX_LINE_CHARS} characters; nothing was imported",
+                        details={"line": number, "limit": MAX_LINE_CHARS},
+                    )
                 if line.strip():
                     yield number, line
         except UnicodeDecodeError as exc:

@@ -22,7 +22,6 @@ imported: this runs on every command.
 from __future__ import annotations
 
 import os
-import shlex
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -108,6 +107,11 @@ def _check_one(candidate: Path, *, database: Path | None = None, key: Path | Non
         raise GeminiFlowError(
             "PERMISSION_DENIED", f"cannot examine {candidate}: {exc.strerror}", details={"path": str(candidate)}
         ) from exc
+    uid = _uid()
+    if info.st_uid == uid and not info.st_mode & LOOSE_BITS:
+        return
+    import shlex  # only for the message: imported when there is one (start-up, STYLE.md §6)
+
     what = "database" if database is not None else "key file"
     subject = database if database is not None else key
     trust_hint = (
@@ -116,7 +120,6 @@ def _check_one(candidate: Path, *, database: Path | None = None, key: Path | Non
         if database is not None
         else "use a key file in a folder of your own (`gemini-flow key generate`)"
     )
-    uid = _uid()
     if info.st_uid != uid:
         owner = _user_name(info.st_uid)
         raise GeminiFlowError(
