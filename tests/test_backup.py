@@ -222,7 +222,19 @@ def test_backup_while_four_processes_write_verifies_and_holds_a_prefix(db_path, 
         subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), f"w{i}", "2.0"], stdout=subprocess.PIPE, text=True)
         for i in range(4)
     ]
-    time.sleep(0.7)
+    # Taken once every writer has committed something (a fixed sleep was too short on a loaded machine).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(db_path)
+        try:
+            started = {r[0] for r in conn.execute("SELECT DISTINCT substr(key, 1, 2) FROM memory_store WHERE key LIKE 'w%-%'")}
+        except sqlite3.OperationalError:
+            started = set()
+        finally:
+            conn.close()
+        if len(started) == 4:
+            break
+        time.sleep(0.05)
     info = make_backup(db_path, format=fmt, compress=True)
     written = [int(w.communicate(timeout=60)[0]) for w in writers]
     assert all(n > 0 for n in written)

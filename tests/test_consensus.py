@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -94,7 +95,7 @@ def test_request_returns_the_seed_shape_and_stores_the_row(cli, db_path):
     data = cli("consensus", "request", "--swarm", "swarm-1", "--proposal", "Deploy", "--type", "majority",
                "--timeout", "5000", "--metadata", '{"env": "prod"}').json
     assert list(data)[:7] == ["decisionId", "proposal", "decision", "confidence", "participants", "duration", "votingData"]
-    assert data["decisionId"] == "decision-1" and data["decision"] == "pending"
+    assert re.fullmatch(r"decision-[0-9a-z]{16}", data["decisionId"]) and data["decision"] == "pending"
     assert data["votingData"] == {"approve": 0, "reject": 0, "abstain": 0, "details": []}
     assert data["electorate"] == list(members(3)) and data["metadata"] == {"env": "prod"}
     row = query(db_path, "SELECT swarm_id, decision, consensus_type, threshold, participants FROM consensus_decisions")
@@ -328,13 +329,16 @@ def test_same_inputs_give_same_outputs(tmp_path, cli, monkeypatch):
     for name in ("one", "two"):
         path = tmp_path / name / "hive.db"
         setup_swarm(path, agents=members(4), scores={"agent-1": 0.3, "agent-2": 0.6})
+        made = cli("consensus", "request", "--swarm", "swarm-1", "--proposal", "p", "--type", "weighted", db=path)
+        decision = made.json["decisionId"]
         seq = [
-            ("consensus", "request", "--swarm", "swarm-1", "--proposal", "p", "--type", "weighted"),
-            ("consensus", "vote", "decision-1", "approve", "--agent", "agent-1", "--confidence", "0.7"),
-            ("consensus", "vote", "decision-1", "reject", "--agent", "agent-2"),
+            ("consensus", "vote", decision, "approve", "--agent", "agent-1", "--confidence", "0.7"),
+            ("consensus", "vote", decision, "reject", "--agent", "agent-2"),
             ("consensus", "list"),
         ]
-        outputs.append([cli(*args, db=path).stdout for args in seq])
+        # decision ids are random (unique across databases); everything else is deterministic
+        outputs.append([out.replace(decision, "decision-#") for out in
+                        [made.stdout, *(cli(*args, db=path).stdout for args in seq)]])
     assert outputs[0] == outputs[1]
 
 

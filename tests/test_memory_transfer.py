@@ -30,11 +30,9 @@ def test_export_is_lossless_json_lines_and_import_recreates_identical_rows(cli, 
     cli("memory", "store", "a", '{"x": [1, 2.5, "é"]}', "-n", "one", "-t", "t1,t2", "--ttl", "1h")
     cli("memory", "store", "b", "plain text", "-n", "two")
     cli("memory", "retrieve", "b", "-n", "two")
-    conn = sqlite3.connect(db_path)
-    with conn:
-        conn.execute("INSERT INTO memory_store (key, value, namespace, size_bytes, encrypted, created_at, updated_at)"
-                     " VALUES ('s-api-key', 'gfenc1:opaque-ciphertext', 'sec', 12, 1, 5, 6)")
-    conn.close()
+    key = {"GEMINI_FLOW_ENCRYPTION_KEY": "transfer-key"}
+    assert cli("memory", "store", "s-api-key", "hunter2", "-n", "sec", env=key).exit_code == 0
+    stored = sqlite3.connect(db_path).execute("SELECT value FROM memory_store WHERE key = 's-api-key'").fetchone()[0]
     out = tmp_path / "dump.jsonl"
     assert cli("memory", "export", "-o", str(out)).json["exported"] == 3
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
@@ -43,7 +41,8 @@ def test_export_is_lossless_json_lines_and_import_recreates_identical_rows(cli, 
     assert set(first) == {"key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
                           "accessCount", "size", "createdAt", "updatedAt", "version"}
     secret = [line for line in lines if line["key"] == "s-api-key"][0]
-    assert secret["value"] == "gfenc1:opaque-ciphertext" and secret["encrypted"] is True
+    assert secret["value"] == stored and secret["encrypted"] is True  # the ciphertext as stored
+    assert secret["kdf"]["kdf"] == "scrypt"  # and the key-derivation record it needs
     fresh = tmp_path / "fresh.db"
     result = cli("memory", "import", str(out), db=fresh)
     assert result.exit_code == 0 and result.json["imported"] == 3

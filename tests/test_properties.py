@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import string
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,9 +56,17 @@ def test_durations_format_and_parse_back(seconds):
     assert parse_duration(format_duration(seconds)) == seconds
 
 
-@given(n=st.integers(min_value=1, max_value=10**6), unit=st.sampled_from(sorted(UNITS)))
+@given(n=st.integers(min_value=1, max_value=10**30), unit=st.sampled_from(sorted(UNITS)))
 def test_durations_multiply_their_unit(n, unit):
-    assert parse_duration(f"{n}{unit}") == n * UNITS[unit]
+    """Up to the calendar's end (9999-12-31T23:59:59Z from the epoch); beyond it, refused (exit 2)."""
+    from gemini_flow_cli.core.durations import MAX_INSTANT
+
+    if n * UNITS[unit] <= MAX_INSTANT:
+        assert parse_duration(f"{n}{unit}") == n * UNITS[unit]
+    else:
+        with pytest.raises(GeminiFlowError) as refused:
+            parse_duration(f"{n}{unit}")
+        assert refused.value.code == "INVALID_INPUT" and "9999-12-31" in refused.value.message
 
 
 @given(text=st.text(max_size=12))
@@ -70,8 +80,12 @@ def test_duration_parser_accepts_exactly_its_grammar(text):
     except GeminiFlowError as exc:
         assert exc.code == "INVALID_INPUT"
         accepted = False
-    zero = valid and int(re.sub(r"\D", "", text)) == 0
-    assert accepted == (valid and not zero)
+    from gemini_flow_cli.core.durations import MAX_INSTANT, UNITS as units
+
+    digits = re.sub(r"\D", "", text)
+    unit = text.strip()[-1:] if valid and text.strip()[-1:] in units else "s"
+    in_range = valid and 0 < int(digits) * units[unit] <= MAX_INSTANT
+    assert accepted == in_range
 
 
 @given(text=st.text())

@@ -204,7 +204,9 @@ def test_a_duration_beyond_the_ceiling_is_exit_2(cli, ttl):
 
 
 def test_the_longest_duration_is_accepted(cli):
-    assert cli("memory", "store", "k", "v", "--ttl", "11574074d").exit_code == 0
+    # CLI.md §4: the longest TTL is one that ends by 9999-12-31T23:59:59Z (issue 19); past it, exit 2.
+    assert cli("memory", "store", "k", "v", "--ttl", "2900000d").exit_code == 0
+    assert cli("memory", "store", "k2", "v", "--ttl", "11574074d").exit_code == 2
 
 
 @pytest.mark.parametrize("argv", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -56,17 +57,19 @@ def test_orchestrate_returns_task_execution_shape_and_records_subtasks(cli, swar
     assert result.exit_code == 0, result
     data = result.json
     assert list(data)[:5] == ["taskId", "status", "assignedAgents", "estimatedCompletion", "subtasks"]
-    assert data["taskId"] == "task-1" and data["status"] == "pending"
+    top, first, second = data["taskId"], data["subtasks"][0]["id"], data["subtasks"][1]["id"]
+    assert all(re.fullmatch(r"task-[0-9a-z]{16}", i) for i in (top, first, second))  # unique across databases
+    assert data["status"] == "pending"
     assert data["subtasks"] == [
-        {"id": "task-2", "description": "Design auth schema", "agent": "agent-1", "status": "pending"},
-        {"id": "task-3", "description": "Implement login component", "agent": "agent-2", "status": "pending"},
+        {"id": first, "description": "Design auth schema", "agent": "agent-1", "status": "pending"},
+        {"id": second, "description": "Implement login component", "agent": "agent-2", "status": "pending"},
     ]
     assert data["assignedAgents"] == ["agent-1", "agent-2"]
-    created = query(db_path, "SELECT created_at FROM tasks WHERE id = 'task-1'")[0][0]
+    created = query(db_path, "SELECT created_at FROM tasks WHERE id = ?", (top,))[0][0]
     assert data["estimatedCompletion"] == clock.iso(created + 7200)
     rows = query(db_path, "SELECT id, parent_id, priority, context FROM tasks ORDER BY rowid")
-    assert rows == [("task-1", None, "high", '{"project":"web-app"}'), ("task-2", "task-1", "high", None),
-                    ("task-3", "task-1", "high", None)]
+    assert rows == [(top, None, "high", '{"project":"web-app"}'), (first, top, "high", None),
+                    (second, top, "high", None)]
 
 
 def test_assignment_balances_load_and_respects_max_agents(cli, swarm):
@@ -465,19 +468,26 @@ def test_wait_returns_when_the_task_finishes_and_times_out_with_exit_1(cli, db_p
     assert waiter.returncode == 0 and json.loads(out)["status"] == "completed"
 
 
+def canonical_ids(text: str, prefix: str, seen: dict[str, str]) -> str:
+    """``text`` with each random id replaced by its order of first appearance (ids are random by design)."""
+    return re.sub(rf"{prefix}-[0-9a-z]{{16}}", lambda m: seen.setdefault(m.group(0), f"{prefix}-#{len(seen) + 1}"), text)
+
+
 def test_same_inputs_give_same_outputs(tmp_path, cli, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: 1_700_000_000)
     outputs = []
     for name in ("one", "two"):
         path = tmp_path / name / "hive.db"
         setup_swarm(path, agents=("agent-1", "agent-2"), capabilities={"agent-2": ["docs"]})
+        seen: dict[str, str] = {}
+        made = cli("task", "orchestrate", "x", "--swarm", "swarm-1", "--subtask", "docs", "--subtask", "code", db=path)
         seq = [
-            ("task", "orchestrate", "x", "--swarm", "swarm-1", "--subtask", "docs", "--subtask", "code"),
             ("task", "claim", "--agent", "agent-1"),
-            ("task", "complete", "task-3"),
+            ("task", "complete", made.json["subtasks"][1]["id"]),
             ("task", "list"),
         ]
-        outputs.append([cli(*args, db=path).stdout for args in seq])
+        outputs.append([canonical_ids(out, "task", seen) for out in
+                        [made.stdout, *(cli(*args, db=path).stdout for args in seq)]])
     assert outputs[0] == outputs[1]
 
 

@@ -26,7 +26,9 @@ def _since(text: str) -> int:
 
     text = text.strip()
     if re.fullmatch(r"\d+[smhdw]?", text):
-        return int(clock.now()) - parse_duration(text, what="--since")
+        from gemini_flow_cli.core.durations import before
+
+        return before(clock.now(), parse_duration(text, what="--since"))
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
         try:
             return calendar.timegm(time.strptime(text, fmt))

@@ -111,7 +111,22 @@ def restore(
     confirm_or_refuse(f"{what} the backup {path}?", yes)
     db = st.open_db(create=True)
     sweep_leftovers(st, Path(path).parent)
-    result = core.restore(db, path, merge=merge, progress=st.out.progress)
+
+    def cipher():
+        from gemini_flow_cli.cli.key import cipher_for
+
+        return cipher_for(db)
+
+    result = core.restore(db, path, merge=merge, progress=st.out.progress, cipher=cipher)
+    for item in result.get("skipped") or []:
+        if item["table"] == "configuration":
+            st.out.warn(f"kept this database's {item['key']}: {item['reason']}")
+        else:
+            st.out.warn(f"skipped {item['key']} from the backup: {item['reason']}")
+    for table, conflict in (result.get("conflicts") or {}).items():
+        if table not in ("memory_store", "configuration"):  # those merge by "newer", as documented
+            st.out.warn(f"{conflict['count']} record(s) of {table} in the backup have an id this database uses for "
+                        f"another record; kept {conflict['kept']}: {', '.join(map(str, conflict['ids']))}")
     if result["safetyBackup"]:
         st.out.message(f"Saved the previous contents to {result['safetyBackup']}")
     if result["migratedFrom"]:

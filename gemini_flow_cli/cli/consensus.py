@@ -10,7 +10,7 @@ from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
-DecisionId = Annotated[str, typer.Argument(help="The decision id (decision-N).", show_default=False)]
+DecisionId = Annotated[str, typer.Argument(help="The decision id (decision-... as request printed it).", show_default=False)]
 LIST_COLUMNS = ("decisionId", "swarmId", "type", "decision", "confidence", "participants", "duration", "proposal")
 
 

@@ -725,12 +725,20 @@ def import_(
     on_conflict: Annotated[
         str, typer.Option("--on-conflict", help="When a key exists: skip, replace, or fail (nothing imported, exit 3).")
     ] = "fail",
+    owners: Annotated[
+        str, typer.Option("--owners", help="keep: create the agents and swarms the file carries that are missing "
+                          "here; drop: import the entries without owners.")
+    ] = "keep",
 ) -> None:
     """Import a JSON Lines export in one transaction.
 
-    Every line is validated first (exit 2 naming the line; nothing imported), then all are
-    applied together. Records keep their times, counters, tags, TTLs and owners (owners must
-    exist here); encrypted values stay as they were stored. Reads the file as a stream.
+    Every line is validated first (exit 2 naming the line, 5 for a value over
+    memory.maxValueSize; nothing imported), then all are applied together. Records keep their
+    times, counters, tags, TTLs and owners; the agents and swarms they name travel in the file
+    and are created here when missing (--owners drop imports the entries without owners).
+    Encrypted values stay readable with the same key: when this database encrypted with another
+    salt they are re-encrypted for it in the same transaction; a different key exits 4 and
+    imports nothing. Reads the file as a stream.
 
     Example:
 
@@ -780,7 +788,8 @@ def import_(
                 bar.advance(n)
 
         try:
-            result = manager.import_(path, on_conflict=on_conflict, progress=advance, on_validated=validated)
+            result = manager.import_(path, on_conflict=on_conflict, owners=owners, progress=advance,
+                                     on_validated=validated)
         finally:
             if progress_context is not None:
                 progress_context.__exit__(None, None, None)

@@ -10,7 +10,7 @@ from gemini_flow_cli.cli.common import Limit, Offset, emit_list, state
 
 app = typer.Typer(no_args_is_help=True)
 
-TaskId = Annotated[str, typer.Argument(help="The task id (task-N).", show_default=False)]
+TaskId = Annotated[str, typer.Argument(help="The task id (task-... as orchestrate printed it).", show_default=False)]
 LIST_COLUMNS = ("id", "status", "priority", "agentId", "swarmId", "parentId", "progress", "description")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -35,18 +34,8 @@ HEARTBEAT, MEMORY_USAGE, CPU_USAGE = "heartbeat", "memory_usage", "cpu_usage"
 _COLUMNS = (
     "id, name, type, status, capabilities, created_at, metadata, last_activity, resource_usage, performance_score"
 )
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_id(prefix: str) -> str:
-    """``prefix-`` + 10 characters of milliseconds (sortable by creation) + 6 random characters."""
-    # os.urandom rather than `secrets`: importing secrets (hmac, hashlib, random) costs ~5 ms per process.
-    value = (int(clock.now() * 1000) << 30) | (int.from_bytes(os.urandom(4), "big") >> 2)
-    chars = []
-    for _ in range(16):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return f"{prefix}-{''.join(reversed(chars))}"
+# The id scheme lives in core.ids (tasks and decisions share it); re-exported for callers.
+from gemini_flow_cli.core.ids import new_id  # noqa: E402
 
 
 # -- validation ----------------------------------------------------------------------------------

@@ -87,16 +87,15 @@ def _stamp(ts: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(ts))
 
 
-def _default_name(folder: Path, fmt: str, compress: bool, origin: str, reason: str | None, ts: float) -> Path:
+def _default_names(folder: Path, fmt: str, compress: bool, origin: str, reason: str | None, ts: float) -> Iterator[Path]:
+    """Candidate names, the timestamped one first, then ``-1``, ``-2``...: :func:`_publish_new`
+    takes the first it can claim atomically, so backups made in the same second never collide."""
     prefix = "hive-auto" if origin == "auto" else "hive"
     suffix = f"-{reason}" if reason else ""
     ext = EXTENSIONS[fmt] + (".gz" if compress else "")
-    final = folder / f"{prefix}-{_stamp(ts)}{suffix}{ext}"
-    n = 1
-    while final.exists() or _manifest_path(final).exists():
-        final = folder / f"{prefix}-{_stamp(ts)}{suffix}-{n}{ext}"
-        n += 1
-    return final
+    yield folder / f"{prefix}-{_stamp(ts)}{suffix}{ext}"
+    for n in range(1, 100_000):
+        yield folder / f"{prefix}-{_stamp(ts)}{suffix}-{n}{ext}"
 
 
 def _manifest_path(content: Path) -> Path:
@@ -129,6 +128,32 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _publish_new(temp: Path, candidates: Iterator[Path], *, explicit: bool) -> Path:
+    """Give ``temp`` the first of ``candidates`` that nobody holds, atomically, and return it.
+
+    ``os.link`` fails when the name exists, so two processes can never both take one name (a
+    check-then-rename could overwrite a backup written in between). An explicit path that is
+    taken is a CONFLICT.
+    """
+    _fsync_path(temp)
+    os.chmod(temp, 0o600)
+    for final in candidates:
+        if _manifest_path(final).exists():
+            if explicit:
+                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path")
+            continue
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            if explicit:
+                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path") from None
+            continue
+        temp.unlink()
+        _fsync_dir(final.parent)
+        return final
+    raise _fail("no free backup name in the folder")
 
 
 def _publish(temp: Path, final: Path) -> None:
@@ -292,20 +317,24 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
         raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {fmt!r}: use sqlite, json or sql")
     progress = progress or _no_progress
     now = clock.now()
+    explicit = False
     if path is None:
-        final = _default_name(backups_dir(db_path), fmt, compress, origin, reason, now)
+        candidates = _default_names(backups_dir(db_path).absolute(), fmt, compress, origin, reason, now)
     else:
         target = Path(path)
         if target.is_dir():
-            final = _default_name(target, fmt, compress, origin, reason, now)
+            candidates = _default_names(target.absolute(), fmt, compress, origin, reason, now)
         else:
-            final = target
-            if final.exists() or _manifest_path(final).exists():
-                raise GeminiFlowError("CONFLICT", f"{final} already exists; choose another path")
-            if not final.parent.is_dir():
-                raise GeminiFlowError("INVALID_INPUT", f"folder {final.parent} does not exist")
-    final = final.absolute()
-    temp = _private_temp(final)
+            explicit = True
+            if target.exists() or _manifest_path(target).exists():
+                raise GeminiFlowError("CONFLICT", f"{target} already exists; choose another path")
+            if not target.parent.is_dir():
+                raise GeminiFlowError("INVALID_INPUT", f"folder {target.parent} does not exist")
+            candidates = iter([target.absolute()])
+    first = next(candidates)
+    candidates = _chain_first(first, candidates)
+    final = first  # the name reported if writing fails; the published name may be a later candidate
+    temp = _private_temp(first)
     scratch: Path | None = None
     # One read transaction: the row counts and the content are the same snapshot, whatever other
     # processes commit meanwhile (WAL readers are never blocked and never see later commits).
@@ -316,6 +345,7 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
         else:
             conn.execute("BEGIN")
             began = True
+        _check_source(conn, db_path)
         counts = row_counts(conn)
         version = _schema_version(conn)
         if fmt == "sqlite":
@@ -341,7 +371,7 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
                 raw.flush()
                 digest, size = hashing.sha.hexdigest(), hashing.size
                 content_size = sink.size
-        _publish(temp, final)
+        final = _publish_new(temp, candidates, explicit=explicit)
     except GeminiFlowError:
         temp.unlink(missing_ok=True)
         raise
@@ -381,6 +411,25 @@ def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progres
     except OSError as exc:
         raise _fail(f"wrote {final} but not its manifest: {exc}") from exc
     return {**manifest, "path": str(final), "manifest": str(_manifest_path(final))}
+
+
+def _chain_first(first: Path, rest: Iterator[Path]) -> Iterator[Path]:
+    yield first
+    yield from rest
+
+
+def _check_source(conn, db_path: Path) -> None:
+    """A backup of a damaged database would preserve the damage and fail its own verification
+    later: refuse now (BACKUP_FAILED), inside the snapshot the backup is taken from."""
+    try:
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise _fail(f"the database {db_path} is damaged ({exc}); no backup was written. Restore an earlier "
+                    "backup, or recover it with `sqlite3 hive.db .recover`") from exc
+    if problems != ["ok"]:
+        raise _fail(f"the database {db_path} fails SQLite's integrity check ({'; '.join(problems[:3])}); no "
+                    "backup was written. Restore an earlier backup, or recover it with `sqlite3 hive.db .recover`",
+                    problems=problems[:20])
 
 
 def _sqlite_copy(conn: sqlite3.Connection, dest_path: Path, progress: Progress) -> None:
@@ -980,6 +1029,7 @@ def restore(
     merge: bool = False,
     progress: Progress | None = None,
     keep_copy: bool = True,
+    cipher: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Restore ``path`` into ``db``, replacing its contents (or merging with ``merge``).
 
@@ -987,8 +1037,15 @@ def restore(
     from a newer schema); an older schema is migrated on the private copy. Everything then happens
     in one write transaction of ``db``: a safety copy of the current contents (``keep_copy``), the
     replacement or merge, and the audit row. Returns what was done, with ``safetyBackup``.
+
+    A merge never takes the backup's ``security.*``, ``audit.*`` or ``internal.*`` settings
+    (``skipped`` lists them); it reconciles the backup's key-derivation record with this
+    database's like an import (:func:`crypto.reconcile`; ``cipher()`` gives the current key, needed
+    only when the salts differ; a key that does not fit raises PERMISSION_DENIED before anything
+    is written); ``conflicts`` lists, per table, the records of the backup that were not taken
+    because this database holds another (or a newer) record under the same id.
     """
-    from gemini_flow_cli.core import audit
+    from gemini_flow_cli.core import audit, crypto
 
     progress = progress or _no_progress
     started = time.perf_counter()
@@ -1007,12 +1064,23 @@ def restore(
             raise GeminiFlowError("NOT_FOUND", "there is no database file to restore into")
         db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
         try:
+            plan = _reconcile_backup(db, cipher, report["path"]) if merge else None
+            limit = _max_value_size(db) if merge else None
+            skipped: list[dict[str, Any]] = []
+            conflicts: dict[str, Any] = {}
+            reencrypted = 0
             with db.write() as conn:
                 copy_path = _safety_copy_locked(db) if keep_copy and _has_data(conn) else None
                 conn.execute("PRAGMA defer_foreign_keys=ON")
                 total = sum(row_counts(conn, "backup").values())  # after migrating the copy
                 revision = changes.current_revision(conn)
                 if merge:
+                    if plan is not None and plan.adopt is not None:
+                        crypto.adopt_params(conn, plan.adopt)
+                    if plan is not None and plan.reencrypts:
+                        reencrypted = _reencrypt_backup(conn, plan)
+                    skipped = _protected_settings(conn) + _oversized(conn, limit)
+                    conflicts = _conflicts(conn)
                     changed = _merge(conn, progress, total)
                 else:
                     changed = _replace(conn, progress, total)
@@ -1033,17 +1101,140 @@ def restore(
                     "migratedTo": migrations.LATEST if migrated else None,
                     "tables": changed,
                     "safetyBackup": str(copy_path) if copy_path else None,
+                    "skipped": skipped,
+                    "conflicts": conflicts,
+                    "reencrypted": reencrypted,
                 }
                 audit.record(
                     db, "database", str(db.path), "restore-merge" if merge else "restore",
                     details={k: result[k] for k in ("path", "mode", "format", "compressed", "schemaVersion",
-                                                    "migratedFrom", "tables", "safetyBackup")},
+                                                    "migratedFrom", "tables", "safetyBackup", "skipped",
+                                                    "conflicts", "reencrypted")},
                 )
         finally:
             with contextlib.suppress(sqlite3.Error):
                 db.conn.execute("DETACH DATABASE backup")
     result["executionTime"] = int((time.perf_counter() - started) * 1000)
     return result
+
+
+# Settings of this database a merge never takes from a backup: a backup must not switch off its
+# encryption or audit, nor replace its key-derivation record (every local ciphertext depends on it).
+PROTECTED_PREFIXES = ("security.", "audit.", "internal.")
+_PROTECTED_SQL = " OR ".join(f"key LIKE '{p}%'" for p in PROTECTED_PREFIXES)
+
+
+def _reconcile_backup(db, cipher, where: str):
+    """The key-derivation plan for merging the attached backup (None when it has no ciphertext)."""
+    from gemini_flow_cli.core import crypto
+
+    conn = db.conn
+    if not _table_exists(conn, "backup", "memory_store") or not conn.execute(
+        "SELECT 1 FROM backup.memory_store WHERE encrypted = 1 LIMIT 1"
+    ).fetchone():
+        return None
+    row = conn.execute("SELECT value FROM backup.configuration WHERE key = ?", (crypto.KDF_ROW,)).fetchone() \
+        if _table_exists(conn, "backup", "configuration") else None
+    if row is None:
+        return None  # encrypted values without a record: nothing can make them readable; kept as they are
+    try:
+        params = crypto.check_params(json.loads(row[0]), f"{crypto.KDF_ROW} of the backup")
+    except ValueError:
+        raise _fail(f"the backup's {crypto.KDF_ROW} is damaged") from None
+    return crypto.reconcile(db, conn, [params], cipher or _no_cipher, where=where)
+
+
+def _no_cipher():
+    raise GeminiFlowError("PERMISSION_DENIED", "no encryption key was given")
+
+
+def _table_exists(conn, schema: str, table: str) -> bool:
+    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+
+
+def _reencrypt_backup(conn, plan) -> int:
+    """Re-encrypt the attached copy's ciphertext under this database's key derivation (the copy
+    is private scratch, so its rows can be rewritten before they are merged)."""
+    count = 0
+    rows = conn.execute("SELECT id, namespace, key, value FROM backup.memory_store WHERE encrypted = 1").fetchall()
+    source = json.loads(conn.execute("SELECT value FROM backup.configuration WHERE key = 'internal.encryption.kdf'").fetchone()[0])
+    for row_id, namespace, key, stored in rows:
+        conn.execute("UPDATE backup.memory_store SET value = ? WHERE id = ?",
+                     (plan.convert(source, namespace, key, stored), row_id))
+        count += 1
+    return count
+
+
+def _max_value_size(db) -> int:
+    from gemini_flow_cli.core import config
+
+    return int(config.get(db, "memory.maxValueSize"))
+
+
+def _oversized(conn, limit: int) -> list[dict[str, Any]]:
+    """Recompute the copy's entry sizes (never trusted from the file) and take out, reported, the
+    entries over this database's ``memory.maxValueSize``: a merge writes values like a store."""
+    from gemini_flow_cli.core.transfer import _ciphertext_size
+
+    if not _table_exists(conn, "backup", "memory_store"):
+        return []
+    conn.execute("UPDATE backup.memory_store SET size_bytes = length(CAST(value AS BLOB)) WHERE NOT encrypted")
+    for row_id, stored in conn.execute("SELECT id, value FROM backup.memory_store WHERE encrypted").fetchall():
+        try:
+            size = _ciphertext_size(stored)
+        except GeminiFlowError:
+            size = len(stored.encode("utf-8"))
+        conn.execute("UPDATE backup.memory_store SET size_bytes = ? WHERE id = ?", (size, row_id))
+    over = conn.execute(
+        "SELECT namespace, key, size_bytes FROM backup.memory_store WHERE size_bytes > ? ORDER BY namespace, key",
+        (limit,),
+    ).fetchall()
+    conn.execute("DELETE FROM backup.memory_store WHERE size_bytes > ?", (limit,))
+    return [{"table": "memory_store", "key": f"{ns}/{key}", "size": size,
+             "reason": f"over memory.maxValueSize ({limit} bytes)"} for ns, key, size in over]
+
+
+def _protected_settings(conn) -> list[dict[str, Any]]:
+    """The backup's protected settings that differ from this database's: removed from the copy
+    before the merge, and reported (never silently)."""
+    if not _table_exists(conn, "backup", "configuration"):
+        return []
+    rows = conn.execute(
+        f"SELECT b.key FROM backup.configuration AS b LEFT JOIN main.configuration AS m ON m.key = b.key "
+        f"WHERE ({_PROTECTED_SQL.replace('key', 'b.key')}) AND (m.key IS NULL OR m.value IS NOT b.value) ORDER BY b.key"
+    ).fetchall()
+    conn.execute(f"DELETE FROM backup.configuration WHERE {_PROTECTED_SQL}")
+    return [{"table": "configuration", "key": key,
+             "reason": "security, audit and internal settings are never taken from a backup"} for (key,) in rows]
+
+
+def _conflicts(conn, limit: int = 20) -> dict[str, Any]:
+    """Per table, the backup's records a merge does not take because this database holds a
+    different record under the same id (for tables merged by "newer": one at least as new)."""
+    found: dict[str, Any] = {}
+    backup_tables = set(data_tables(conn, "backup"))
+    for table in data_tables(conn, "main"):
+        if table not in backup_tables:
+            continue
+        rule, key = _merge_plan(conn, table)
+        if rule not in ("keep", "newer"):
+            continue
+        columns = [c for c in _common_columns(conn, table) if not (table == "memory_store" and c == "id")]
+        t = _q(table)
+        on = " AND ".join(f"m.{_q(c)} IS b.{_q(c)}" for c in key)
+        differs = " OR ".join(f"m.{_q(c)} IS NOT b.{_q(c)}" for c in columns if c not in key) or "false"
+        newer = "" if rule == "keep" else " AND NOT (b.updated_at > coalesce(m.updated_at, -1))"
+        ids = conn.execute(
+            f"SELECT {', '.join('b.' + _q(c) for c in key)} FROM backup.{t} AS b JOIN main.{t} AS m ON {on} "
+            f"WHERE ({differs}){newer}"
+        ).fetchall()
+        if ids:
+            found[table] = {
+                "count": len(ids),
+                "ids": [row[0] if len(row) == 1 else list(row) for row in ids[:limit]],
+                "kept": "this database's record" + ("" if rule == "keep" else " (newer or as new)"),
+            }
+    return found
 
 
 def _safety_copy_locked(db) -> Path:

@@ -18,4 +18,6 @@ def iso(ts: float | int | None) -> str | None:
     """An ISO-8601 UTC timestamp with a ``Z`` (CLI.md §2), or None."""
     if ts is None:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    # Instants past 9999-12-31T23:59:59Z cannot be written in ISO-8601 (and gmtime overflows):
+    # new ones are refused (core.durations); one stored by an older version shows as the maximum.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(max(ts, 0), 253_402_300_799)))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock, listing
+from gemini_flow_cli.core import audit, clock, durations, listing
 from gemini_flow_cli.core.tasks import next_ids
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -258,6 +258,7 @@ def request(
         )
     if timeout_ms is None or timeout_ms <= 0:
         raise GeminiFlowError("INVALID_INPUT", "--timeout must be a positive number of milliseconds")
+    durations.after(clock.now(), timeout_ms / 1000, what="--timeout")  # refused before anything is written
     if metadata is not None and not isinstance(metadata, dict):
         raise GeminiFlowError("INVALID_INPUT", "--metadata must be a JSON object")
 
@@ -297,7 +298,7 @@ def request(
             "electorate": electorate,
             "faultTolerance": (n - 1) // 3,
             "requestedAt": now,
-            "deadline": now + timeout_ms / 1000,
+            "deadline": durations.after_exact(now, timeout_ms / 1000, what="--timeout"),
             "timeoutMs": timeout_ms,
             "closedAt": None,
             "metadata": metadata,

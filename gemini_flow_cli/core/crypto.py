@@ -245,3 +245,137 @@ def is_stored_form(stored: str) -> bool:
     except GeminiFlowError:
         return False
     return True
+
+
+# -- moving ciphertext between databases -------------------------------------------------------
+
+# Bounds on a key-derivation record that arrives from a file: a hostile record must not make
+# the import derive a key with gigabytes of memory (scrypt uses 128 * n * r bytes).
+MAX_SCRYPT_N = 2**20
+MAX_SCRYPT_R = 32
+MAX_SCRYPT_P = 16
+
+
+def derivation(params: dict[str, Any]) -> tuple:
+    """What makes two records derive the same key from the same secret: salt and cost."""
+    return (params.get("salt"), params.get("n"), params.get("r"), params.get("p"))
+
+
+def check_params(params: Any, where: str) -> dict[str, Any]:
+    """A key-derivation record read from an export or a backup; INVALID_INPUT when malformed."""
+    def bad(why: str) -> GeminiFlowError:
+        return GeminiFlowError("INVALID_INPUT", f"invalid key-derivation record ({where}): {why}")
+
+    if not isinstance(params, dict) or params.get("kdf") != "scrypt":
+        raise bad("expected an object with \"kdf\": \"scrypt\"")
+    try:
+        salt = base64.b64decode(params.get("salt", ""), validate=True)
+    except (ValueError, TypeError):
+        raise bad("the salt is not base64") from None
+    if not 8 <= len(salt) <= 64:
+        raise bad("the salt must be 8 to 64 bytes")
+    n, r, p = params.get("n"), params.get("r"), params.get("p")
+    if not all(type(v) is int for v in (n, r, p)):
+        raise bad("n, r and p must be integers")
+    if n < MIN_SCRYPT_N or n > MAX_SCRYPT_N or n & (n - 1) or not 1 <= r <= MAX_SCRYPT_R or not 1 <= p <= MAX_SCRYPT_P:
+        raise bad(f"scrypt cost out of range (n a power of two {MIN_SCRYPT_N}..{MAX_SCRYPT_N}, r 1..{MAX_SCRYPT_R}, "
+                  f"p 1..{MAX_SCRYPT_P})")
+    if not isinstance(params.get("verifier"), str) or len(params["verifier"]) != 64:
+        raise bad("the verifier must be 64 hex digits")
+    return params
+
+
+class Reconciliation:
+    """How ciphertext from another database becomes readable here (see :func:`reconcile`).
+
+    ``adopt``: parameters to write as this database's (it had none). ``convert(params, ns, key,
+    stored)`` returns the stored form to write: unchanged when ``params`` derive the same key as
+    this database, else decrypted with the source's key and encrypted with this database's.
+    """
+
+    def __init__(self, target: dict[str, Any] | None, adopt: dict[str, Any] | None,
+                 ciphers: dict[tuple, tuple["Cipher", "Cipher"]]):
+        self.target = target
+        self.adopt = adopt
+        self._ciphers = ciphers
+
+    @property
+    def reencrypts(self) -> bool:
+        return bool(self._ciphers)
+
+    def convert(self, params: dict[str, Any] | None, namespace: str, key: str, stored: str) -> str:
+        pair = None if params is None else self._ciphers.get(derivation(params))
+        if pair is None:
+            return stored
+        source, target = pair
+        return target.encrypt(namespace, key, source.decrypt(namespace, key, stored))
+
+
+def reconcile(db, conn, incoming: list[dict[str, Any]], cipher_factory, *, where: str) -> Reconciliation:
+    """Decide, before anything is written, how ciphertext encrypted under each of ``incoming``
+    key-derivation records becomes readable in ``db``.
+
+    - this database has no record (nothing was ever encrypted here): the first incoming record is
+      adopted as is, so its ciphertext needs no change and no key;
+    - the same salt and cost: nothing to do;
+    - another salt (two databases that each started encrypting with the same key): each value is
+      decrypted with the key derived under the source's salt and re-encrypted under this
+      database's, by the caller, in its write transaction. This needs the key; a key that is not
+      the one the source (or this database) was encrypted with raises PERMISSION_DENIED (exit 4)
+      so the caller writes nothing.
+
+    ``cipher_factory()`` gives this invocation's :class:`Cipher` (raising PERMISSION_DENIED when
+    there is no key); it is called only when a re-encryption is needed.
+    """
+    target = load_params(conn)
+    adopt = None
+    others = []
+    for params in incoming:
+        if target is None and adopt is None:
+            adopt = params
+        elif derivation(params) != derivation(target if target is not None else adopt):
+            others.append(params)
+    ciphers: dict[tuple, tuple[Cipher, Cipher]] = {}
+    if others:
+        try:
+            current = cipher_factory()
+        except GeminiFlowError as exc:
+            raise GeminiFlowError(
+                "PERMISSION_DENIED",
+                f"{where} holds values encrypted under another key-derivation salt; re-encrypting them "
+                f"for this database needs the encryption key ({exc.message}); nothing was written",
+            ) from None
+        local = target if target is not None else adopt
+        destination = Cipher(db, current._secret, source=current.source, params=local)
+        if not destination.matches():
+            raise GeminiFlowError(
+                "PERMISSION_DENIED",
+                f"wrong encryption key ({current.source}): it is not the key this database's values are "
+                f"encrypted with, so the values in {where} cannot be re-encrypted for it; nothing was written",
+            )
+        for params in others:
+            source = Cipher(db, current._secret, source=current.source, params=params)
+            if not source.matches():
+                raise GeminiFlowError(
+                    "PERMISSION_DENIED",
+                    f"the encrypted values in {where} were encrypted with a different key than this "
+                    f"database's ({current.source}); import them with that key, or re-key one side with "
+                    "`gemini-flow key rotate` first; nothing was written",
+                )
+            ciphers[derivation(params)] = (source, destination)
+    return Reconciliation(target, adopt, ciphers)
+
+
+def adopt_params(conn, params: dict[str, Any]) -> None:
+    """Write ``params`` as this database's key-derivation record, in the caller's transaction.
+
+    CONFLICT if another process created a different record since :func:`reconcile` looked."""
+    from gemini_flow_cli.core import config
+
+    config.put_internal(conn, KDF_ROW, params, "scrypt salt and parameters of the encryption key (not secret)",
+                        only_if_absent=True)
+    now = load_params(conn)
+    if derivation(now) != derivation(params):
+        raise GeminiFlowError(
+            "CONFLICT", "another process started encrypting in this database meanwhile; nothing was written; run it again"
+        )

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from gemini_flow_cli.core import audit, changes, clock
+from gemini_flow_cli.core import audit, changes, clock, durations
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
@@ -278,8 +278,8 @@ class MemoryManager:
         """Validate and encode one store, before any transaction is opened."""
         key = validate_key(key)
         namespace = validate_namespace(self.namespace if namespace is None else namespace)
-        if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
-            raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
+        if ttl is not None:
+            durations.check_seconds(ttl, what="ttl")
         text = dumps(value)
         size = len(text.encode("utf-8"))
         if size > self.max_value_size:
@@ -316,8 +316,10 @@ class MemoryManager:
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool = False,
                if_version: int | None = None) -> dict[str, Any]:
-        now = int(clock.now())
-        expires_at = now + item["ttl"] if item["ttl"] else None
+        moment = clock.now()
+        now = int(moment)
+        # from the real time of the store, rounded up: `--ttl 1` is never expired on an immediate read
+        expires_at = durations.after(moment, item["ttl"], what="ttl") if item["ttl"] else None
         before = self._row(conn, item["key"], item["namespace"])
         fresh = before is None or is_expired(before["ttl"], now)
         if not fresh and if_absent:
@@ -984,8 +986,10 @@ class MemoryManager:
         if encrypt:
             text = self.cipher().encrypt(namespace, key, text)
         ttl = get("ttl")
-        if ttl is not None and (type(ttl) is not int or ttl <= 0):
-            raise GeminiFlowError("INVALID_INPUT", f"invalid ttl {ttl!r}: a positive number of seconds")
+        expires_at = None
+        if ttl is not None:
+            # from the real time of the write, rounded up (never the truncated second ``now``)
+            expires_at = durations.after(clock.now(), durations.check_seconds(ttl, what="ttl"), what="ttl")
         tags = get("tags")
         tags_text = _tags_text(tags) if tags else None
         agent_id = get("agent_id")
@@ -994,7 +998,7 @@ class MemoryManager:
             for name, owner in (("agent_id", agent_id), ("swarm_id", swarm_id)):
                 if owner is not None and (not isinstance(owner, str) or not owner):
                     raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
-        return (key, text, namespace, agent_id, swarm_id, now + ttl if ttl else None, now, now, size,
+        return (key, text, namespace, agent_id, swarm_id, expires_at, now, now, size,
                 tags_text, int(encrypt))
 
     def batch_store(self, items: Iterable[dict[str, Any]], *, chunk_size: int = 20_000) -> dict[str, Any]:
@@ -1314,13 +1318,15 @@ class MemoryManager:
 
         return transfer.export_lines(self.db, stream, namespace=validate_namespace(namespace) if namespace else None)
 
-    def import_(self, path, *, on_conflict: str = "fail", progress: Callable[[int], None] | None = None,
+    def import_(self, path, *, on_conflict: str = "fail", owners: str = "keep",
+                progress: Callable[[int], None] | None = None,
                 on_validated: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Import a JSON Lines file written by :meth:`export`; see ``core.transfer.import_file``."""
         from gemini_flow_cli.core import transfer
 
-        return transfer.import_file(self.db, path, on_conflict=on_conflict, progress=progress,
-                                    on_validated=on_validated)
+        return transfer.import_file(self.db, path, on_conflict=on_conflict, owners=owners,
+                                    max_value_size=self.max_value_size, cipher=self.cipher,
+                                    progress=progress, on_validated=on_validated)
 
     # -- backup / restore / migrate --------------------------------------------------------
 

@@ -199,4 +199,6 @@ def parse_since(text: str, now: float | None = None) -> int:
         except ValueError:
             continue
     seconds = parse_duration(text, what="--since (a duration like 1h or an ISO time like 2025-08-03T10:30:00Z)")
-    return int((clock.now() if now is None else now) - seconds)
+    from gemini_flow_cli.core.durations import before
+
+    return before(clock.now() if now is None else now, seconds)

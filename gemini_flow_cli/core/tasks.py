@@ -12,8 +12,8 @@ hand: its status follows its subtasks (:func:`rollup_status`), except that cance
 its unfinished subtasks.
 
 A task is *ready* when it is pending and every task in its ``dependencies`` (a JSON array of ids)
-is completed. Ids are ``task-N``, N one more than the largest row number so far: deterministic,
-short, and in creation order.
+is completed. Ids are ``task-`` + 16 base32 characters (:func:`next_ids`), unique across databases;
+lists show tasks in creation order.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from gemini_flow_cli.core import audit, clock, jsontext, listing
+from gemini_flow_cli.core.ids import new_id
 from gemini_flow_cli.errors import GeminiFlowError
 
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -214,19 +215,19 @@ def _loads(text: str | None, default: Any = None) -> Any:
 
 
 def next_ids(conn, table: str, prefix: str, count: int = 1) -> list[str]:
-    """``count`` ids ``prefix-N``, N counting up from one more than the table's largest row
-    number, skipping ids in use (an imported row may hold one).
+    """``count`` new ids ``prefix-`` + 16 base32 characters (milliseconds, then 30 random bits;
+    see :func:`ids.new_id`), never one already in ``table``.
 
-    Call it inside the write transaction that inserts the rows (BEGIN IMMEDIATE: no other writer
-    can take the same numbers in between).
+    Random rather than counted: ``task-1`` in every database made a merge of two databases drop
+    one side's tasks and decisions; these are unique across databases and still short. Ids that
+    exist keep their form (scripts hold them). Call it inside the write transaction that inserts
+    the rows.
     """
-    n = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0] + 1
     out: list[str] = []
     while len(out) < count:
-        candidate = f"{prefix}-{n}"
-        if not conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (candidate,)).fetchone():
+        candidate = new_id(prefix)
+        if candidate not in out and not conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (candidate,)).fetchone():
             out.append(candidate)
-        n += 1
     return out
 
 

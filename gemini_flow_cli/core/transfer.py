@@ -6,10 +6,20 @@ One line per entry, lossless::
      "tags": [...], "expiresAt": "...Z" | null, "agentId": null, "swarmId": null,
      "accessCount": 0, "size": 45, "createdAt": "...Z", "updatedAt": "...Z"}
 
-For an encrypted entry ``value`` is the stored ciphertext text, as is: export never decrypts and
-import never re-encrypts (the ciphertext is bound to its namespace and key, which travel with it;
-the target database needs the same encryption key and salt to read it). Times are whole seconds,
-as stored. Row ids are local to a database and are not exported.
+For an encrypted entry ``value`` is the stored ciphertext text, as is (export never decrypts), and
+``kdf`` is the key-derivation record it was encrypted under (scrypt salt, cost and key verifier:
+not secret). Import reconciles it with the target database's (:func:`crypto.reconcile`): adopted
+when the target never encrypted anything, nothing to do when the salt is the same, re-encrypted
+under the target's salt in the import's transaction when it differs, and refused (exit 4, nothing
+written) when the key is not the one the values were encrypted with. So the only thing a user
+carries to another machine is the key.
+
+An entry owned by an agent or swarm names it in ``agentId``/``swarmId``; the first record that
+names an owner also carries its row (``agent``/``swarm``: the table's columns as stored), so
+import can create owners the target lacks (``owners="keep"``) or import the entries without
+owners (``owners="drop"``). Times are whole seconds, as stored. Row ids are local to a database
+and are not exported. Sizes are computed on import (plaintext bytes; for a ciphertext, its length
+less nonce and tag), never taken from the record, and ``memory.maxValueSize`` applies.
 
 Export streams rows from one read snapshot, so memory stays constant whatever the size. Import
 reads its file twice: first it validates every line (nothing locked, nothing written), then it
@@ -35,6 +45,7 @@ from gemini_flow_cli.core.memory import (
     _TAGS_ENCODER,
     bulk_cache,
     MAX_KEY_LENGTH,
+    MAX_VALUE_SIZE,
     dumps,
     normalize_tags,
     validate_key,
@@ -47,8 +58,10 @@ ON_CONFLICT = ("skip", "replace", "fail")
 CHUNK = 10_000
 FIELDS = (
     "key", "namespace", "value", "encrypted", "tags", "expiresAt", "agentId", "swarmId",
-    "accessCount", "size", "createdAt", "updatedAt", "version",
+    "accessCount", "size", "createdAt", "updatedAt", "version", "kdf", "agent", "swarm",
 )
+OWNERS = ("keep", "drop")
+_OWNER_TABLES = {"agent": "agents", "swarm": "swarms"}
 _KNOWN = frozenset(FIELDS)
 
 _INSERT_COLUMNS = (
@@ -73,19 +86,23 @@ IMPORT_SQL = {
 
 
 def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-    """Every entry (expired ones included: export is lossless) as an export record, by id."""
-    from gemini_flow_cli.core import changes
+    """Every entry (expired ones included: export is lossless) as an export record, by id.
+
+    Encrypted records carry ``kdf``; the first record naming an owner carries its row."""
+    from gemini_flow_cli.core import changes, crypto
 
     where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
     with db.read() as conn:
         version_column = "version" if changes.versioned(conn) else "1"
+        kdf = crypto.load_params(conn)
+        seen_owners: set[tuple[str, str]] = set()
         cursor = conn.execute(
             "SELECT key, namespace, value, encrypted, tags, ttl, agent_id, swarm_id, access_count, "
             f"size_bytes, created_at, updated_at, {version_column} FROM memory_store {where} ORDER BY id",
             params,
         )
         for key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated, version in cursor:
-            yield {
+            record = {
                 "key": key,
                 "namespace": ns,
                 "value": value if encrypted else json.loads(value),
@@ -100,6 +117,21 @@ def export_records(db, *, namespace: str | None = None) -> Iterator[dict[str, An
                 "updatedAt": clock.iso(updated),
                 "version": version,
             }
+            if encrypted and kdf is not None:
+                record["kdf"] = kdf
+            for noun, owner in (("agent", agent), ("swarm", swarm)):
+                if owner is not None and (noun, owner) not in seen_owners:
+                    seen_owners.add((noun, owner))
+                    row = _owner_row(conn, noun, owner)
+                    if row is not None:
+                        record[noun] = row
+            yield record
+
+
+def _owner_row(conn, noun: str, owner: str) -> dict[str, Any] | None:
+    cursor = conn.execute(f"SELECT * FROM {_OWNER_TABLES[noun]} WHERE id = ?", (owner,))
+    row = cursor.fetchone()
+    return None if row is None else dict(zip([c[0] for c in cursor.description], row))
 
 
 def export_lines(db, stream, *, namespace: str | None = None) -> int:
@@ -170,8 +202,34 @@ def parse_time(text: Any, name: str) -> int | None:
     return seconds
 
 
-def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
-    """One export line as a row for :data:`IMPORT_SQL`; raises INVALID_INPUT on any fault."""
+class ImportContext:
+    """What parsing an export line needs and learns: limits and modes in, owner rows and
+    key-derivation records out (collected by the validation pass)."""
+
+    def __init__(self, now: int, *, max_value_size: int = MAX_VALUE_SIZE, owners: str = "keep"):
+        self.now = now
+        self.namespaces: set[str] = set()
+        self.max_value_size = max_value_size
+        self.owners = owners
+        self.kdfs: dict[tuple, dict[str, Any]] = {}
+        self.checked_kdfs: set[str] = set()
+        self.owner_rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _ciphertext_size(text: str) -> int:
+    """The plaintext bytes of a stored ciphertext (AES-GCM keeps lengths): no key needed."""
+    from gemini_flow_cli.core import crypto
+
+    try:
+        raw = crypto._unwrap(text, "value")
+    except GeminiFlowError:
+        raise GeminiFlowError("INVALID_INPUT", "an encrypted value must be its stored ciphertext text "
+                              f"({crypto.PREFIX}...)") from None
+    return len(raw) - crypto.NONCE_BYTES - crypto.TAG_BYTES
+
+
+def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] | None]:
+    """One export line as ``(row for IMPORT_SQL, its kdf record or None)``; raises on any fault."""
     try:
         record = jsontext.loads(line, what="the record")
     except ValueError as exc:
@@ -185,26 +243,45 @@ def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
     if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
         validate_key(key)
     namespace = record.get("namespace", "default")
-    if namespace not in namespaces:
+    if namespace not in ctx.namespaces:
         validate_namespace(namespace)
-        namespaces.add(namespace)
+        ctx.namespaces.add(namespace)
     if "value" not in record:
         raise GeminiFlowError("INVALID_INPUT", "missing field 'value'")
     encrypted = record.get("encrypted", False)
     if not isinstance(encrypted, bool):
         raise GeminiFlowError("INVALID_INPUT", f"invalid encrypted {encrypted!r}: true or false")
     value = record["value"]
+    kdf = None
     if encrypted:
         if not isinstance(value, str) or not value:
             raise GeminiFlowError("INVALID_INPUT", "an encrypted value must be its stored ciphertext text")
         text = value
+        size = _ciphertext_size(text)
+        if record.get("kdf") is not None:
+            from gemini_flow_cli.core import crypto
+
+            kdf = record["kdf"]
+            seen = json.dumps(kdf, sort_keys=True)
+            if seen not in ctx.checked_kdfs:
+                crypto.check_params(kdf, f"kdf of {key!r}")
+                ctx.checked_kdfs.add(seen)
+                ctx.kdfs.setdefault(crypto.derivation(kdf), kdf)
     else:
+        if record.get("kdf") is not None:
+            raise GeminiFlowError("INVALID_INPUT", "kdf is only for encrypted records")
         text = dumps(value)
-    size = record.get("size")
-    if size is None:
         size = len(text.encode("utf-8"))
-    elif type(size) is not int or size < 0:
-        raise GeminiFlowError("INVALID_INPUT", f"invalid size {size!r}")
+    # The record's own "size" is not trusted: it is recomputed above (and checked for shape only).
+    claimed = record.get("size")
+    if claimed is not None and (type(claimed) is not int or claimed < 0):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid size {claimed!r}")
+    if size > ctx.max_value_size:
+        raise GeminiFlowError(
+            "VALUE_TOO_LARGE",
+            f"the value of {key!r} is {size} bytes, over the limit of {ctx.max_value_size} bytes (memory.maxValueSize)",
+            details={"key": key, "size": size, "limit": ctx.max_value_size},
+        )
     tags = record.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
@@ -213,21 +290,28 @@ def parse_record(line: str, now: int, namespaces: set[str]) -> tuple:
     if type(accesses) is not int or accesses < 0:
         raise GeminiFlowError("INVALID_INPUT", f"invalid accessCount {accesses!r}")
     owners = []
-    for name in ("agentId", "swarmId"):
+    for name, noun in (("agentId", "agent"), ("swarmId", "swarm")):
         owner = record.get(name)
         if owner is not None and (not isinstance(owner, str) or not owner):
             raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
-        owners.append(owner)
+        row = record.get(noun)
+        if row is not None:
+            if not isinstance(row, dict) or row.get("id") != owner or not all(
+                v is None or type(v) in (str, int, float) for v in row.values()
+            ):
+                raise GeminiFlowError("INVALID_INPUT", f"invalid {noun} record: an object of its columns whose id is {name}")
+            ctx.owner_rows.setdefault((noun, owner), row)
+        owners.append(owner if ctx.owners == "keep" else None)
     created = parse_time(record.get("createdAt"), "createdAt")
     updated = parse_time(record.get("updatedAt"), "updatedAt")
     expires = parse_time(record.get("expiresAt"), "expiresAt")
-    created = now if created is None else created
+    created = ctx.now if created is None else created
     updated = created if updated is None else updated
     version = record.get("version", 1)
     if type(version) is not int or version < 1:
         raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
     return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
-            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version)
+            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version), kdf
 
 
 # The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
@@ -256,25 +340,24 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             raise GeminiFlowError("INVALID_INPUT", f"{path} is not UTF-8 text ({exc.reason})") from None
 
 
-def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = None) -> int:
-    """Pass one: every line parses and is valid, and every owner it names exists.
-
-    Returns the number of records. Nothing is locked or written.
-    """
-    now = int(clock.now())
-    namespaces: set[str] = set()
+def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = None,
+                  ctx: ImportContext | None = None) -> int:
+    """Pass one: every line parses and is valid, and every owner it names exists here or travels
+    in the file (with ``owners="keep"``). Returns the number of records; ``ctx`` collects the
+    owner rows and key-derivation records. Nothing is locked or written."""
+    ctx = ctx or ImportContext(int(clock.now()))
     owners: dict[tuple[str, str], int] = {}
     count = 0
     for number, line in _lines(path):
         try:
-            row = parse_record(line, now, namespaces)
+            row, _kdf = parse_record(line, ctx)
         except GeminiFlowError as exc:
             raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was imported",
                                   details={**exc.details, "line": number}) from None
         if row[3] is not None:
-            owners.setdefault(("agents", row[3]), number)
+            owners.setdefault(("agent", row[3]), number)
         if row[4] is not None:
-            owners.setdefault(("swarms", row[4]), number)
+            owners.setdefault(("swarm", row[4]), number)
         count += 1
         if progress and count % CHUNK == 0:
             progress(CHUNK)
@@ -282,13 +365,14 @@ def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = No
         progress(count % CHUNK)
     if owners:
         with db.read() as conn:
-            for (table, owner), number in sorted(owners.items(), key=lambda item: item[1]):
-                if conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (owner,)).fetchone() is None:
-                    noun = table[:-1]
+            for (noun, owner), number in sorted(owners.items(), key=lambda item: item[1]):
+                if (noun, owner) in ctx.owner_rows:
+                    continue
+                if conn.execute(f"SELECT 1 FROM {_OWNER_TABLES[noun]} WHERE id = ?", (owner,)).fetchone() is None:
                     raise GeminiFlowError(
                         "NOT_FOUND",
-                        f"line {number}: unknown {noun} {owner!r} (owners must exist in this database; "
-                        "create them first); nothing was imported",
+                        f"line {number}: unknown {noun} {owner!r}: it is neither in this database nor in the "
+                        "file (create it first, or import with --owners drop); nothing was imported",
                         details={"line": number, f"{noun}Id": owner},
                     )
     return count
@@ -299,6 +383,9 @@ def import_file(
     path: Path,
     *,
     on_conflict: str = "fail",
+    owners: str = "keep",
+    max_value_size: int = MAX_VALUE_SIZE,
+    cipher: Callable[[], Any] | None = None,
     progress: Callable[[int], None] | None = None,
     on_validated: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK,
@@ -309,27 +396,49 @@ def import_file(
     (times and counters included), ``fail`` (default) raises CONFLICT and imports nothing. An
     existing entry conflicts even when it has expired (run ``cleanup`` first). Within the file,
     a later record for the same key conflicts with an earlier one in the same way.
-    ``on_validated(count)`` is called between the two passes; ``progress(n)`` per chunk applied.
+    ``owners``: ``keep`` creates the agents and swarms the file carries and this database lacks
+    (existing ones are kept as they are); ``drop`` imports the entries without owners.
+    Encrypted values are reconciled with this database's key derivation (see the module doc);
+    ``cipher()`` gives the current key's cipher, needed only to re-encrypt. Raises
+    VALUE_TOO_LARGE over ``max_value_size``, PERMISSION_DENIED for a key that does not fit, all
+    before anything is written. ``on_validated(count)`` is called between the two passes;
+    ``progress(n)`` per chunk applied.
     """
+    from gemini_flow_cli.core import crypto
+
     if on_conflict not in ON_CONFLICT:
         raise GeminiFlowError("INVALID_INPUT", f"invalid --on-conflict {on_conflict!r}: use skip, replace or fail")
+    if owners not in OWNERS:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid --owners {owners!r}: use keep or drop")
     started = time.perf_counter()
     path = Path(path)
-    records = validate_file(db, path)
+    ctx = ImportContext(int(clock.now()), max_value_size=max_value_size, owners=owners)
+    records = validate_file(db, path, ctx=ctx)
+    plan = crypto.reconcile(db, db.conn, list(ctx.kdfs.values()), cipher or _no_cipher, where=str(path))
     if on_validated:
         on_validated(records)
-    now = int(clock.now())
-    namespaces: set[str] = set()
+    owner_rows = ctx.owner_rows
+    ctx = ImportContext(ctx.now, max_value_size=max_value_size, owners=owners)
     per_namespace: dict[str, int] = {}
     written = 0
+    reencrypted = 0
     sql = IMPORT_SQL[on_conflict]
     with db.write() as conn, bulk_cache(conn):
         # Rows with a larger id than this were written by this import: a conflict with one of
         # them is a key the file repeats, not one the database had.
         start_max = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+        if plan.adopt is not None:
+            crypto.adopt_params(conn, plan.adopt)
+        created_owners = _create_owners(conn, owner_rows) if owners == "keep" else {}
         chunk: list[tuple] = []
         for _number, line in _lines(path):
-            chunk.append(parse_record(line, now, namespaces))
+            row, kdf = parse_record(line, ctx)
+            if kdf is not None and plan.reencrypts:
+                converted = plan.convert(kdf, row[2], row[0], row[1])
+                if converted is not row[1]:
+                    row = (*row[:1], converted, *row[2:])
+                    reencrypted += 1
+            chunk.append(row)
             if len(chunk) >= chunk_size:
                 written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max)
                 if progress:
@@ -343,7 +452,8 @@ def import_file(
             audit.record(
                 db, "memory", "import", "import",
                 details={"records": records, "written": written, "onConflict": on_conflict,
-                         "namespaces": per_namespace},
+                         "namespaces": per_namespace, "owners": owners, "ownersCreated": created_owners,
+                         "reencrypted": reencrypted, "kdfAdopted": plan.adopt is not None},
             )
     return {
         "success": True,
@@ -352,8 +462,37 @@ def import_file(
         "skipped": records - written if on_conflict == "skip" else 0,
         "onConflict": on_conflict,
         "namespaces": per_namespace,
+        "ownersCreated": created_owners,
+        "reencrypted": reencrypted,
         "executionTime": round((time.perf_counter() - started) * 1000, 3),
     }
+
+
+def _no_cipher():
+    raise GeminiFlowError("PERMISSION_DENIED", "no encryption key was given")
+
+
+def _create_owners(conn, rows: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[str]]:
+    """Insert the owner rows the file carried that this database lacks; existing ones are kept."""
+    created: dict[str, list[str]] = {}
+    columns_of: dict[str, set[str]] = {}
+    for (noun, owner), row in sorted(rows.items()):
+        table = _OWNER_TABLES[noun]
+        if table not in columns_of:
+            columns_of[table] = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        names = [c for c in row if c in columns_of[table]]
+        quoted = ", ".join(f'"{c}"' for c in names)
+        try:
+            inserted = conn.execute(
+                f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' for _ in names)}) ON CONFLICT (id) DO NOTHING",
+                [row[c] for c in names],
+            ).rowcount
+        except Exception as exc:  # sqlite3.IntegrityError: a NOT NULL or CHECK the record breaks
+            raise GeminiFlowError("INVALID_INPUT", f"the {noun} record {owner!r} in the file is invalid: {exc}; "
+                                  "nothing was imported") from None
+        if inserted:
+            created.setdefault(table, []).append(owner)
+    return created
 
 
 def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int],
