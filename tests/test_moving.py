@@ -164,7 +164,7 @@ def test_owners_drop_imports_entries_without_owners(cli, tmp_path):
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps(line) + "\n")
     refused = cli("memory", "import", str(path))
-    assert refused.exit_code == 2 and "--owners drop" in refused.error["message"]
+    assert refused.exit_code == 1 and refused.error["code"] == "NOT_FOUND" and "--owners drop" in refused.error["message"]
     assert cli("memory", "import", str(path), "--owners", "drop").exit_code == 0
     assert cli("memory", "retrieve", "k").json["metadata"]["agentId"] is None
 
