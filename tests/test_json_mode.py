@@ -49,10 +49,7 @@ def run_json(cli, command, ids, env=None):
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)
-def test_every_success_prints_json_with_camel_case_fields(cli, ids, command, request):
-    if command.path == ("task", "heartbeat"):
-        request.applymarker(pytest.mark.xfail(strict=False, reason="issue 17's heartbeat needs a leased task; "
-                                              "tests/world.py makes none yet"))
+def test_every_success_prints_json_with_camel_case_fields(cli, ids, command):
     if command.path in world.KEYED:
         pytest.skip(world.KEYED[command.path])
     document = run_json(cli, command, ids)

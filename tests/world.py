@@ -33,6 +33,9 @@ def build(cli, folder: Path) -> dict[str, str]:
         ids[name] = ok("task", "orchestrate", name)["taskId"]
         ok("task", "start", ids[name], "--agent", ids["agent2"])
     ok("task", "fail", ids["failed"])
+    # claimed with a lease (critical, so the claim takes it before the pending ones), for `task heartbeat`
+    ids["leased"] = ok("task", "orchestrate", "leased", "--priority", "critical")["taskId"]
+    assert ok("task", "claim", "--agent", ids["agent2"], "--lease", "5m")["id"] == ids["leased"]
     ids["decision"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p1", "--type", "majority")["decisionId"]
     ids["decision2"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p2", "--type", "majority")["decisionId"]
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "1")
@@ -84,7 +87,7 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("swarm", "shutdown"): [ids["swarm2"]],
         ("task", "orchestrate"): ["fourth"],
         ("task", "claim"): ["--agent", ids["agent"]],
-        ("task", "heartbeat"): [ids["running"], "--agent", ids["agent2"]],
+        ("task", "heartbeat"): [ids["leased"], "--agent", ids["agent2"]],
         ("task", "start"): [ids["task3"], "--agent", ids["agent2"]],
         ("task", "progress"): [ids["running"], "--value", "0.5"],
         ("task", "complete"): [ids["running"]],
