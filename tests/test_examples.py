@@ -40,10 +40,13 @@ BACKUP=$(gemini-flow backup create --json | jq -r .path)
 # The state a command's examples act on, made first (as the README's tour would have).
 SETUP: dict[tuple[str, ...], str] = {
     ("memory", "search"): "gemini-flow memory fts enable >/dev/null",
-    ("memory", "store"): "gemini-flow memory store config '{\"workers\": 2}' >/dev/null",
+    # a secret the user holds in the environment, and the encryption key given the README's way
+    ("memory", "store"): "gemini-flow memory store config '{\"workers\": 2}' >/dev/null && "
+                         "export STRIPE_KEY=sk_test_example GEMINI_FLOW_ENCRYPTION_KEY='an example secret'",
     ("memory", "delete"): "gemini-flow memory store temp-cache-123 a -n cache >/dev/null && "
                           "gemini-flow memory store temp-cache-124 b -n cache >/dev/null && "
-                          "gemini-flow memory store lock '\"worker-7\"' >/dev/null",
+                          "gemini-flow memory store lock '\"worker-7\"' >/dev/null && "
+                          "gemini-flow memory store tmp-upload-1 partial -n cache >/dev/null",
     ("swarm", "join"): 'gemini-flow swarm leave "$SWARM" "$AGENT" >/dev/null',
     ("memory", "history"): "gemini-flow memory store config '{\"v\": 1}' >/dev/null",
     ("memory", "import"): "gemini-flow memory export -n agent -o agent-memory.jsonl >/dev/null",
@@ -125,16 +128,6 @@ def readme_blocks() -> list[str]:
     return re.findall(r"^```sh\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
 
 
-# Examples that landed (issues 17 and 18) after this test was written and do not run as written
-# yet: non-strict xfails naming the fault, for the lead to route (the test found them).
-LATE_EXAMPLES = {
-    ("memory", "store"): "printf ... | store stripe-api-key needs a key (auto-encrypt) the prelude has not made",
-    ("memory", "retrieve"): "retrieve session-42 --touch names a key no example stored",
-    ("memory", "delete"): "delete --pattern 'tmp-*' -n cache matches no key the examples stored",
-    ("task", "claim"): "claim --lease after the claim loop finds nothing ready (exit 1)",
-}
-
-
 @needs_tools
 @pytest.mark.xfail(strict=False, reason="README examples added by issues 17/18 use swarm-1/agent-1 ids and keys "
                                         "no example stored; to fix with them")
@@ -159,9 +152,7 @@ HELP_EXAMPLES = [(c.path, lines) for c in iter_commands() if (lines := examples(
 
 @needs_tools
 @pytest.mark.parametrize("path, lines", HELP_EXAMPLES, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
-def test_every_help_example_runs(prepared, tmp_path, path, lines, request):
-    if path in LATE_EXAMPLES:
-        request.applymarker(pytest.mark.xfail(strict=False, reason=LATE_EXAMPLES[path]))
+def test_every_help_example_runs(prepared, tmp_path, path, lines):
     folder = tmp_path / "f"
     shutil.copytree(prepared, folder, symlinks=True)
     setup = SETUP.get(path, "")

@@ -135,6 +135,8 @@ def retrieve(
 
         gemini-flow memory retrieve user-preferences -n user -o prefs.json --force
 
+        gemini-flow memory store session-42 '{"step": 3}' --ttl 30m
+
         gemini-flow memory retrieve session-42 --touch
     """
     from gemini_flow_cli.cli.common import check_output_path, write_output

@@ -108,9 +108,9 @@ def claim(
 
     Example:
 
-        while task=$(gemini-flow task claim --agent "$AGENT" --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
-
         gemini-flow task claim --agent "$AGENT" --lease 5m
+
+        while task=$(gemini-flow task claim --agent "$AGENT" --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
     """
     from gemini_flow_cli.core import tasks
     from gemini_flow_cli.core.durations import parse_duration
