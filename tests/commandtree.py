@@ -47,6 +47,7 @@ EXAMPLE_SKIPS: dict[str, str] = {
     "some-generator": "a placeholder for the user's own program",
     "pass show": "needs the user's password store",
     "notes.md": "reads the user's own file",
+    "db-credentials.json": "reads the user's own file (a secret, encrypted with a key the README makes later)",
     "team.json.gz": "restores a backup someone else made",
     "teammate.json.gz": "restores a backup someone else made",
     "while sleep": "loops forever in the background",
