@@ -140,11 +140,25 @@ def encrypt_history(conn, pairs: list[tuple[str, str]], cipher) -> int:
         )
         if (key, namespace) in wanted
     ]
+    if cipher is None:
+        # No key (an import or merge of ciphertext needs none): the plaintext cannot be kept
+        # encrypted, so it is dropped; history shows those versions without a value.
+        conn.executemany(f"UPDATE {TABLE} SET previous_value = NULL WHERE revision = ?",
+                         [(revision,) for revision, *_ in found])
+        return len(found)
     conn.executemany(
         f"UPDATE {TABLE} SET previous_value = ?, previous_encrypted = 1 WHERE revision = ?",
         [(cipher.encrypt(namespace, key, value), revision) for revision, key, namespace, value in found],
     )
     return len(found)
+
+
+def plaintext_pairs(conn, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Which of ``pairs`` (key, namespace) are stored in plaintext (live or expired): the ones
+    an encrypted write turns from plaintext to encrypted. One indexed probe per pair; callers ask
+    only about the rows they encrypt."""
+    probe = "SELECT 1 FROM memory_store WHERE key = ? AND namespace = ? AND encrypted = 0"
+    return [pair for pair in pairs if conn.execute(probe, pair).fetchone() is not None]
 
 
 def encrypted_pairs(conn, pairs: list[tuple[str, str]], now: int | None = None, *, part: int = 4000) -> set:

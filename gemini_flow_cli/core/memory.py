@@ -1100,8 +1100,7 @@ class MemoryManager:
             return run, []
         # Plaintext -> encrypted: the entries stored in plaintext now (live or expired; their
         # value is about to enter the feed) lose their plaintext history in this transaction.
-        already = changes.encrypted_pairs(conn, encrypting)
-        return run, [pair for pair in encrypting if pair not in already and changes.any_stored(conn, [pair])]
+        return run, changes.plaintext_pairs(conn, encrypting)
 
     def _store_rows(self, conn, rows: list[tuple], per_namespace: dict[str, int], checked: set) -> int:
         owners = {("agents", r[3]) for r in rows if r[3] is not None} | {("swarms", r[4]) for r in rows if r[4] is not None}
