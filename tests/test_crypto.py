@@ -314,3 +314,56 @@ def test_encrypting_an_entry_encrypts_its_plaintext_history(cli, db_path, tmp_pa
     backup = tmp_path / "b.db"
     assert cli("backup", "create", str(backup)).exit_code == 0
     assert PLAINTEXT.encode() not in backup.read_bytes()
+
+
+def test_import_replace_of_an_encrypted_entry_keeps_it_encrypted(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "store", "notes", PLAINTEXT)
+    export = tmp_path / "plain.jsonl"
+    assert cli("memory", "export", "-o", str(export)).exit_code == 0
+    cli("memory", "store", "notes", "hidden", "--encrypt")
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    before = files_hash(db_path)
+    result = cli("memory", "import", str(export), "--on-conflict", "replace")
+    assert result.exit_code == 4 and result.error["code"] == "PERMISSION_DENIED"
+    assert files_hash(db_path) == before
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    assert cli("memory", "import", str(export), "--on-conflict", "replace").exit_code == 0
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
+    assert PLAINTEXT.encode() not in raw_bytes(db_path)
+
+
+def test_import_of_ciphertext_over_plaintext_hides_the_plaintext_history(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    source = tmp_path / "source.db"
+    cli("memory", "store", "notes", "hidden", "--encrypt", db=source)
+    export = tmp_path / "secret.jsonl"
+    cli("memory", "export", "-o", str(export), db=source)
+    cli("memory", "store", "notes", PLAINTEXT)
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")  # importing ciphertext needs no key
+    assert cli("memory", "import", str(export), "--on-conflict", "replace").exit_code == 0
+    assert PLAINTEXT.encode() not in raw_bytes(db_path)
+    assert PLAINTEXT not in cli("memory", "history", "notes").stdout
+
+
+def test_merge_keeps_an_encrypted_entry_encrypted(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "store", "notes", "old-plain-word")
+    cli("memory", "store", "notes", "hidden", "--encrypt")
+    other = tmp_path / "other.db"
+    cli("memory", "store", "notes", PLAINTEXT, db=other)
+    sql(other, "UPDATE memory_store SET updated_at = updated_at + 100")
+    backup = tmp_path / "b.db"
+    assert cli("backup", "create", str(backup), db=other).exit_code == 0
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    before = files_hash(db_path)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes")
+    assert result.exit_code == 4 and result.error["code"] == "PERMISSION_DENIED"
+    assert files_hash(db_path) == before
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    assert cli("backup", "restore", str(backup), "--merge", "--yes").exit_code == 0
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
+    data = raw_bytes(db_path)
+    assert PLAINTEXT.encode() not in data and b"old-plain-word" not in data
