@@ -1006,7 +1006,7 @@ class MemoryManager:
                 if owner is not None and (not isinstance(owner, str) or not owner):
                     raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
         # The last field binds as 0/1 either way; an explicit ``"encrypted": false`` stays the
-        # bool False so that _keep_encrypted leaves it in plaintext (see _IMPLICIT_PLAIN).
+        # bool False so that _keep_encrypted leaves it in plaintext (see _implicit_plain).
         return (key, text, namespace, agent_id, swarm_id, expires_at, now, now, size,
                 tags_text, encrypt)
 
@@ -1055,12 +1055,12 @@ class MemoryManager:
         ``"encrypted": false``, derive the cipher now (scrypt is slow; the lock must not wait
         for it), and refuse without a key (PERMISSION_DENIED, exit 4) before anything is written.
         Costs one index probe when the database holds no encrypted entry."""
-        if not any(_IMPLICIT_PLAIN(r[10]) for r in rows):
+        if not any(_implicit_plain(r[10]) for r in rows):
             return
         with self.db.read() as conn:
             if not changes.versioned(conn) or not _has_encrypted_index(conn) or not changes.any_encrypted(conn):
                 return
-            hits = changes.encrypted_pairs(conn, [(r[0], r[2]) for r in rows if _IMPLICIT_PLAIN(r[10])],
+            hits = changes.encrypted_pairs(conn, [(r[0], r[2]) for r in rows if _implicit_plain(r[10])],
                                            int(clock.now()))
         if hits:
             self._keep_cipher(sorted(hits)[0])
@@ -1086,13 +1086,13 @@ class MemoryManager:
         if not changes.any_encrypted(conn) and not any(r[10] for r in run):
             return run, []  # the usual bulk load: one index probe, no per-row work
         now = run[0][7]
-        implicit = [(r[0], r[2]) for r in run if _IMPLICIT_PLAIN(r[10])]
+        implicit = [(r[0], r[2]) for r in run if _implicit_plain(r[10])]
         hits = changes.encrypted_pairs(conn, implicit, now) if implicit else set()
         if hits:
             cipher = self._keep_cipher(sorted(hits)[0])
             run = [
                 (r[0], cipher.encrypt(r[2], r[0], r[1]), *r[2:10], 1)
-                if _IMPLICIT_PLAIN(r[10]) and (r[0], r[2]) in hits else r
+                if _implicit_plain(r[10]) and (r[0], r[2]) in hits else r
                 for r in run
             ]
         encrypting = [(r[0], r[2]) for r in run if r[10]]
@@ -1483,7 +1483,7 @@ CLEANUP_SQL = (
 _TAGS_CACHE: dict[tuple, str | None] = {}
 
 
-def _IMPLICIT_PLAIN(flag) -> bool:
+def _implicit_plain(flag) -> bool:
     """A batch row's encrypted field: ``0`` (int) when plaintext because nothing asked for
     encryption, ``False`` (bool) for an explicit ``"encrypted": false``; both bind as 0."""
     return flag is not False and not flag
