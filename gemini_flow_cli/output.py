@@ -315,8 +315,8 @@ def fit_with_whole_ids(columns: list[str], cells: list[list[str]], width: int) -
 
     Ids keep every character. The other columns give way as in :func:`fit_widths`, and while
     they cannot all keep :data:`MIN_COLUMN` cells beside the ids, the rightmost of them is
-    dropped (``--format json`` still has every field). Only when nothing but ids is left may an
-    id be cut, and then like any other column.
+    dropped (``--format json`` still has every field); then the ids of other records (owner,
+    parent), rightmost first. Only when the row's own id alone does not fit may it be cut.
     """
     from rich.cells import cell_len
 
@@ -332,13 +332,17 @@ def fit_with_whole_ids(columns: list[str], cells: list[list[str]], width: int) -
         ids = [i for i, name in enumerate(columns) if is_id_column(name)]
         others = [i for i in range(len(columns)) if i not in ids]
         need = sum(max(data[i], 3) for i in ids) + sum(min(max(data[i], headers[i]), MIN_COLUMN) for i in others)
-        if not ids or not others or need <= available:
+        if not ids or need <= available or len(columns) == 1:
             break
-        drop = others[-1]
+        # Other columns go first, then the ids of other records (owner, parent) right to left:
+        # the row's own id, the first, is what the table is for.
+        drop = others[-1] if others else ids[-1] if len(ids) > 1 else None
+        if drop is None:
+            break
         del columns[drop]
         for row in cells:
             del row[drop]
-    if not ids or not others or sum(max(data[i], 3) for i in ids) > available:
+    if not ids or sum(max(data[i], 3) for i in ids) > available:
         return columns, cells, fit_widths(data, headers, available)
     widths = [0] * len(columns)
     for i in ids:

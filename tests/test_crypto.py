@@ -242,3 +242,135 @@ def test_an_encrypted_store_with_a_wrong_key_is_refused_and_changes_nothing(run,
     assert result.returncode == 4
     assert "wrong encryption key" in result.stderr
     assert files_hash(db_path) == before
+
+
+# -- re-storing keeps encryption; the feed loses plaintext on encryption (CLI.md §4) ---------------
+
+
+def _rows_with(path: Path, word: str) -> int:
+    """Rows of entries and of the change feed whose stored text contains ``word``. (A check of the
+    file's bytes would depend on SQLite's secure_delete build option, not on this program.)"""
+    like = f"%{word}%"
+    return sql(path, "SELECT (SELECT COUNT(*) FROM memory_store WHERE value LIKE ?) + "
+                     "(SELECT COUNT(*) FROM memory_changes WHERE previous_value LIKE ?)", (like, like))[0][0]
+
+
+def _batch(cli, *ops, env=None):
+    return cli("memory", "batch", "-", input=json.dumps({"operations": list(ops)}), env=env)
+
+
+def test_batch_re_store_of_an_encrypted_entry_stays_encrypted(cli, db_path, keyed):
+    cli("memory", "store", "notes", "s", "--encrypt")
+    assert _batch(cli, {"action": "store", "key": "notes", "value": PLAINTEXT}).exit_code == 0
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert PLAINTEXT.encode() not in raw_bytes(db_path)
+    assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
+    # An explicit "encrypted": false is the batch's --no-encrypt.
+    _batch(cli, {"action": "store", "key": "notes", "value": "now-plain", "encrypted": False})
+    assert sql(db_path, "SELECT encrypted, value FROM memory_store WHERE key = 'notes'") == [(0, '"now-plain"')]
+
+
+def test_batch_re_store_of_an_encrypted_entry_without_a_key_exits_4_and_writes_nothing(cli, db_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "store", "notes", "s", "--encrypt")
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    before = files_hash(db_path)
+    result = _batch(cli, {"action": "store", "key": "other", "value": 1},
+                    {"action": "store", "key": "notes", "value": PLAINTEXT})
+    assert result.exit_code == 4
+    assert result.error["code"] == "PERMISSION_DENIED" and "notes" in result.error["message"]
+    assert PLAINTEXT not in result.stdout + result.stderr
+    assert files_hash(db_path) == before
+    # Keys that are not encrypted still need no key.
+    assert _batch(cli, {"action": "store", "key": "other", "value": 1}).exit_code == 0
+
+
+def test_batch_encrypted_earlier_in_the_same_batch_stays_encrypted(cli, db_path, keyed):
+    _batch(cli, {"action": "store", "key": "k", "value": "first", "encrypted": True},
+           {"action": "store", "key": "k", "value": PLAINTEXT})
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'k'") == [(1,)]
+    assert PLAINTEXT.encode() not in raw_bytes(db_path)
+
+
+def test_batch_after_an_expired_encrypted_entry_follows_store(cli, db_path, keyed):
+    # store: an expired entry is replaced as if it had never been, so no encryption is kept.
+    cli("memory", "store", "k", "s", "--encrypt")
+    sql(db_path, "UPDATE memory_store SET ttl = 1 WHERE key = 'k'")
+    _batch(cli, {"action": "store", "key": "k", "value": "v"})
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'k'") == [(0,)]
+
+
+@pytest.mark.parametrize("how", ["store", "batch"])
+def test_encrypting_an_entry_encrypts_its_plaintext_history(cli, db_path, tmp_path, monkeypatch, how):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "fts", "enable")
+    cli("memory", "store", "notes", PLAINTEXT)
+    assert len(cli("memory", "search", "--text", "PLAINTEXT").json["results"]) == 1
+    cli("memory", "store", "notes", "second-plain")
+    if how == "store":
+        cli("memory", "store", "notes", "hidden", "--encrypt")
+    else:
+        _batch(cli, {"action": "store", "key": "notes", "value": "hidden", "encrypted": True})
+    with_key = cli("memory", "history", "notes").json["versions"]
+    assert [v["value"] for v in with_key] == [PLAINTEXT, "second-plain", "hidden"]
+    assert sql(db_path, "SELECT COUNT(*) FROM memory_changes WHERE previous_encrypted = 0 "
+                        "AND previous_value IS NOT NULL") == [(0,)]
+    assert cli("memory", "search", "--text", "PLAINTEXT").json["results"] == []
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    without = cli("memory", "history", "notes")
+    assert PLAINTEXT not in without.stdout and "second-plain" not in without.stdout
+    backup = tmp_path / "b.db"
+    assert cli("backup", "create", str(backup)).exit_code == 0
+    assert _rows_with(backup, PLAINTEXT) == 0
+
+
+def test_import_replace_of_an_encrypted_entry_keeps_it_encrypted(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "store", "notes", PLAINTEXT)
+    export = tmp_path / "plain.jsonl"
+    assert cli("memory", "export", "-o", str(export)).exit_code == 0
+    cli("memory", "store", "notes", "hidden", "--encrypt")
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    before = files_hash(db_path)
+    result = cli("memory", "import", str(export), "--on-conflict", "replace")
+    assert result.exit_code == 4 and result.error["code"] == "PERMISSION_DENIED"
+    assert files_hash(db_path) == before
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    assert cli("memory", "import", str(export), "--on-conflict", "replace").exit_code == 0
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
+    assert _rows_with(db_path, PLAINTEXT) == 0
+
+
+def test_import_of_ciphertext_over_plaintext_hides_the_plaintext_history(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    source = tmp_path / "source.db"
+    cli("memory", "store", "notes", "hidden", "--encrypt", db=source)
+    export = tmp_path / "secret.jsonl"
+    cli("memory", "export", "-o", str(export), db=source)
+    cli("memory", "store", "notes", PLAINTEXT)
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")  # importing ciphertext needs no key
+    assert cli("memory", "import", str(export), "--on-conflict", "replace").exit_code == 0
+    assert _rows_with(db_path, PLAINTEXT) == 0
+    assert PLAINTEXT not in cli("memory", "history", "notes").stdout
+
+
+def test_merge_keeps_an_encrypted_entry_encrypted(cli, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    cli("memory", "store", "notes", "old-plain-word")
+    cli("memory", "store", "notes", "hidden", "--encrypt")
+    other = tmp_path / "other.db"
+    cli("memory", "store", "notes", PLAINTEXT, db=other)
+    sql(other, "UPDATE memory_store SET updated_at = updated_at + 100")
+    backup = tmp_path / "b.db"
+    assert cli("backup", "create", str(backup), db=other).exit_code == 0
+    monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
+    before = files_hash(db_path)
+    result = cli("backup", "restore", str(backup), "--merge", "--yes")
+    assert result.exit_code == 4 and result.error["code"] == "PERMISSION_DENIED"
+    assert files_hash(db_path) == before
+    monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
+    assert cli("backup", "restore", str(backup), "--merge", "--yes").exit_code == 0
+    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
+    assert _rows_with(db_path, PLAINTEXT) == 0 and _rows_with(db_path, "old-plain-word") == 0

@@ -1065,6 +1065,9 @@ def restore(
         db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
         try:
             plan = _reconcile_backup(db, cipher, report["path"]) if merge else None
+            keeping = _kept_encrypted(db.conn) if merge else []
+            # Deriving the key is slow and a missing key must change nothing: both before the lock.
+            keep_cipher = _keep_cipher(cipher, keeping[0]) if keeping else None
             limit = _max_value_size(db) if merge else None
             skipped: list[dict[str, Any]] = []
             conflicts: dict[str, Any] = {}
@@ -1081,7 +1084,16 @@ def restore(
                         reencrypted = _reencrypt_backup(conn, plan)
                     skipped = _protected_settings(conn) + _oversized(conn, limit)
                     conflicts = _conflicts(conn)
+                    keeping = _kept_encrypted(conn)
+                    if keeping:
+                        keep_cipher = keep_cipher or _keep_cipher(cipher, keeping[0])
+                        _encrypt_backup_rows(conn, keeping, keep_cipher)
+                    plain_history = _encrypting(conn)
                     changed = _merge(conn, progress, total)
+                    if plain_history:
+                        from gemini_flow_cli.core.transfer import _cipher_or_none
+
+                        changes.encrypt_history(conn, plain_history, keep_cipher or _cipher_or_none(cipher))
                 else:
                     changed = _replace(conn, progress, total)
                     # One restore change, numbered after every revision this database gave out.
@@ -1163,6 +1175,55 @@ def _reencrypt_backup(conn, plan) -> int:
                      (plan.convert(source, namespace, key, stored), row_id))
         count += 1
     return count
+
+
+# The backup's plaintext entries that a merge takes over a live encrypted entry of this database.
+_KEPT_ENCRYPTED_SQL = (
+    "SELECT b.id, b.key, b.namespace, b.value FROM backup.memory_store AS b JOIN main.memory_store AS m "
+    "ON m.key = b.key AND m.namespace = b.namespace WHERE m.encrypted = 1 AND NOT b.encrypted "
+    "AND (m.ttl IS NULL OR m.ttl > ?) AND b.updated_at > coalesce(m.updated_at, -1) ORDER BY b.id"
+)
+
+
+def _kept_encrypted(conn) -> list[tuple]:
+    """A merge writes entries like a store, and re-storing an encrypted entry keeps it encrypted
+    (CLI.md §4): the backup's plaintext rows that will replace an encrypted entry of this
+    database, ``(id, key, namespace, value)``. A backup has no way to say ``--no-encrypt``."""
+    if not _table_exists(conn, "backup", "memory_store") or not changes.any_encrypted(conn):
+        return []
+    return conn.execute(_KEPT_ENCRYPTED_SQL, (int(clock.now()),)).fetchall()
+
+
+def _keep_cipher(cipher, row: tuple):
+    try:
+        if cipher is None:
+            raise GeminiFlowError("PERMISSION_DENIED", "no encryption key was given")
+        return cipher()
+    except GeminiFlowError as exc:
+        raise GeminiFlowError(
+            exc.code,
+            f"key {row[1]!r} in namespace {row[2]!r} is encrypted, and the backup's newer plaintext "
+            f"would replace it; a merge keeps it encrypted: {exc.message}; nothing was restored",
+            details={**exc.details, "key": row[1], "namespace": row[2]},
+        ) from None
+
+
+def _encrypt_backup_rows(conn, rows: list[tuple], cipher) -> None:
+    """Encrypt those rows in the attached copy (private scratch) before they are merged."""
+    conn.executemany("UPDATE backup.memory_store SET value = ?, encrypted = 1 WHERE id = ?",
+                     [(cipher.encrypt(namespace, key, value), row_id) for row_id, key, namespace, value in rows])
+
+
+def _encrypting(conn) -> list[tuple[str, str]]:
+    """The entries of this database stored in plaintext that the merge replaces with ciphertext:
+    their plaintext history is encrypted (or, without a key, dropped) after the merge."""
+    if not _table_exists(conn, "backup", "memory_store"):
+        return []
+    return conn.execute(
+        "SELECT m.key, m.namespace FROM backup.memory_store AS b JOIN main.memory_store AS m "
+        "ON m.key = b.key AND m.namespace = b.namespace WHERE b.encrypted AND NOT m.encrypted "
+        "AND b.updated_at > coalesce(m.updated_at, -1)"
+    ).fetchall()
 
 
 def _max_value_size(db) -> int:

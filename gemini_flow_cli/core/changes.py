@@ -121,6 +121,68 @@ def any_stored(conn, pairs: list[tuple[str, str]], *, part: int = 4000) -> bool:
     return False
 
 
+def encrypt_history(conn, pairs: list[tuple[str, str]], cipher) -> int:
+    """Encrypt, with ``cipher``, the plaintext values kept in the feed for ``pairs`` (key,
+    namespace): called in the transaction of a write that makes those entries encrypted, so the
+    plaintext a secret had before ``--encrypt`` does not outlive it in history, exports or
+    backups (CLI.md §4), while ``memory history`` with the key still shows it. Returns the count.
+
+    The feed has no index on key (it would cost every write), so this is one scan of the feed:
+    callers run it only on a plaintext-to-encrypted transition, which is rare."""
+    if not pairs:
+        return 0
+    wanted = set(pairs)
+    found = [
+        (revision, key, namespace, value)
+        for revision, key, namespace, value in conn.execute(
+            f"SELECT revision, key, namespace, previous_value FROM {TABLE} "
+            "WHERE previous_encrypted = 0 AND previous_value IS NOT NULL"
+        )
+        if (key, namespace) in wanted
+    ]
+    if cipher is None:
+        # No key (an import or merge of ciphertext needs none): the plaintext cannot be kept
+        # encrypted, so it is dropped; history shows those versions without a value.
+        conn.executemany(f"UPDATE {TABLE} SET previous_value = NULL WHERE revision = ?",
+                         [(revision,) for revision, *_ in found])
+        return len(found)
+    conn.executemany(
+        f"UPDATE {TABLE} SET previous_value = ?, previous_encrypted = 1 WHERE revision = ?",
+        [(cipher.encrypt(namespace, key, value), revision) for revision, key, namespace, value in found],
+    )
+    return len(found)
+
+
+def plaintext_pairs(conn, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Which of ``pairs`` (key, namespace) are stored in plaintext (live or expired): the ones
+    an encrypted write turns from plaintext to encrypted. One indexed probe per pair; callers ask
+    only about the rows they encrypt."""
+    probe = "SELECT 1 FROM memory_store WHERE key = ? AND namespace = ? AND encrypted = 0"
+    return [pair for pair in pairs if conn.execute(probe, pair).fetchone() is not None]
+
+
+def encrypted_pairs(conn, pairs: list[tuple[str, str]], now: int | None = None, *, part: int = 4000) -> set:
+    """Which of ``pairs`` (key, namespace) are stored encrypted (live at ``now``, or at all when
+    None), probing ``idx_memory_encrypted`` (schema 1.0.12), which holds only encrypted rows."""
+    out: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), part):
+        chunk = pairs[start:start + part]
+        sql = ("SELECT key, namespace FROM memory_store WHERE encrypted = 1 AND (key, namespace) IN (VALUES "
+               + ",".join(["(?, ?)"] * len(chunk)) + ")")
+        params: list[Any] = [value for pair in chunk for value in pair]
+        if now is not None:
+            sql += " AND (ttl IS NULL OR ttl > ?)"
+            params.append(now)
+        out.update((key, namespace) for key, namespace in conn.execute(sql, params))
+    return out
+
+
+def any_encrypted(conn) -> bool:
+    """Whether any entry is encrypted: one probe of ``idx_memory_encrypted`` (schema 1.0.12).
+    The usual database has none, and then a bulk write needs no per-key check at all."""
+    return conn.execute("SELECT 1 FROM memory_store WHERE encrypted = 1 LIMIT 1").fetchone() is not None
+
+
 def any_expired(conn, now: int) -> bool:
     """Whether any entry has expired and is still stored (served by idx_memory_ttl)."""
     return conn.execute(

@@ -366,6 +366,11 @@ class MemoryManager:
         ).fetchone()
         changes.record(conn, "store", item["key"], item["namespace"], row[1],
                        None if fresh else before["value"], False if fresh else before["encrypted"], now)
+        if item["encrypted"] and before is not None and not before["encrypted"]:
+            # Plaintext -> encrypted: the plaintext the feed keeps of this entry (CLI.md §4:
+            # encrypted values stay encrypted in the changes table) is encrypted too, in this
+            # transaction; with the key, history still reads it.
+            changes.encrypt_history(conn, [(item["key"], item["namespace"])], self.cipher())
         after = {
             "id": row[0],
             "key": item["key"],
@@ -980,7 +985,9 @@ class MemoryManager:
         encrypt = get("encrypted")
         if encrypt is None:
             regex = self._auto_regex if self._auto_regex is not None else self._auto_encrypt_regex()
-            encrypt = regex is not False and regex.match(key) is not None
+            # int, not bool: 0 marks "plaintext because nobody asked", which _keep_encrypted
+            # may still turn into ciphertext (re-storing a secret keeps it a secret).
+            encrypt = int(regex is not False and regex.match(key) is not None)
         elif type(encrypt) is not bool:
             raise GeminiFlowError("INVALID_INPUT", f"invalid encrypted {encrypt!r}: true or false")
         if encrypt:
@@ -998,8 +1005,10 @@ class MemoryManager:
             for name, owner in (("agent_id", agent_id), ("swarm_id", swarm_id)):
                 if owner is not None and (not isinstance(owner, str) or not owner):
                     raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
+        # The last field binds as 0/1 either way; an explicit ``"encrypted": false`` stays the
+        # bool False so that _keep_encrypted leaves it in plaintext (see _implicit_plain).
         return (key, text, namespace, agent_id, swarm_id, expires_at, now, now, size,
-                tags_text, int(encrypt))
+                tags_text, encrypt)
 
     def batch_store(self, items: Iterable[dict[str, Any]], *, chunk_size: int = 20_000) -> dict[str, Any]:
         """Store many entries (upserts) in one transaction, ``executemany`` per chunk.
@@ -1041,12 +1050,65 @@ class MemoryManager:
             "executionTime": round((time.perf_counter() - started) * 1000, 3),
         }
 
+    def _prepare_keep_encrypted(self, rows: list[tuple]) -> None:
+        """Before the write lock: when a batch re-stores encrypted entries without saying
+        ``"encrypted": false``, derive the cipher now (scrypt is slow; the lock must not wait
+        for it), and refuse without a key (PERMISSION_DENIED, exit 4) before anything is written.
+        Costs one index probe when the database holds no encrypted entry."""
+        if not any(_implicit_plain(r[10]) for r in rows):
+            return
+        with self.db.read() as conn:
+            if not changes.versioned(conn) or not _has_encrypted_index(conn) or not changes.any_encrypted(conn):
+                return
+            hits = changes.encrypted_pairs(conn, [(r[0], r[2]) for r in rows if _implicit_plain(r[10])],
+                                           int(clock.now()))
+        if hits:
+            self._keep_cipher(sorted(hits)[0])
+
+    def _keep_cipher(self, pair: tuple[str, str]) -> Cipher:
+        try:
+            return self.cipher()
+        except GeminiFlowError as exc:
+            raise GeminiFlowError(
+                exc.code,
+                f"key {pair[0]!r} in namespace {pair[1]!r} is encrypted, and re-storing it keeps it "
+                f"encrypted (give \"encrypted\": false to store it in plaintext): {exc.message}; "
+                "nothing was applied",
+                details={**exc.details, "key": pair[0], "namespace": pair[1]},
+            ) from None
+
+    def _keep_encrypted(self, conn, run: list[tuple]) -> tuple[list[tuple], list[tuple[str, str]]]:
+        """``run`` with its implicitly-plaintext rows that replace a live encrypted entry
+        encrypted (CLI.md §4), and the feed's plaintext of entries this run encrypts for the
+        first time (returned: the pairs whose feed history to encrypt after the upsert).
+        Inside the transaction, just before the run's upsert, so rows
+        earlier in the same batch count."""
+        if not changes.any_encrypted(conn) and not any(r[10] for r in run):
+            return run, []  # the usual bulk load: one index probe, no per-row work
+        now = run[0][7]
+        implicit = [(r[0], r[2]) for r in run if _implicit_plain(r[10])]
+        hits = changes.encrypted_pairs(conn, implicit, now) if implicit else set()
+        if hits:
+            cipher = self._keep_cipher(sorted(hits)[0])
+            run = [
+                (r[0], cipher.encrypt(r[2], r[0], r[1]), *r[2:10], 1)
+                if _implicit_plain(r[10]) and (r[0], r[2]) in hits else r
+                for r in run
+            ]
+        encrypting = [(r[0], r[2]) for r in run if r[10]]
+        if not encrypting:
+            return run, []
+        # Plaintext -> encrypted: the entries stored in plaintext now (live or expired; their
+        # value is about to enter the feed) lose their plaintext history in this transaction.
+        return run, changes.plaintext_pairs(conn, encrypting)
+
     def _store_rows(self, conn, rows: list[tuple], per_namespace: dict[str, int], checked: set) -> int:
         owners = {("agents", r[3]) for r in rows if r[3] is not None} | {("swarms", r[4]) for r in rows if r[4] is not None}
         for table, owner in owners - checked:
             self._check_owners(conn, owner if table == "agents" else None, owner if table == "swarms" else None)
             checked.add((table, owner))
         for run in _distinct_runs(rows):
+            run, plain_history = self._keep_encrypted(conn, run)
             # Each store gets its own change, in order: expire (of an entry being replaced after
             # its TTL), then the store's change (its version and the value it replaces, read
             # before the upsert), then the upsert itself.
@@ -1062,6 +1124,8 @@ class MemoryManager:
             else:
                 conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
                 conn.executemany(UPSERT_SQL, run)
+            if plain_history:
+                changes.encrypt_history(conn, plain_history, self.cipher())
         for row in rows:
             per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
         return len(rows)
@@ -1161,6 +1225,7 @@ class MemoryManager:
         if all(action == "retrieve" for action, _ in prepared):
             # Only reads: a snapshot without the write lock, like `memory retrieve`.
             return self._read_batch(prepared, decoder, now, started)
+        self._prepare_keep_encrypted([payload[0] for action, payload in prepared if action == "store"])
         with self.db.write() as conn, bulk_cache(conn):
             index = 0
             while index < len(prepared):
@@ -1416,6 +1481,20 @@ CLEANUP_SQL = (
 
 
 _TAGS_CACHE: dict[tuple, str | None] = {}
+
+
+def _implicit_plain(flag) -> bool:
+    """A batch row's encrypted field: ``0`` (int) when plaintext because nothing asked for
+    encryption, ``False`` (bool) for an explicit ``"encrypted": false``; both bind as 0."""
+    return flag is not False and not flag
+
+
+def _has_encrypted_index(conn) -> bool:
+    """Whether the database has ``idx_memory_encrypted`` (schema 1.0.12): a read before the
+    first write may see an older schema, which the write then migrates."""
+    return conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'idx_memory_encrypted'"
+    ).fetchone() is not None
 
 
 def _tags_text(tags: Any) -> str | None:

@@ -201,6 +201,17 @@ def _build() -> list[Migration]:
                 "ALTER TABLE memory_store DROP COLUMN ttl_seconds",
             ),
         ),
+        Migration(
+            "1.0.12",
+            "Index encrypted entries, so bulk writes can tell cheaply whether they re-store a secret",
+            (
+                # Only encrypted rows are in it: a batch asks "is any entry encrypted?" and "which
+                # of these keys are?" without scanning memory_store, and a database with no
+                # secrets pays nothing per write (CLI.md §4: re-storing keeps encryption).
+                "CREATE INDEX idx_memory_encrypted ON memory_store(namespace, key) WHERE encrypted = 1",
+            ),
+            ("DROP INDEX idx_memory_encrypted",),
+        ),
     ]
 
 

@@ -440,12 +440,12 @@ def import_file(
                     reencrypted += 1
             chunk.append(row)
             if len(chunk) >= chunk_size:
-                written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max)
+                written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max, cipher)
                 if progress:
                     progress(len(chunk))
                 chunk = []
         if chunk:
-            written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max)
+            written += _apply(conn, sql, chunk, on_conflict, per_namespace, start_max, cipher)
             if progress:
                 progress(len(chunk))
         if records:
@@ -495,8 +495,46 @@ def _create_owners(conn, rows: dict[tuple[str, str], dict[str, Any]]) -> dict[st
     return created
 
 
+def _keep_encrypted(conn, run: list[tuple], now: int, cipher) -> tuple[list[tuple], list[tuple[str, str]]]:
+    """An import's replace is a write, so it follows ``memory store`` (CLI.md §4): a plaintext
+    record replacing a live encrypted entry is stored encrypted (the file cannot say
+    ``--no-encrypt``: export writes ``"encrypted": false`` for every plaintext entry; delete
+    the entry first to store it in plaintext), which needs the key (PERMISSION_DENIED, exit 4,
+    and the transaction rolls back). Also returns the entries an encrypted record turns from
+    plaintext to encrypted, whose plaintext history the caller then encrypts."""
+    from gemini_flow_cli.core import changes
+
+    if not changes.any_encrypted(conn) and not any(row[11] for row in run):
+        return run, []  # the usual import: one index probe, no per-row work
+    hits = changes.encrypted_pairs(conn, [(row[0], row[2]) for row in run if not row[11]], now)
+    if hits:
+        key, namespace = sorted(hits)[0]
+        try:
+            current = (cipher or _no_cipher)()
+        except GeminiFlowError as exc:
+            raise GeminiFlowError(
+                exc.code,
+                f"key {key!r} in namespace {namespace!r} is encrypted, and replacing it keeps it encrypted "
+                f"(delete it first to store the record in plaintext): {exc.message}; nothing was imported",
+                details={**exc.details, "key": key, "namespace": namespace},
+            ) from None
+        run = [(row[0], current.encrypt(row[2], row[0], row[1]), *row[2:11], 1, row[12])
+               if not row[11] and (row[0], row[2]) in hits else row for row in run]
+    return run, changes.plaintext_pairs(conn, [(row[0], row[2]) for row in run if row[11]])
+
+
+def _cipher_or_none(cipher):
+    """The key's cipher, or None when there is no usable key (importing ciphertext needs none)."""
+    try:
+        return (cipher or _no_cipher)()
+    except GeminiFlowError as exc:
+        if exc.code not in ("PERMISSION_DENIED", "ENCRYPTION_FAILED"):
+            raise
+        return None
+
+
 def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: dict[str, int],
-           start_max: int = 0) -> int:
+           start_max: int = 0, cipher=None) -> int:
     from gemini_flow_cli.core import changes
 
     now = int(clock.now())
@@ -508,8 +546,11 @@ def _apply(conn, sql: str, chunk: list[tuple], on_conflict: str, per_namespace: 
         from gemini_flow_cli.core.memory import _distinct_runs
 
         for run in _distinct_runs(chunk):
+            run, plain_history = _keep_encrypted(conn, run, now, cipher)
             conn.executemany(changes.IMPORT_REPLACE_SQL, [(row[0], row[2], now, row[12]) for row in run])
             written += conn.executemany(sql, run).rowcount
+            if plain_history:
+                changes.encrypt_history(conn, plain_history, _cipher_or_none(cipher))
     else:
         written = conn.executemany(sql, chunk).rowcount
         if on_conflict == "fail" and written < len(chunk):
