@@ -102,17 +102,7 @@ def command_line(command, paths):
     return st.tuples(*parts).map(lambda groups: [x for group in groups for x in group])
 
 
-# Findings fixed on another branch that has not landed yet: path -> the fix awaited. Non-strict,
-# so the test passes as soon as the fix lands; delete the entry then.
-AWAITED: dict[tuple[str, ...], str] = {
-    ("migrate", "up"): "issue 21: migrate --dry-run prints SQL on stdout in JSON mode (a JSON envelope is coming)",
-    ("memory", "retrieve"): "issue 21: retrieve --default prints the default raw in JSON mode",
-}
-
-COMMANDS = [
-    pytest.param(c, marks=pytest.mark.xfail(reason=AWAITED[c.path], strict=False)) if c.path in AWAITED else c
-    for c in iter_commands() if not c.skipped
-]
+COMMANDS = [c for c in iter_commands() if not c.skipped]
 
 
 def assert_json_mode_output(result, command) -> None:

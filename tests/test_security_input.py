@@ -40,8 +40,6 @@ def test_lone_surrogates_in_arguments_are_exit_2(cli, text):
         assert result.exit_code == 2, (argv, result)
 
 
-@pytest.mark.xfail(reason="issue 21 reads standard input as bytes and decodes it strictly (cli/common.py "
-                          "read_input); passes once it lands", strict=False)
 def test_invalid_utf8_on_stdin(tmp_path, db_path):
     import subprocess
 
