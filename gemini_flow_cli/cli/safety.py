@@ -46,12 +46,28 @@ def _escaped_bytes(arg: str) -> bool:
     return True
 
 
-class FiniteFloat(click_types.FloatParamType):
-    """A float option that refuses ``inf`` and ``nan`` (and keeps the range it wraps)."""
+class _Wrapping:
+    """A parameter type that checks more than the click type it wraps and otherwise looks like it
+    (metavar, help, repr), so that hardening the command tree changes no help text."""
 
-    def __init__(self, inner: click_types.FloatParamType):
+    inner: click_types.ParamType
+
+    def __init__(self, inner: click_types.ParamType):
         self.inner = inner
         self.name = inner.name
+
+    def get_metavar(self, *args, **kwargs):
+        return self.inner.get_metavar(*args, **kwargs)
+
+    def to_info_dict(self) -> dict[str, Any]:
+        return self.inner.to_info_dict()
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+
+class FiniteFloat(_Wrapping, click_types.FloatParamType):
+    """A float option that refuses ``inf`` and ``nan`` (and keeps the range it wraps)."""
 
     def convert(self, value: Any, param, ctx) -> Any:
         number = self.inner.convert(value, param, ctx)
@@ -59,23 +75,10 @@ class FiniteFloat(click_types.FloatParamType):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
 
-    def get_metavar(self, *args, **kwargs):
-        return self.inner.get_metavar(*args, **kwargs)
 
-    def to_info_dict(self) -> dict[str, Any]:
-        return self.inner.to_info_dict()
-
-    def __repr__(self) -> str:
-        return repr(self.inner)
-
-
-class Int64(click_types.IntParamType):
+class Int64(_Wrapping, click_types.IntParamType):
     """An integer option within SQLite's 64-bit integers (keeping the range it wraps, whose
     help text stays as declared)."""
-
-    def __init__(self, inner: click_types.IntParamType):
-        self.inner = inner
-        self.name = inner.name
 
     def convert(self, value: Any, param, ctx) -> Any:
         number = self.inner.convert(value, param, ctx)
@@ -83,23 +86,10 @@ class Int64(click_types.IntParamType):
             self.fail(f"{value!r} is out of range (a 64-bit integer: {INT64_MIN} to {INT64_MAX}).", param, ctx)
         return number
 
-    def get_metavar(self, *args, **kwargs):
-        return self.inner.get_metavar(*args, **kwargs)
 
-    def to_info_dict(self) -> dict[str, Any]:
-        return self.inner.to_info_dict()
-
-    def __repr__(self) -> str:
-        return repr(self.inner)
-
-
-class NonEmptyPath(click_types.ParamType):
+class NonEmptyPath(_Wrapping, click_types.ParamType):
     """A path option or argument that refuses the empty string (``Path("")`` is the current
     folder, never what a user meant, and ``Path("").with_name`` raises) and a NUL."""
-
-    def __init__(self, inner: click_types.ParamType):
-        self.inner = inner
-        self.name = inner.name
 
     def convert(self, value: Any, param, ctx) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -109,14 +99,8 @@ class NonEmptyPath(click_types.ParamType):
             self.fail("a path cannot contain a NUL character.", param, ctx)
         return self.inner.convert(value, param, ctx)
 
-    def get_metavar(self, *args, **kwargs):
-        return self.inner.get_metavar(*args, **kwargs)
-
     def shell_complete(self, *args, **kwargs):
         return self.inner.shell_complete(*args, **kwargs)
-
-    def to_info_dict(self) -> dict[str, Any]:
-        return self.inner.to_info_dict()
 
 
 def harden(command) -> None:

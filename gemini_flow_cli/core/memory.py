@@ -1314,14 +1314,7 @@ class MemoryManager:
                         "namespaces": sorted({r["namespace"] for r in results}),
                     },
                 )
-        succeeded = sum(1 for r in results if r["success"])
-        return {
-            "results": results,
-            "total": len(results),
-            "succeeded": succeeded,
-            "failed": len(results) - succeeded,
-            "executionTime": round((time.perf_counter() - started) * 1000, 3),
-        }
+        return _batch_result(results, started)
 
     def _read_batch(self, prepared: list[tuple[str, Any]], decoder, now: int, started: float) -> dict[str, Any]:
         """A batch of retrieves only: read from one snapshot, then count the accesses best effort."""
@@ -1351,14 +1344,7 @@ class MemoryManager:
             entry_id = item.pop("_id", None)
             if entry_id in counted:
                 item["metadata"]["accessCount"] = counted[entry_id]
-        succeeded = sum(1 for r in results if r["success"])
-        return {
-            "results": results,
-            "total": len(results),
-            "succeeded": succeeded,
-            "failed": len(results) - succeeded,
-            "executionTime": round((time.perf_counter() - started) * 1000, 3),
-        }
+        return _batch_result(results, started)
 
     @staticmethod
     def _count_access(conn, key: str, namespace: str, now: int) -> dict[str, Any] | None:
@@ -1625,3 +1611,18 @@ def _free_bytes(folder) -> int | None:
     except (OSError, AttributeError):
         return None
     return stats.f_bavail * stats.f_frsize
+
+
+def _batch_result(results: list[dict[str, Any]], started: float) -> dict[str, Any]:
+    """The seed's batch response: ``results`` with their counts and ``executionTime`` in ms since
+    ``started`` (a ``time.perf_counter()`` reading)."""
+    import time
+
+    succeeded = sum(1 for r in results if r["success"])
+    return {
+        "results": results,
+        "total": len(results),
+        "succeeded": succeeded,
+        "failed": len(results) - succeeded,
+        "executionTime": round((time.perf_counter() - started) * 1000, 3),
+    }
