@@ -221,16 +221,7 @@ def after(conn, since: int, *, pattern: str | None = None, namespace: str | None
     """The changes after revision ``since`` in revision order, as watch events, at most ``limit``
     rows examined (so a caller can page); filtered by key glob and namespace. Returns
     ``[{"revision", "action", "key", "namespace", "version", "at"}]``."""
-    where, params = "revision > ?", [since]
-    if namespace is not None:
-        # A whole-database restore concerns every namespace.
-        where += " AND (namespace = ? OR namespace IS NULL)"
-        params.append(namespace)
-    rows = conn.execute(
-        f"SELECT revision, action, key, namespace, version, at FROM {TABLE} WHERE {where} "
-        "ORDER BY revision LIMIT ?",
-        (*params, limit),
-    ).fetchall()
+    rows = _rows_after(conn, since, namespace, limit)
     matcher = _matcher(pattern)
     return [
         {"revision": revision, "action": action, "key": key, "namespace": ns, "version": version,
@@ -238,6 +229,22 @@ def after(conn, since: int, *, pattern: str | None = None, namespace: str | None
         for revision, action, key, ns, version, at in rows
         if key is None or matcher(key)
     ]
+
+
+def _rows_after(conn, since: int, namespace: str | None, limit: int) -> list[tuple]:
+    """Up to ``limit`` change rows after ``since`` in revision order, of ``namespace`` when given:
+    ``(revision, action, key, namespace, version, at)``. Key patterns are matched by the callers,
+    since a follower must move past the rows its pattern skips."""
+    where, params = "revision > ?", [since]
+    if namespace is not None:
+        # A whole-database restore concerns every namespace.
+        where += " AND (namespace = ? OR namespace IS NULL)"
+        params.append(namespace)
+    return conn.execute(
+        f"SELECT revision, action, key, namespace, version, at FROM {TABLE} WHERE {where} "
+        "ORDER BY revision LIMIT ?",
+        (*params, limit),
+    ).fetchall()
 
 
 def _matcher(pattern: str | None):
@@ -338,15 +345,7 @@ def follow(db, since: int, *, pattern: str | None = None, namespace: str | None 
             rows = []
             if versioned(conn):
                 check_since(conn, since)
-                where, params = "revision > ?", [since]
-                if namespace is not None:
-                    where += " AND (namespace = ? OR namespace IS NULL)"
-                    params.append(namespace)
-                rows = conn.execute(
-                    f"SELECT revision, action, key, namespace, version, at FROM {TABLE} WHERE {where} "
-                    "ORDER BY revision LIMIT 500",
-                    params,
-                ).fetchall()
+                rows = _rows_after(conn, since, namespace, 500)
         for revision, action, key, ns, version, at in rows:
             since = revision
             if key is not None and not matcher(key):
