@@ -69,3 +69,16 @@ def _surrogate(what: str) -> GeminiFlowError:
         f"{what} holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is not "
         "text: it cannot be stored as UTF-8",
     )
+
+
+def parse(text: str, *, what: str = "the JSON") -> Any:
+    """``text`` parsed as strict JSON (no ``NaN``/``Infinity``) within the limits of :func:`loads`;
+    INVALID_INPUT (exit 2) naming ``what`` when it is not JSON."""
+    try:
+        return loads(text, what=what, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise GeminiFlowError("INVALID_INPUT", f"{what} is not valid JSON: {exc}") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
