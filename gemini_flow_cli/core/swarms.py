@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gemini_flow_cli.core import agent_types, audit, clock, listing
+from gemini_flow_cli.core import agent_types, audit, clock, listing, sessions
 from gemini_flow_cli.errors import GeminiFlowError
 
 TOPOLOGIES = ("hierarchical", "mesh", "ring", "star")
@@ -132,7 +132,8 @@ def leave(db, swarm_id: str, agent_id: str) -> dict[str, Any]:
 
 def shutdown(db, swarm_id: str) -> dict[str, Any]:
     """Close a swarm: no new members or tasks. Members stay recorded; the time is kept in
-    ``performance_metrics.shutdownAt`` and ends the swarm's life for its throughput."""
+    ``performance_metrics.shutdownAt`` and ends the swarm's life for its throughput. Its active
+    sessions end in the same transaction (``endedSessions`` lists them)."""
     with db.write() as conn:
         row = require(conn, swarm_id)
         before = _record(conn, row)
@@ -145,9 +146,12 @@ def shutdown(db, swarm_id: str) -> dict[str, Any]:
             "UPDATE swarms SET status = ?, performance_metrics = ? WHERE id = ?",
             (STATUS_SHUTDOWN, _dumps(perf), swarm_id),
         )
+        # Its sessions end with it, in this transaction (CLI.md section 10).
+        ended = sessions.end_swarm_sessions(db, conn, swarm_id, now)
         after = _record(conn, _row(conn, swarm_id))
-        audit.record(db, "swarm", swarm_id, "shutdown", before=before, after=after)
-    return {"success": True, **after}
+        audit.record(db, "swarm", swarm_id, "shutdown", before=before, after=after,
+                     details={"endedSessions": ended} if ended else None)
+    return {"success": True, **after, "endedSessions": ended}
 
 
 # -- membership (inside the caller's write transaction) ------------------------------------------
