@@ -212,6 +212,21 @@ def _build() -> list[Migration]:
             ),
             ("DROP INDEX idx_memory_encrypted",),
         ),
+        Migration(
+            "1.0.13",
+            "Workflow executions: the task that runs one execution names its workflow",
+            (
+                # Set only on an execution's top task (core/workflows.py): a workflow's
+                # execution_count and success_rate are counted from these rows, so only they are
+                # in the index.
+                "ALTER TABLE tasks ADD COLUMN workflow_id TEXT",
+                "CREATE INDEX idx_tasks_workflow_id ON tasks(workflow_id) WHERE workflow_id IS NOT NULL",
+            ),
+            (
+                "DROP INDEX idx_tasks_workflow_id",
+                "ALTER TABLE tasks DROP COLUMN workflow_id",
+            ),
+        ),
     ]
 
 

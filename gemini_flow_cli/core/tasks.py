@@ -22,6 +22,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gemini_flow_cli.core import audit, clock, jsontext, listing
@@ -61,11 +62,26 @@ _LEAF = "NOT EXISTS (SELECT 1 FROM tasks c WHERE c.parent_id = t.id)"
 TASK_COLUMNS = (
     "id, swarm_id, agent_id, description, status, priority, dependencies, started_at, "
     "completed_at, result, error_message, progress, estimated_duration, actual_duration, "
-    "retry_count, parent_id, created_at, context, lease_expires_at, attempts, max_attempts"
+    "retry_count, parent_id, created_at, context, lease_expires_at, attempts, max_attempts, workflow_id"
 )
 DEFAULT_MAX_ATTEMPTS = 3
 
 _WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One subtask of a plan whose subtasks depend on each other in any order (a workflow's step).
+
+    ``after``: the indexes (in the plan) of the steps it depends on. ``capabilities``: what the
+    agent that gets it must offer, every one of them (exact strings of the agent's capabilities).
+    ``context``: JSON kept with the subtask.
+    """
+
+    description: str
+    after: tuple[int, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    context: Any = None
 
 
 # -- pure helpers ----------------------------------------------------------------------------
@@ -121,6 +137,7 @@ def assign(
     max_agents: int,
     *,
     only_matching: bool = False,
+    requirements: Sequence[Sequence[str]] | None = None,
 ) -> list[str | None]:
     """The agent for each unit of work (a description), or None.
 
@@ -128,13 +145,18 @@ def assign(
     with the best :func:`match_score`, then the lowest load (counting what this call already gave
     it), then the smallest id. Once ``max_agents`` distinct agents are in use, only they are
     considered. With ``only_matching`` a unit no capability matches stays unassigned.
+    ``requirements[i]`` (if given and not empty) limits unit i to candidates offering every one of
+    those capabilities; with none, the unit stays unassigned.
     """
     load = {agent: current for agent, _caps, current in candidates}
     caps = {agent: list(c) for agent, c, _load in candidates}
     used: list[str] = []
     chosen: list[str | None] = []
-    for unit in units:
+    for i, unit in enumerate(units):
         pool = [a for a, _c, _l in candidates if len(used) < max_agents or a in used]
+        needed = set(requirements[i]) if requirements and requirements[i] else None
+        if needed:
+            pool = [a for a in pool if needed <= set(caps[a])]
         best = None
         best_key = None
         for agent in sorted(pool):
@@ -276,6 +298,7 @@ def task_view(row: dict[str, Any], subtasks: Sequence[dict[str, Any]] = ()) -> d
         "leaseExpiresAt": clock.iso(row["lease_expires_at"]),
         "attempts": row["attempts"],
         "maxAttempts": row["max_attempts"] or DEFAULT_MAX_ATTEMPTS,
+        "workflowId": row["workflow_id"],
         "result": _loads(row["result"]),
         "error": row["error_message"],
         "context": _loads(row["context"]),
@@ -423,8 +446,17 @@ def orchestrate(
     estimated_duration: int | None = None,
     context: Any = None,
     max_attempts: int | None = None,
+    steps: Sequence[Step] = (),
+    workflow_id: str | None = None,
 ) -> dict[str, Any]:
     """Record a task and its subtasks and assign the work to the swarm's agents.
+
+    ``steps`` (instead of ``subtasks``) gives subtasks that depend on each other as a graph
+    (:class:`Step`; ``strategy`` then only chooses how work is assigned, never chains them). A
+    step requiring capabilities that no member of the swarm offers (within ``max_agents``) is
+    CONFLICT (exit 3), nothing recorded; without a swarm, requirements are kept in the
+    subtask's context only. ``workflow_id`` marks the task as one execution of that workflow
+    (core/workflows.py): its status changes then recount the workflow's figures.
 
     ``max_attempts`` (default 3) is how many claims each unit of work may have: a claim whose
     lease lapses on the last attempt fails the task with the reason.
@@ -446,6 +478,13 @@ def orchestrate(
         raise GeminiFlowError("INVALID_INPUT", "--max-agents must be at least 1")
     if estimated_duration is not None and estimated_duration < 0:
         raise GeminiFlowError("INVALID_INPUT", "--estimated-duration must not be negative")
+    if steps and subtasks:
+        raise GeminiFlowError("INVALID_INPUT", "give subtasks or steps, not both")
+    if steps:
+        subtasks = [step.description for step in steps]
+        for i, step in enumerate(steps):
+            if any(type(j) is not int or not 0 <= j < len(steps) for j in step.after):
+                raise GeminiFlowError("INVALID_INPUT", f"step {i} depends on a step that is not in the plan")
     if any(not s.strip() for s in subtasks):
         raise GeminiFlowError("INVALID_INPUT", "a subtask description must not be empty")
     depends_on = list(dict.fromkeys(depends_on))
@@ -460,7 +499,9 @@ def orchestrate(
         sub_deps: list[list[str]] = []
         for i in range(len(subtasks)):
             deps = list(depends_on)
-            if strategy == "sequential" and i > 0:
+            if steps:
+                deps.extend(sub_ids[j] for j in dict.fromkeys(steps[i].after))
+            elif strategy == "sequential" and i > 0:
                 deps.append(sub_ids[i - 1])
             sub_deps.append(deps)
 
@@ -478,22 +519,35 @@ def orchestrate(
         if swarm is not None:
             candidates = _candidates(conn, swarm["id"])
             limit = max_agents if max_agents is not None else (swarm["max_agents"] or len(candidates) or 1)
-            agents = assign(units, candidates, limit, only_matching=(strategy == "adaptive"))
+            requirements = [list(step.capabilities) for step in steps] or None
+            agents = assign(units, candidates, limit, only_matching=(strategy == "adaptive"),
+                            requirements=requirements)
+            for step, agent in zip(steps, agents):
+                if step.capabilities and agent is None:
+                    raise GeminiFlowError(
+                        "CONFLICT",
+                        f"no member of swarm {swarm['id']!r} offers {', '.join(step.capabilities)} "
+                        f"(needed by {step.description!r}); nothing was recorded",
+                        details={"swarmId": swarm["id"], "capabilities": list(step.capabilities)},
+                    )
 
         insert = (
             "INSERT INTO tasks (id, swarm_id, agent_id, description, status, priority, dependencies, "
-            "estimated_duration, parent_id, created_at, context, progress, retry_count, max_attempts) "
-            "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0.0, 0, ?)"
+            "estimated_duration, parent_id, created_at, context, progress, retry_count, max_attempts, workflow_id) "
+            "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0.0, 0, ?, ?)"
         )
         ctx = _dumps(context)
         conn.execute(
             insert,
             (task_id, swarm_id, None if subtasks else agents[0], description, priority,
-             _dumps(depends_on), estimated_duration, None, now, ctx, max_attempts),
+             _dumps(depends_on), estimated_duration, None, now, ctx, max_attempts, workflow_id),
         )
-        for sid, text, deps, agent in zip(sub_ids, subtasks, sub_deps, agents if subtasks else []):
-            conn.execute(insert, (sid, swarm_id, agent, text, priority, _dumps(deps), None, task_id, now, None,
-                                  max_attempts))
+        contexts = [step.context for step in steps] or [None] * len(subtasks)
+        for sid, text, deps, agent, sub_ctx in zip(sub_ids, subtasks, sub_deps, agents if subtasks else [], contexts):
+            conn.execute(insert, (sid, swarm_id, agent, text, priority, _dumps(deps), None, task_id, now,
+                                  _dumps(sub_ctx), max_attempts, None))
+        if workflow_id is not None:
+            refresh_workflow(conn, workflow_id)
 
         assigned = list(dict.fromkeys(a for a in agents if a is not None))
         result = {
@@ -759,6 +813,8 @@ def transition(
                     audit.record(db, "task", child["id"], "cancel", before={"status": child["status"]},
                                  after={"status": "cancelled"}, details={"cascadeFrom": task_id})
         after = _require(conn, task_id)
+        if after["workflow_id"] is not None:
+            refresh_workflow(conn, after["workflow_id"])
         audit.record(db, "task", task_id, action, before=_audit_state(task), after=_audit_state(after),
                      details=({"error": error} if action == "fail" and error else None))
         if action in ("complete", "fail"):
@@ -817,6 +873,8 @@ def _rollup(db, conn, parent_id: str | None, now: int) -> None:
     )
     if status != parent["status"]:
         audit.record(db, "task", parent_id, "rollup", before={"status": parent["status"]}, after={"status": status})
+        if parent["workflow_id"] is not None:
+            refresh_workflow(conn, parent["workflow_id"])
     _rollup(db, conn, parent["parent_id"], now)
 
 
@@ -855,3 +913,24 @@ def update_statistics(db, conn, task: dict[str, Any], now: int) -> None:
             "UPDATE swarms SET completed_tasks = ?, success_rate = COALESCE(?, success_rate) WHERE id = ?",
             (s, rate, task["swarm_id"]),
         )
+
+
+# How a workflow's figures follow its executions (README, "Workflows"): an execution is the top
+# task one `workflow run` made (tasks.workflow_id); it succeeded when that task completed (its
+# steps all completed, or completed and cancelled) and failed when it failed (a step failed and
+# was not retried); cancelled and unfinished executions are counted but not rated.
+_WORKFLOW_FIGURES = """
+UPDATE workflows SET
+    execution_count = (SELECT COUNT(*) FROM tasks WHERE workflow_id = :id),
+    success_rate = (SELECT CAST(SUM(status = 'completed') AS REAL) / NULLIF(SUM(status IN ('completed', 'failed')), 0)
+                    FROM tasks WHERE workflow_id = :id),
+    updated_at = :now
+WHERE id = :id
+"""
+
+
+def refresh_workflow(conn, workflow_id: str) -> None:
+    """Recount a workflow version's ``execution_count`` and ``success_rate`` from its executions'
+    tasks (one statement, inside the caller's write transaction). ``success_rate`` = executions
+    completed / executions completed or failed, NULL until one of them finished."""
+    conn.execute(_WORKFLOW_FIGURES, {"id": workflow_id, "now": int(clock.now())})
