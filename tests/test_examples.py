@@ -54,6 +54,17 @@ SETUP: dict[tuple[str, ...], str] = {
     ("task", "complete"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
     ("task", "fail"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
     ("task", "retry"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null && gemini-flow task fail "$TASK" >/dev/null',
+    **dict.fromkeys([("session", "checkpoint"), ("session", "end"), ("session", "show")],
+                    'SESSION=$(gemini-flow session start --type hive-mind --json | jq -r .id)'),
+    ("session", "resume"): 'SESSION=$(gemini-flow session start --type hive-mind --json | jq -r .id) && '
+                           "gemini-flow session checkpoint \"$SESSION\" '{\"step\": 3}' >/dev/null",
+    **dict.fromkeys([("workflow", "show"), ("workflow", "run")],
+                    "printf '%s' '{\"steps\": [{\"id\": \"design\", \"description\": \"Design\"}, "
+                    "{\"id\": \"build\", \"description\": \"Build\", \"dependencies\": [\"design\"]}]}' "
+                    "| gemini-flow workflow create release >/dev/null"),
+    **dict.fromkeys([("neural", "show"), ("neural", "use"), ("neural", "best")],
+                    "gemini-flow neural store coordination '{\"split\": \"by-module\"}' --agent-type coder "
+                    "--domain web --accuracy 0.9 >/dev/null"),
 }
 
 

@@ -40,6 +40,18 @@ def build(cli, folder: Path) -> dict[str, str]:
     ids["decision2"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p2", "--type", "majority")["decisionId"]
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "1")
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "2")
+    ids["pattern"] = str(ok("neural", "store", "coordination", '{"plan": 1}', "--agent-type", "coder",
+                            "--accuracy", "0.9")["id"])
+    ids["pattern2"] = str(ok("neural", "store", "prompt", '{"plan": 2}', "--agent-type", "coder",
+                             "--accuracy", "0.4")["id"])
+    ids["session"] = ok("session", "start", "--type", "hive-mind", "--swarm", ids["swarm"])["id"]
+    ok("session", "checkpoint", ids["session"], '{"step": 1}')
+    ids["session2"] = ok("session", "start", "--type", "batch")["id"]
+    (folder / "flow.json").write_text('{"steps": [{"id": "a", "description": "first step"}, '
+                                      '{"id": "b", "description": "second step", "dependencies": ["a"]}]}')
+    (folder / "flow2.json").write_text('{"category": "ops", "steps": [{"id": "only", "description": "one step"}]}')
+    ids["workflow"] = ok("workflow", "create", "flow", "--file", str(folder / "flow.json"))["id"]
+    ids["workflow2"] = ok("workflow", "create", "other-flow", "--file", str(folder / "flow2.json"))["id"]
     ids["backup"] = ok("backup", "create")["path"]
     ok("backup", "create")
     (folder / "batch.jsonl").write_text('{"action": "store", "key": "gamma", "value": 3}\n')
@@ -121,6 +133,23 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("audit", "list"): [],
         ("audit", "verify"): [],
         ("audit", "prune"): ["--dry-run"],
+        ("session", "start"): ["--type", "interactive"],
+        ("session", "checkpoint"): [ids["session"], '{"step": 2}'],
+        ("session", "resume"): [ids["session"]],
+        ("session", "end"): [ids["session2"]],
+        ("session", "list"): [],
+        ("session", "show"): [ids["session"]],
+        ("workflow", "create"): ["flow-three", "--file", f"{f}/flow.json"],
+        ("workflow", "validate"): ["--file", f"{f}/flow.json"],
+        ("workflow", "list"): [],
+        ("workflow", "show"): ["flow"],
+        ("workflow", "run"): ["flow", "--swarm", ids["swarm"]],
+        ("neural", "store"): ["coordination", '{"plan": 3}', "--accuracy", "0.5"],
+        ("neural", "list"): [],
+        ("neural", "show"): [ids["pattern"]],
+        ("neural", "use"): [ids["pattern"]],
+        ("neural", "best"): ["--agent-type", "coder"],
+        ("neural", "prune"): ["--min-accuracy", "0.5"],
     }
     return table.get(path, ["<no invocation: add one to tests/world.py>"])
 

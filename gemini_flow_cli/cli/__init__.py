@@ -34,6 +34,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "config": ("gemini_flow_cli.cli.config", "Read and change configuration."),
     "key": ("gemini_flow_cli.cli.key", "Generate and rotate the encryption key."),
     "audit": ("gemini_flow_cli.cli.audit", "Read, verify and prune the tamper-evident audit log."),
+    "session": ("gemini_flow_cli.cli.session", "Track long agent runs and resume them from checkpoints."),
+    "workflow": ("gemini_flow_cli.cli.workflow", "Define multi-step plans, version them, run them as tasks."),
+    "neural": ("gemini_flow_cli.cli.neural", "Keep the patterns that worked and pick the best one."),
 }
 
 GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--no-color", "--debug"}
