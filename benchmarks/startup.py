@@ -28,16 +28,20 @@ def gemini_flow() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "gemini_flow_cli"]
 
 
-def median_ms(argv: list[str], runs: int, env: dict, cwd: Path) -> float:
-    subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm: bytecode and page cache
-    times = []
+def medians_ms(cases: dict[str, list[str]], runs: int, env: dict, cwd: Path) -> dict[str, float]:
+    """The median wall time of each case, the cases interleaved round by round, so that a change
+    in the machine's load during the run weighs on every case alike."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for argv in cases.values():
+        subprocess.run(argv, env=env, cwd=cwd, capture_output=True)  # warm: bytecode and page cache
     for _ in range(runs):
-        start = time.perf_counter()
-        result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
-        times.append((time.perf_counter() - start) * 1000)
-        if result.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.decode()}")
-    return statistics.median(times)
+        for name, argv in cases.items():
+            start = time.perf_counter()
+            result = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+            times[name].append((time.perf_counter() - start) * 1000)
+            if result.returncode != 0:
+                raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.decode()}")
+    return {name: statistics.median(samples) for name, samples in times.items()}
 
 
 def main() -> None:
@@ -86,7 +90,7 @@ def main() -> None:
         cases["gemini-flow memory retrieve (encrypted)"] = [*gf, "memory", "retrieve", "bench-secret"]
     else:
         print(f"(encrypted retrieve skipped: {encrypted.stderr.decode().strip()})")
-    results = {name: median_ms(argv, args.runs, env, folder) for name, argv in cases.items()}
+    results = medians_ms(cases, args.runs, env, folder)
     floor = results["floor: python -c sqlite3 select"]
     typer_ms = results["python -c 'import typer'"]
     print(f"median of {args.runs} cold processes, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
