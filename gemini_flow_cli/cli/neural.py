@@ -1,7 +1,5 @@
 """`gemini-flow neural ...`: keep the patterns that worked, and pick the best one for a job."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """`gemini-flow session ...`: long agent runs with checkpoints to resume from after a crash."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -1,7 +1,5 @@
 """`gemini-flow workflow ...`: reusable multi-step plans, versioned, run as tasks."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 
