@@ -92,7 +92,8 @@ def install(
     ~/.codex/config.toml (user only; needs the mcp extra for its TOML writer). A file that does
     not parse is refused (exit 2) and left as it is. The server's options (-n, --read-only,
     --agent, and the global --db) are written into its arguments. Running it again updates
-    the entry. --print shows the whole new file and writes nothing.
+    the entry. --print shows the whole new file and writes nothing (with --json: the result with the
+    file's text as "content").
 
     Example:
 
@@ -122,10 +123,16 @@ def install(
         args += ["--agent", agent]
     entry = installer.server_entry(command, args)
     text, change = installer.merged_text(client, path, name, entry)
+    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
+              "server": entry, "change": change, "written": not print_ and change != "unchanged"}
     if print_:
-        st.out.raw(text.rstrip("\n"))
+        # The file itself (ready for `> file`), unless JSON was asked for by name.
+        if st.out.json_explicit or st.out.format == "jsonl":
+            st.out.emit({**result, "content": text})
+        else:
+            st.out.raw(text.rstrip("\n"))
         return
-    if change != "unchanged":
+    if result["written"]:
         installer.write(path, text, new_mode=0o600 if scope == "user" else 0o644)
     import importlib.util
 
@@ -133,6 +140,4 @@ def install(
         st.out.warn(f"the server needs the MCP SDK to run: {installer.MISSING_EXTRA}")
     if shutil.which(command) is None:
         st.out.warn(f"{command!r} is not on PATH here; the client may not find it (give --command PATH)")
-    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
-              "server": entry, "change": change}
     st.out.done(result, f"{change.capitalize()} {name} in {path}")

@@ -135,6 +135,7 @@ def _merge_toml(path: Path, old: str | None, name: str, entry: dict[str, Any]) -
         table = tomlkit.table()
         for key, value in entry.items():
             table[key] = value
+        table.add(tomlkit.nl())  # a blank line before whatever table follows ours
         servers[name] = table
     return tomlkit.dumps(document), change
 
