@@ -1,7 +1,5 @@
 """`gemini-flow mcp ...`: the shared memory inside coding agents, over the Model Context Protocol."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

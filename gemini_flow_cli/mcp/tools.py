@@ -70,6 +70,8 @@ class Tool:
 # -- shared schema pieces: short, because every client sends the whole list to its model -------
 
 _NAMESPACE = {"type": "string", "description": "Namespace (default: the server's)."}
+# for the tools that read many entries: unlimited servers read every namespace by default
+_NAMESPACES = {"type": "string", "description": "Only this namespace (default: all, or the server's first)."}
 _KEY = {"type": "string", "description": "Key, 1-1024 chars."}
 _AGENT = {"type": "string", "description": "Acting agent id."}
 _DURATION = {"type": ["integer", "string"], "description": "Seconds, or 30s/5m/1h/7d."}
@@ -256,10 +258,10 @@ TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
     Tool(
         "memory_search",
         "Find entries by key glob (* ? [abc], case-sensitive) or rank them by full-text 'text' "
-        "(needs the full-text index). Without namespace: every namespace the server may read.",
+        "(needs the full-text index).",
         {"pattern": {"type": "string", "description": "Key glob (default *)."},
          "text": {"type": "string", "description": "Full-text query."},
-         "namespace": _NAMESPACE, "tags": {"type": "array", "items": {"type": "string"},
+         "namespace": _NAMESPACES, "tags": {"type": "array", "items": {"type": "string"},
                                           "description": "All must match."},
          "limit": {"type": "integer", "minimum": 0, "maximum": 1000, "description": "Default 20."},
          "offset": {"type": "integer", "minimum": 0},
@@ -294,7 +296,7 @@ TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
         "Changes (store/delete/expire/clear/touch/restore) after revision 'since', oldest first. "
         "Pass the returned 'revision' as the next 'since' to miss nothing. COMPACTED if too old.",
         {"since": {"type": "integer", "minimum": 0, "description": "Default 0: all kept."},
-         "pattern": {"type": "string", "description": "Key glob."}, "namespace": _NAMESPACE,
+         "pattern": {"type": "string", "description": "Key glob."}, "namespace": _NAMESPACES,
          "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Default 100."},
          "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT,
                   "description": "Seconds to wait for a change if none yet."}},
@@ -303,7 +305,7 @@ TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
     Tool(
         "memory_stats",
         "Totals and per-namespace figures: keys, bytes, expired, encrypted; database size.",
-        {"namespace": _NAMESPACE}, run=_stats,
+        {"namespace": _NAMESPACES}, run=_stats,
     ),
     Tool(
         "task_claim",
@@ -391,17 +393,7 @@ def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocatio
 
 
 def _invocation(scope: Scope):
-    try:
-        from gemini_flow_cli.core.invocation import Invocation
-    except ImportError:  # TEMPORARY until core/invocation.py lands on main
-        from gemini_flow_cli.cli.common import State, memory_manager
-
-        class Invocation(State):  # type: ignore[no-redef]
-            def __init__(self, db_path, *, busy_timeout, actor, warn, message):
-                super().__init__(db_path=db_path, busy_timeout=busy_timeout)
-
-            def memory(self, namespace=None):
-                return memory_manager(self.open_db(create=False), namespace)
+    from gemini_flow_cli.core.invocation import Invocation
 
     return Invocation(scope.db_path, busy_timeout=scope.busy_timeout, actor=scope.agent, warn=scope.warn,
                       message=scope.warn)
