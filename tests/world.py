@@ -150,6 +150,8 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("neural", "use"): [ids["pattern"]],
         ("neural", "best"): ["--agent-type", "coder"],
         ("neural", "prune"): ["--min-accuracy", "0.5"],
+        # --print: the walking tests run in the repository's folder, whose files must not change
+        ("mcp", "install"): ["--client", "claude", "--print"],
     }
     return table.get(path, ["<no invocation: add one to tests/world.py>"])
 
