@@ -47,7 +47,7 @@ class State:
     debug: bool = False
     out: Output = field(default_factory=Output)
     db: Any = None
-    hooks_after_write: list = field(default_factory=lambda: [_automatic_backup])
+    hooks_after_write: list = field(default_factory=lambda: [_automatic_backup, _run_hooks])
 
     def open_db(self, *, create: bool = True, actor: str | None = None, migrate: bool = True):
         """The database of this invocation, opened once.
@@ -108,6 +108,22 @@ def _automatic_backup(state: State, db) -> None:
         return
     if info is not None:
         state.out.message(f"Automatic backup: {info['path']}")
+
+
+def _run_hooks(state: State, db) -> None:
+    """After-write action: run the hooks of the events the command's commits recorded
+    (core/hooks.py). Costs nothing when no hook listened: no event was recorded then."""
+    if not db.events:
+        return
+    from gemini_flow_cli.core import hooks
+
+    recorded, db.events = db.events, []
+    try:
+        hooks.fire(db, recorded, key=hooks.load_key(hooks.key_path(os.environ)), environ=os.environ,
+                   warn=state.out.warn)
+    except Exception as exc:  # noqa: BLE001 - a hook must never fail the command it follows
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        state.out.warn(f"hooks were not run: {message}")
 
 
 def _load_user_configuration() -> str | None:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from gemini_flow_cli.core import audit, changes, clock, durations
+from gemini_flow_cli.core import audit, changes, clock, durations, events
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
@@ -315,7 +315,7 @@ class MemoryManager:
                 raise GeminiFlowError("NOT_FOUND", f"no {kind} {owner!r}", details={field: owner})
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool = False,
-               if_version: int | None = None) -> dict[str, Any]:
+               if_version: int | None = None, source: str = "store") -> dict[str, Any]:
         moment = clock.now()
         now = int(moment)
         # from the real time of the store, rounded up: `--ttl 1` is never expired on an immediate read
@@ -388,6 +388,11 @@ class MemoryManager:
             before=_audit_state(before),
             after=after,
         )
+        events.record(self.db, "memory.store", lambda: {
+            "key": item["key"], "namespace": item["namespace"], "version": row[1], "size": item["size"],
+            "encrypted": item["encrypted"], "tags": item["tags"], "expiresAt": clock.iso(expires_at),
+            "agentId": item["agent_id"], "swarmId": item["swarm_id"], "source": source,
+        })
         return {
             "success": True,
             "key": item["key"],
@@ -452,6 +457,8 @@ class MemoryManager:
                 changes.record(conn, "delete", key, ns, version, value, encrypted, now)
                 conn.execute("DELETE FROM memory_store WHERE id = ?", (entry_id,))
                 deleted.append({"key": key, "namespace": ns})
+                events.record(self.db, "memory.delete", {"key": key, "namespace": ns, "version": version,
+                                                         "source": "delete"})
             if deleted:
                 audit.record(self.db, "memory", namespace or "*", "delete",
                              details={"pattern": pattern, "deleted": len(deleted)})
@@ -561,6 +568,8 @@ class MemoryManager:
                 audit.record(
                     self.db, "memory", f"{namespace}/{key}", "delete", before=_audit_state(before), after=None
                 )
+                events.record(self.db, "memory.delete", {"key": key, "namespace": namespace,
+                                                         "version": before["version"], "source": "delete"})
         return deleted
 
     def incr(self, key: str, by: int = 1, *, namespace: str | None = None) -> dict[str, Any]:
@@ -588,7 +597,8 @@ class MemoryManager:
                 )
             value = current + by
             if not live:
-                result = self._write(conn, self._prepare(key, value, namespace, None, (), None, None, None))
+                result = self._write(conn, self._prepare(key, value, namespace, None, (), None, None, None),
+                                     source="incr")
                 return {**result, "value": value}
             text = dumps(value)
             size = len(text.encode("utf-8"))
@@ -601,6 +611,12 @@ class MemoryManager:
             changes.record(conn, "store", key, namespace, version, before["value"], before["encrypted"], now)
             audit.record(self.db, "memory", f"{namespace}/{key}", "store", before=_audit_state(before),
                          after={"id": before["id"], "size": size, "incrementedBy": by})
+            events.record(self.db, "memory.store", lambda: {
+                "key": key, "namespace": namespace, "version": version, "size": size,
+                "encrypted": bool(before["encrypted"]), "tags": json.loads(before["tags"]) if before["tags"] else [],
+                "expiresAt": clock.iso(before["ttl"]), "agentId": before["agent_id"],
+                "swarmId": before["swarm_id"], "source": "incr",
+            })
             return {
                 "success": True,
                 "key": key,
@@ -1304,6 +1320,7 @@ class MemoryManager:
                 if progress:
                     progress(1)
                 index += 1
+            self._batch_events(conn, results)
             if counts["store"] or counts["delete"] or counts["retrieve"]:
                 audit.record(
                     self.db, "memory", "batch", "batch",
@@ -1315,6 +1332,29 @@ class MemoryManager:
                     },
                 )
         return _batch_result(results, started)
+
+    def _batch_events(self, conn, results: list[dict[str, Any]]) -> None:
+        """The events of a batch's writes, in its order, once the batch has applied them all (so
+        each store's version is the one it left)."""
+        stores, deletes = self.db.listens("memory.store"), self.db.listens("memory.delete")
+        if not (stores or deletes):
+            return
+        for item in results:
+            if not item["success"]:
+                continue
+            if item["action"] == "store" and stores:
+                row = self._row(conn, item["key"], item["namespace"])
+                if row is None:  # stored, then deleted later in the same batch
+                    continue
+                self.db.record_event("memory.store", {
+                    "key": row["key"], "namespace": row["namespace"], "version": row["version"],
+                    "size": row["size_bytes"], "encrypted": bool(row["encrypted"]),
+                    "tags": json.loads(row["tags"]) if row["tags"] else [], "expiresAt": clock.iso(row["ttl"]),
+                    "agentId": row["agent_id"], "swarmId": row["swarm_id"], "source": "batch",
+                })
+            elif item["action"] == "delete" and deletes:
+                self.db.record_event("memory.delete", {"key": item["key"], "namespace": item["namespace"],
+                                                       "version": None, "source": "batch"})
 
     def _read_batch(self, prepared: list[tuple[str, Any]], decoder, now: int, started: float) -> dict[str, Any]:
         """A batch of retrieves only: read from one snapshot, then count the accesses best effort."""
