@@ -434,3 +434,12 @@ def test_hooks_test_runs_one_hook_on_a_sample_without_recording(run, tmp_path):
     run("hooks", "add", "memory.store", "--run", "false", db=failing)
     body = json.loads(run("hooks", "test", "1", "--json", db=failing).stdout)
     assert body["ran"] and body["ok"] is False and body["exitCode"] == 1
+
+
+def test_the_readme_lists_every_event_and_no_other():
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Hooks\n", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", section, re.MULTILINE)
+    assert listed == list(events.EVENTS)

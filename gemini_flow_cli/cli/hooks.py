@@ -159,14 +159,15 @@ def test(
     event_json: Annotated[Optional[str], typer.Option("--event", help="The event's data as a JSON object (default: a sample of its event).", show_default=False)] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Which event, for a hook on 'task.*' or '*' (default: the first).", show_default=False)] = None,
 ) -> None:
-    """Run one hook now on a sample event, without a write: nothing is recorded, and a disabled
-    hook runs too. Prints the input, whether the condition held, the exit status and the whole
-    output. Exit 0 whatever the hook did (read `ok`; a failure is also a warning on stderr);
+    """Run one hook now on a sample event, without a write.
+
+    Nothing is recorded, and a disabled hook runs too. Prints the input, whether the condition
+    held, the exit status and the whole output. Exit 0 whatever the hook did (read `ok`; a failure is also a warning on stderr);
     exit 4 for a hook not added by you.
 
     Example:
 
-        gemini-flow hooks test "$HOOK" --event '{"id": "task-1", "status": "failed", "error": "boom"}'
+        gemini-flow hooks test "$HOOK" --event '{"status": "failed", "error": "boom"}'
     """
     from gemini_flow_cli.core import hooks
     from gemini_flow_cli.core.tasks import parse_json

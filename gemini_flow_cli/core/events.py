@@ -66,7 +66,7 @@ EVENTS: dict[str, tuple[str, dict[str, Any]]] = {
                     "subtask's failure that fails its parent.", _TASK),
     "task.cancelled": ("`task cancel` (and each unfinished subtask it cancels).",
                        {**_TASK, "status": "cancelled", "error": None}),
-    "task.retried": ("`task retry` puts a failed or cancelled task back to pending.",
+    "task.retried": ("`task retry` puts a failed task back to pending.",
                      {**_TASK, "status": "pending", "retryCount": 1, "error": None}),
     "agent.spawned": ("`agent spawn` registers an agent (one event per agent).", _AGENT),
     "agent.terminated": ("`agent terminate`.", {**_AGENT, "status": "terminated", "swarms": []}),

@@ -244,6 +244,8 @@ def list_hooks(db, *, key: bytes | None, event: str | None = None, limit: int = 
     """Hooks in the order they run (priority, highest first, then id), optionally only those
     whose event pattern is ``event``: ``{"hooks", "total", "limit", "offset"}``."""
     listing.check_page(limit, offset)
+    if event is not None:
+        check_event(event)
     where, params = ("WHERE event_type = ?", (event,)) if event is not None else ("", ())
     with db.read() as conn:
         rows = _rows(conn, f"{where} ORDER BY priority DESC, id", params)
