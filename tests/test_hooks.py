@@ -443,3 +443,23 @@ def test_the_readme_lists_every_event_and_no_other():
     section = readme.split("\n## Hooks\n", 1)[1].split("\n## ", 1)[0]
     listed = re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", section, re.MULTILINE)
     assert listed == list(events.EVENTS)
+
+
+def test_any_door_fires_the_same_hooks(cli, db_path, tmp_path):
+    """A server makes one Invocation per request: its writes run the hooks as the CLI's do."""
+    from gemini_flow_cli.core import tasks
+    from gemini_flow_cli.core.invocation import Invocation
+
+    out = tmp_path / "events.jsonl"
+    ok(cli("hooks", "add", "*", "--run", recorder(out)))
+    warnings: list[str] = []
+    invocation = Invocation(db_path, actor="api-key:ci", warn=warnings.append)
+    try:
+        db = invocation.open_db(create=True)
+        invocation.memory(db=db).store("from-http", {"x": 1})
+        tasks.orchestrate(db, "from a request")
+    finally:
+        invocation.finish()
+    assert [(e["event"], e["actor"]) for e in lines(out)] == [("memory.store", "api-key:ci"),
+                                                               ("task.created", "api-key:ci")]
+    assert warnings == []
