@@ -1,7 +1,5 @@
 """`gemini-flow hooks ...`: commands that run after a write, when its events fire (core/hooks.py)."""
 
-from __future__ import annotations
-
 import os
 from typing import Annotated, Optional
 
