@@ -121,6 +121,8 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("audit", "list"): [],
         ("audit", "verify"): [],
         ("audit", "prune"): ["--dry-run"],
+        # --print: the walking tests run in the repository's folder, whose files must not change
+        ("mcp", "install"): ["--client", "claude", "--print"],
     }
     return table.get(path, ["<no invocation: add one to tests/world.py>"])
 
