@@ -12,6 +12,7 @@ import fnmatch
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -1137,12 +1138,24 @@ class MemoryManager:
             now = run[0][7]
             pairs = [(r[0], r[2]) for r in run]
             changes.expire_before_store(conn, pairs, now)
-            if not changes.any_stored(conn, pairs):
-                # Only new entries (the usual bulk load): nothing is replaced (a run names each
-                # entry once and we hold the write lock), so a plain INSERT, and their changes
-                # are read back afterwards in one set-based statement, in insertion order.
-                last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+            # Only new entries is the usual bulk load: tried first as a plain INSERT under a
+            # savepoint (a run names each entry once and we hold the write lock); their changes
+            # are read back afterwards in one set-based statement, in insertion order. An entry
+            # that exists fails the INSERT on the unique (key, namespace) index: back to the
+            # savepoint, and the run is applied as replacing stores. Cheaper than probing the
+            # index for every pair first, which the INSERT does anyway.
+            last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+            conn.execute("SAVEPOINT gf_new_entries")
+            try:
                 conn.executemany(INSERT_SQL, run)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO gf_new_entries")
+                conn.execute("RELEASE gf_new_entries")
+                inserted = False
+            else:
+                conn.execute("RELEASE gf_new_entries")
+                inserted = True
+            if inserted:
                 changes.record_stores_after(conn, last_id, now)
             else:
                 conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
