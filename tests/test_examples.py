@@ -65,6 +65,8 @@ SETUP: dict[tuple[str, ...], str] = {
     **dict.fromkeys([("neural", "show"), ("neural", "use"), ("neural", "best")],
                     "gemini-flow neural store coordination '{\"split\": \"by-module\"}' --agent-type coder "
                     "--domain web --accuracy 0.9 >/dev/null"),
+    **{("hooks", name): "HOOK=$(gemini-flow hooks add task.failed --run true --json | jq -r .id)"
+       for name in ("show", "enable", "disable", "remove", "test")},
 }
 
 

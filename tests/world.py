@@ -52,6 +52,9 @@ def build(cli, folder: Path) -> dict[str, str]:
     (folder / "flow2.json").write_text('{"category": "ops", "steps": [{"id": "only", "description": "one step"}]}')
     ids["workflow"] = ok("workflow", "create", "flow", "--file", str(folder / "flow.json"))["id"]
     ids["workflow2"] = ok("workflow", "create", "other-flow", "--file", str(folder / "flow2.json"))["id"]
+    # a hook on an event no walking command fires, and one to remove
+    ids["hook"] = str(ok("hooks", "add", "consensus.decided", "--run", "true")["id"])
+    ids["hook2"] = str(ok("hooks", "add", "task.retried", "--run", "true", "--if", "priority == \"high\"")["id"])
     ids["backup"] = ok("backup", "create")["path"]
     ok("backup", "create")
     (folder / "batch.jsonl").write_text('{"action": "store", "key": "gamma", "value": 3}\n')
@@ -130,6 +133,13 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("key", "generate"): ["--file", f"{f}/new.key"],
         ("key", "status"): [],
         ("key", "rotate"): None,  # needs the current key in the environment: see KEYED
+        ("hooks", "add"): ["agent.spawned", "--run", "true", "--priority", "5"],
+        ("hooks", "list"): [],
+        ("hooks", "show"): [ids["hook"]],
+        ("hooks", "enable"): [ids["hook"]],
+        ("hooks", "disable"): [ids["hook"]],
+        ("hooks", "remove"): [ids["hook2"]],
+        ("hooks", "test"): [ids["hook"]],
         ("audit", "list"): [],
         ("audit", "verify"): [],
         ("audit", "prune"): ["--dry-run"],

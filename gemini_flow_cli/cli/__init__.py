@@ -35,6 +35,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "session": ("gemini_flow_cli.cli.session", "Track long agent runs and resume them from checkpoints."),
     "workflow": ("gemini_flow_cli.cli.workflow", "Define multi-step plans, version them, run them as tasks."),
     "neural": ("gemini_flow_cli.cli.neural", "Keep the patterns that worked and pick the best one."),
+    "hooks": ("gemini_flow_cli.cli.hooks", "Run commands after writes, on the events they fire."),
     "mcp": ("gemini_flow_cli.cli.mcp", "Serve the memory to coding agents over MCP, and set them up."),
 }
 
