@@ -159,3 +159,192 @@ def test_batch_store_value_too_large_exits_5(cli):
     big = "x" * (1024 * 1024 + 1)
     result = cli("memory", "batch", "-", input=ops({"action": "store", "key": "big", "value": big}))
     assert result.exit_code == 5 and "operation 1" in result.error["message"]
+
+
+# -- owners and the statement-journal-free upsert (issue 20) ------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OWNER_STEP = st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from([None, "agent", "swarm", "both"]))
+
+
+def _owners(db):
+    from gemini_flow_cli.core import agents, swarms
+
+    swarm = swarms.init(db, "mesh")["id"]
+    agent = agents.spawn(db, "coder")["id"]
+    return agent, swarm
+
+
+def _final_rows(db):
+    return db.conn.execute(
+        "SELECT key, namespace, value, agent_id, swarm_id, version FROM memory_store ORDER BY key").fetchall()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(_OWNER_STEP, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_batch_store_sets_and_clears_owners_like_store(batches):
+    """Batches of stores with and without owners, over new and existing entries, end exactly as
+    the same stores made one by one: a store without an owner clears the owner it replaces."""
+    one_by_one, batched = Database.in_memory(), Database.in_memory()
+    try:
+        ids = [_owners(one_by_one), _owners(batched)]
+        for batch in batches:
+            for db, (agent, swarm) in zip((one_by_one, batched), ids):
+                items = []
+                for n, (key, owner) in enumerate(batch):
+                    item = {"key": key, "value": n,
+                            "agent_id": agent if owner in ("agent", "both") else None,
+                            "swarm_id": swarm if owner in ("swarm", "both") else None}
+                    items.append(item)
+                manager = MemoryManager(db)
+                if db is one_by_one:
+                    for item in items:
+                        manager.store(item["key"], item["value"], agent_id=item["agent_id"], swarm_id=item["swarm_id"])
+                else:
+                    manager.batch_store(items)
+        names = [{ids[0][0]: "agent", ids[0][1]: "swarm"}, {ids[1][0]: "agent", ids[1][1]: "swarm"}]
+        rows = [[(k, ns, v, names[i].get(a), names[i].get(s), ver) for k, ns, v, a, s, ver in _final_rows(db)]
+                for i, db in enumerate((one_by_one, batched))]
+        assert rows[0] == rows[1]
+        changes = [db.conn.execute("SELECT COUNT(*) FROM memory_changes").fetchone()[0]
+                   for db in (one_by_one, batched)]
+        assert changes[0] == changes[1]
+    finally:
+        one_by_one.close()
+        batched.close()
+
+
+# -- streaming input, spooled operations and results (issue 20) ---------------------------------
+
+import io  # noqa: E402
+
+from gemini_flow_cli.cli import memory as memory_cli  # noqa: E402
+from gemini_flow_cli.core import memory as memory_core  # noqa: E402
+from gemini_flow_cli.core.memory import parse_batch_document, read_batch  # noqa: E402
+
+_KEYS = st.text(alphabet="abcxyz-/é", min_size=1, max_size=8)
+_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=10),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                       max_leaves=6)
+_OPS = st.lists(st.one_of(
+    st.builds(lambda k, v: {"action": "store", "key": k, "value": v}, _KEYS, _VALUES),
+    st.builds(lambda k: {"action": "retrieve", "key": k}, _KEYS),
+    st.builds(lambda k: {"action": "delete", "key": k}, _KEYS),
+), min_size=1, max_size=6)
+
+
+def _as_text(ops, shape, blank, crlf):
+    if shape == "document":
+        return json.dumps({"operations": ops}, ensure_ascii=False)
+    if shape == "pretty":
+        return json.dumps({"operations": ops}, ensure_ascii=False, indent=2)
+    if shape == "array":
+        return json.dumps(ops, ensure_ascii=False)
+    end = "\r\n" if crlf else "\n"
+    return "".join(json.dumps(op, ensure_ascii=False) + end + (end if i in blank else "") for i, op in enumerate(ops))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS, st.sampled_from(["document", "pretty", "array", "lines"]), st.sets(st.integers(0, 6)), st.booleans(),
+       st.sampled_from([None, 0, 1, 2]))
+def test_streamed_input_reads_as_the_whole_text_does(ops, shape, blank, crlf, garbage_at):
+    """read_batch (line by line) gives the operations parse_batch_document gives for the same
+    text, or the same error: for documents, arrays and JSON Lines with blank lines and CRLF."""
+    text = _as_text(ops, shape, blank, crlf)
+    if garbage_at is not None and shape == "lines":
+        lines = text.split("\n")
+        lines.insert(min(garbage_at, len(lines)), '{"action": "store", broken')
+        text = "\n".join(lines)
+    try:
+        expected = parse_batch_document(text)
+    except GeminiFlowError as exc:
+        with pytest.raises(GeminiFlowError) as info:
+            list(read_batch(io.BytesIO(text.encode("utf-8"))))
+        assert (info.value.code, info.value.message) == (exc.code, exc.message)
+        return
+    assert list(read_batch(io.BytesIO(text.encode("utf-8")))) == expected
+    assert list(read_batch(io.BytesIO(b"\xef\xbb\xbf" + text.encode("utf-8")), strip_bom=True)) == expected
+
+
+def _lines(ops):
+    return "".join(json.dumps(op) + "\n" for op in ops)
+
+
+def _normalised(output: str, fmt: str):
+    if fmt == "json":
+        body = json.loads(output)
+        body.pop("executionTime")
+        return body
+    return output
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
+def test_a_spooled_batch_prints_what_a_small_one_prints(cli, tmp_path, monkeypatch, fmt):
+    """Past the in-memory bounds the operations wait in a temporary file and the results are
+    encoded once into another: the output is the same data in every format."""
+    ops = [{"action": "store", "key": f"k{i}", "value": {"n": i, "s": "é"}} for i in range(7)]
+    ops += [{"action": "retrieve", "key": "k3"}, {"action": "delete", "key": "k9"}, {"action": "delete", "key": "k1"}]
+    outputs = []
+    for bound in (10_000, 2):
+        monkeypatch.setattr(memory_cli._BatchResults, "KEEP", bound)
+        monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", bound)
+        result = cli("--db", str(tmp_path / f"{bound}.db"), "--format", fmt, "memory", "batch", "-", input=_lines(ops))
+        assert result.exit_code == 0, result
+        outputs.append(result.stdout)
+    if fmt == "json":
+        small, spooled = (json.loads(o) for o in outputs)
+        for body in (small, spooled):
+            body.pop("executionTime")
+            for item in body["results"]:
+                item.get("metadata", {}).pop("createdAt", None)
+                item.get("metadata", {}).pop("updatedAt", None)
+        assert small == spooled and spooled["total"] == 10 and spooled["failed"] == 1
+    elif fmt == "table":
+        assert outputs[0] == outputs[1] and "k3" in outputs[0]
+    else:
+        assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
+        assert len(outputs[0].splitlines()) == len(outputs[1].splitlines()) == 10 + (fmt == "csv")
+
+
+def test_a_bad_operation_late_in_a_spooled_batch_applies_nothing(cli, db_path, monkeypatch):
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", 3)
+    cli("memory", "store", "before", "1")
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(20)] + [{"action": "store", "key": "x"}]
+    result = cli("memory", "batch", "-", input=_lines(ops))
+    assert result.exit_code == 2 and "operation 21" in result.error["message"]
+    broken = _lines(ops[:20]) + "{not json\n"
+    result = cli("memory", "batch", "-", input=broken)
+    assert result.exit_code == 2 and "line 21: not JSON" in result.error["message"]
+    assert cli("memory", "list", "--json").json["total"] == 1
+
+
+def test_an_if_absent_conflict_in_a_spooled_batch_rolls_everything_back(cli, monkeypatch):
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", 3)
+    monkeypatch.setattr(memory_core, "BATCH_CHUNK", 4)
+    cli("memory", "store", "taken", "1")
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(10)]
+    ops.append({"action": "store", "key": "taken", "value": 2, "ifAbsent": True})
+    result = cli("memory", "batch", "-", input=_lines(ops))
+    assert result.exit_code == 3 and "operation 11" in result.error["message"]
+    assert cli("memory", "list", "--json").json["total"] == 1
+
+
+def test_batch_input_that_is_not_utf8_names_the_offset(cli, tmp_path):
+    path = tmp_path / "ops.jsonl"
+    path.write_bytes(b'{"action": "store", "key": "a", "value": 1}\n{"action": "store", "key": "\xff", "value": 1}\n')
+    result = cli("memory", "batch", str(path))
+    assert result.exit_code == 2 and "not UTF-8" in result.error["message"] and "offset 72" in result.error["message"]
+
+
+def test_a_run_of_new_and_existing_entries_records_each_change_once(manager):
+    """The plain INSERT of a run fails on an existing entry: back to the savepoint, and the run
+    is applied as replacing stores, each change recorded once, with the value it replaced."""
+    manager.store("old", "before")
+    manager.batch_store([{"key": "new-1", "value": 1}, {"key": "old", "value": "after"}, {"key": "new-2", "value": 2}])
+    rows = manager.db.conn.execute(
+        "SELECT action, key, version, previous_value FROM memory_changes ORDER BY revision").fetchall()
+    assert rows == [("store", "old", 1, None), ("store", "new-1", 1, None), ("store", "old", 2, '"before"'),
+                    ("store", "new-2", 1, None)]
+    assert manager.retrieve("old")["value"] == "after" and manager.retrieve("new-2")["value"] == 2

@@ -1,7 +1,5 @@
 """The root command: global options, lazily registered groups, and the one error handler."""
 
-from __future__ import annotations
-
 import copy
 import errno
 import importlib
@@ -34,6 +32,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "config": ("gemini_flow_cli.cli.config", "Read and change configuration."),
     "key": ("gemini_flow_cli.cli.key", "Generate and rotate the encryption key."),
     "audit": ("gemini_flow_cli.cli.audit", "Read, verify and prune the tamper-evident audit log."),
+    "hooks": ("gemini_flow_cli.cli.hooks", "Run commands after writes, on the events they fire."),
+    "mcp": ("gemini_flow_cli.cli.mcp", "Serve the memory to coding agents over MCP, and set them up."),
 }
 
 GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--no-color", "--debug"}

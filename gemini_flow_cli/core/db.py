@@ -12,7 +12,6 @@ Only the standard ``sqlite3`` module is imported here: this is the hot path of e
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import sqlite3
 import time
@@ -172,6 +171,11 @@ class Database:
         self._file_conn: sqlite3.Connection | None = None
         self._file_version: str | None = None
         self.no_room = False  # opened on a full disk as the file is (_open_as_it_is): reads only
+        # Events (core/events.py) of committed transactions, in order, for the after-write hooks;
+        # those of the open transaction wait in _pending_events and are dropped on rollback.
+        self.events: list[tuple[str, dict]] = []
+        self._pending_events: list[tuple[str, dict]] = []
+        self._listened: tuple[str, ...] | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -384,6 +388,33 @@ class Database:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- events ----------------------------------------------------------------------------
+
+    def listens(self, name: str) -> bool:
+        """Whether an enabled hook waits for event ``name`` (exact, ``group.*`` or ``*``).
+
+        Read once per transaction, inside it, so that an operation builds an event's payload only
+        when something will read it: writes with no hooks pay one indexed query, nothing more.
+        """
+        if self._listened is None:
+            try:
+                self._listened = tuple(
+                    r[0] for r in self.conn.execute("SELECT DISTINCT event_type FROM hooks WHERE enabled = 1")
+                )
+            except sqlite3.Error:  # no hooks table (a schema being built): nobody listens
+                self._listened = ()
+        for pattern in self._listened:
+            if pattern == name or pattern == "*" or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+                return True
+        return False
+
+    def record_event(self, name: str, payload: dict) -> None:
+        """Record event ``name`` of the open write transaction, for the hooks that run after it
+        commits (core/hooks.py). Kept in memory only; dropped if the transaction rolls back.
+        Call :meth:`listens` first when the payload costs anything to build."""
+        if self._depth and self.listens(name):
+            self._pending_events.append((name, payload))
+
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -406,10 +437,13 @@ class Database:
                 self._depth -= 1
             return
         # Everything a write will import is imported before its turn: under load a module import
-        # inside the transaction (hashlib for the audit chain, OpenSSL underneath: ~5 ms alone,
-        # far more on a busy CPU) would hold every other writer up (tests/test_concurrency.py
-        # checks that no write command imports anything while it holds the lock).
-        import hashlib  # noqa: F401
+        # inside the transaction (SHA-256 for the audit chain; through hashlib, OpenSSL alone
+        # costs ~5 ms, far more on a busy CPU) would hold every other writer up
+        # (tests/test_concurrency.py checks that no write command imports anything while it
+        # holds the lock).
+        from gemini_flow_cli.core.audit import sha256_constructor
+
+        sha256_constructor()
 
         if self.no_room:
             raise disk_full_error(self.path) if _disk_is_full(self.path) else read_only_error(self.path)
@@ -435,11 +469,14 @@ class Database:
             self._leave_queue()
             raise
         self._depth = 1
+        self._pending_events = []
+        self._listened = None  # hooks may have changed since the last transaction
         try:
             try:
                 yield self.conn
             except BaseException as exc:
                 self._depth = 0
+                self._pending_events = []
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
                 self._abandon_creating(creation)
@@ -450,12 +487,15 @@ class Database:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._pending_events = []
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
                 self._abandon_creating(creation)
                 raise self._translate(exc, started) from exc
             if creation is not None:
                 self._publish(creation)
+            self.events.extend(self._pending_events)
+            self._pending_events = []
         finally:
             self._leave_queue()
             if _LOCK_LOG:
@@ -756,9 +796,17 @@ def _log_lock(waited: float, held: float) -> None:
 
 
 def _os_user() -> str:
+    """The login name, as ``getpass.getuser()`` finds it (the environment, then the password
+    database), without importing getpass and termios behind it (a millisecond per command)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError, AttributeError):
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
