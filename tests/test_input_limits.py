@@ -41,3 +41,26 @@ def test_any_sqlite_limit_error_is_bad_input_not_a_bug():
         assert translate_sqlite_error(exc).code == "INVALID_INPUT"
     else:
         raise AssertionError("SQLite took a 60,000-byte pattern")
+
+
+@pytest.mark.parametrize("text", ["1" * 40 + ".5", "[" + "1" * 5000 + "e5]", "-" + "9" * 100 + ".0"])
+def test_deciding_whether_an_export_splices_a_value_takes_linear_time(text):
+    """Long digit runs before a "." or "e" once made the export's skeleton regex backtrack
+    exponentially (an export hung in a property test)."""
+    import time
+
+    from gemini_flow_cli.core.transfer import _spliceable
+
+    started = time.monotonic()
+    assert _spliceable(text) is False
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("text, spliceable", [
+    ("[1,2,3]", True), ("0", True), ("[-0]", False), ("[1.0]", False), ("1e5", False),
+    ('{"a":[10,-20,true,null]}', True), ('"x"', True), ('"\\u00e9"', False),
+])
+def test_what_an_export_splices(text, spliceable):
+    from gemini_flow_cli.core.transfer import _spliceable
+
+    assert _spliceable(text) is spliceable
