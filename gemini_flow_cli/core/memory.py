@@ -702,9 +702,11 @@ class MemoryManager:
         sort_order: str = "asc",
         include_expired: bool = False,
         text: str | None = None,
+        namespaces: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Keys matching a glob ``pattern`` (fnmatch semantics, see ``core.search``), in every
-        namespace unless ``namespace`` is given; every tag in ``tags`` must be on an entry.
+        namespace unless ``namespace`` is given (and only in ``namespaces`` when given: an API
+        key's scope); every tag in ``tags`` must be on an entry.
 
         With ``text``, ranks entries by full-text relevance (needs ``fts.enable``). Returns the
         seed's shape: results, total (before limit/offset), limit, offset, executionTime (ms).
@@ -715,6 +717,7 @@ class MemoryManager:
         options = search_module.SearchOptions(
             pattern=pattern,
             namespace=validate_namespace(namespace) if namespace is not None else None,
+            namespaces=tuple(namespaces) if namespaces is not None else None,
             tags=normalize_tags(tags),
             limit=limit,
             offset=offset,
