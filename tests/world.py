@@ -40,6 +40,8 @@ def build(cli, folder: Path) -> dict[str, str]:
     ids["decision2"] = ok("consensus", "request", "--swarm", ids["swarm"], "--proposal", "p2", "--type", "majority")["decisionId"]
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "1")
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "2")
+    ok("apikey", "create", "walker", "--role", "reader")
+    ok("apikey", "create", "watcher", "--role", "writer", "-n", "demo")
     ids["backup"] = ok("backup", "create")["path"]
     ok("backup", "create")
     (folder / "batch.jsonl").write_text('{"action": "store", "key": "gamma", "value": 3}\n')
@@ -121,6 +123,9 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("audit", "list"): [],
         ("audit", "verify"): [],
         ("audit", "prune"): ["--dry-run"],
+        ("apikey", "create"): ["bot", "--role", "writer", "--agent", ids["agent"], "-n", "demo", "--expires", "30d"],
+        ("apikey", "list"): [],
+        ("apikey", "revoke"): ["walker"],
     }
     return table.get(path, ["<no invocation: add one to tests/world.py>"])
 

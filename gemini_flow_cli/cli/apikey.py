@@ -43,6 +43,8 @@ def create(
         gemini-flow apikey create ci-reader --role reader -n builds --expires 30d
 
         TOKEN=$(gemini-flow apikey create deployer --role writer --json | jq -r .token)
+
+        gemini-flow apikey create "bot-$AGENT" --role writer --agent "$AGENT" --json
     """
     from gemini_flow_cli.core import apikeys
     from gemini_flow_cli.core.durations import parse_duration
