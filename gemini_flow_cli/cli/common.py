@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from gemini_flow_cli.core.invocation import Invocation
 from gemini_flow_cli.errors import GeminiFlowError
 from gemini_flow_cli.output import Output
 
@@ -38,92 +38,16 @@ def emit_list(result: dict[str, Any], key: str, *, rows: list[dict[str, Any]] | 
         )
 
 
-@dataclass
-class State:
-    """The global options of one invocation (CLI.md §1), and the database it opened."""
+class State(Invocation):
+    """The global options of one invocation (CLI.md §1), the database it opened (core/invocation.py)
+    and the CLI's output: warnings and notices of after-write actions go to stderr through it."""
 
-    db_path: Path | None = None
-    busy_timeout: float = 10.0
-    debug: bool = False
-    out: Output = field(default_factory=Output)
-    db: Any = None
-    hooks_after_write: list = field(default_factory=lambda: [_automatic_backup])
-
-    def open_db(self, *, create: bool = True, actor: str | None = None, migrate: bool = True):
-        """The database of this invocation, opened once.
-
-        ``create=False`` for commands that only read: a missing database is then an empty one,
-        and nothing is created on disk.
-        """
-        from gemini_flow_cli.core.db import Database
-
-        if self.db is not None:
-            if create:
-                self.db.creatable = True
-            if actor:
-                self.db.actor = actor
-            return self.db
-        self.db = Database.open(
-            self.db_path,
-            create=create,
-            busy_timeout=self.busy_timeout,
-            # flag/env > the database's configuration > the user file > FULL (CLI.md §1)
-            synchronous=os.environ.get("GEMINI_FLOW_SYNCHRONOUS") or None,
-            synchronous_fallback=_load_user_configuration(),
-            trusted_paths=_trusted_paths(),
-            actor=actor,
-            session_id=os.environ.get("GEMINI_FLOW_SESSION"),
-            auto_migrate=migrate,
-            # A command that only reads answers from a database at an older schema too (CLI.md §4,
-            # "Reads and bookkeeping"), without migrating it: see Database.open.
-            upgraded_reads=not create,
-        )
-        return self.db
-
-    def finish(self) -> None:
-        """After a command: run what must follow a write (automatic backups), then close."""
-        db, self.db = self.db, None
-        if db is None:
-            return
-        try:
-            if db.wrote and not db.ephemeral:
-                for hook in self.hooks_after_write:
-                    hook(self, db)
-        finally:
-            db.close()
-
-
-def _automatic_backup(state: State, db) -> None:
-    """Hook: take the automatic backup if it is due (core/autobackup.py).
-
-    Never fails the user's command: any problem becomes a warning on stderr.
-    """
-    try:
-        from gemini_flow_cli.core.autobackup import automatic_backup
-
-        info = automatic_backup(db)
-    except Exception as exc:  # noqa: BLE001 - an automatic backup must not fail the command it follows
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        state.out.warn(f"automatic backup failed: {message}")
-        return
-    if info is not None:
-        state.out.message(f"Automatic backup: {info['path']}")
-
-
-def _load_user_configuration() -> str | None:
-    """Load the user configuration file (below the database's own configuration in precedence)
-    and return its ``database.synchronous``, the fallback when neither env nor database set one."""
-    from gemini_flow_cli.core import config
-
-    config.load_user_file(config.user_file_path(os.environ))
-    return config.user_value("database.synchronous")
-
-
-def _trusted_paths() -> list[str]:
-    """``security.trustedPaths`` from the user file (already loaded): never from a database."""
-    from gemini_flow_cli.core import config
-
-    return config.user_value("security.trustedPaths") or []
+    def __init__(self, db_path: Path | None = None, busy_timeout: float = 10.0, debug: bool = False,
+                 out: Output | None = None) -> None:
+        super().__init__(db_path, busy_timeout=busy_timeout,
+                         warn=lambda text: self.out.warn(text), message=lambda text: self.out.message(text))
+        self.debug = debug
+        self.out = out if out is not None else Output()
 
 
 def state() -> State:
@@ -247,28 +171,7 @@ def confirm_or_refuse(question: str, yes: bool) -> None:
 
 
 def memory_manager(db, namespace: str | None = None):
-    """The memory API over ``db``, with this invocation's settings (CLI.md §1 precedence).
+    """The memory API over ``db`` with this invocation's settings (core/invocation.py)."""
+    from gemini_flow_cli.core.invocation import memory_api
 
-    Namespace: -n > GEMINI_FLOW_NAMESPACE > memory.defaultNamespace (database > user file >
-    'default'); likewise memory.maxValueSize and security.autoEncryptPatterns. The cipher is
-    built only when a value must be encrypted or decrypted, from GEMINI_FLOW_ENCRYPTION_KEY or
-    the key file (cli/key.py), so plain commands never import cryptography.
-    """
-    from gemini_flow_cli.core import config
-    from gemini_flow_cli.core.memory import MemoryManager
-
-    if namespace is None:
-        namespace = os.environ.get("GEMINI_FLOW_NAMESPACE") or config.get(db, "memory.defaultNamespace")
-
-    def cipher():
-        from gemini_flow_cli.cli.key import cipher_for
-
-        return cipher_for(db)
-
-    return MemoryManager(
-        db,
-        namespace=namespace,
-        max_value_size=config.get(db, "memory.maxValueSize"),
-        auto_encrypt_patterns=config.get(db, "security.autoEncryptPatterns"),
-        cipher=cipher,
-    )
+    return memory_api(db, namespace)

@@ -14,41 +14,12 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import state
+from gemini_flow_cli.core.keys import ENV_KEY, cipher_for, current_secret, key_file_path
 from gemini_flow_cli.errors import GeminiFlowError
 
 app = typer.Typer(no_args_is_help=True)
 
-ENV_KEY = "GEMINI_FLOW_ENCRYPTION_KEY"
 ENV_NEW_KEY = "GEMINI_FLOW_NEW_ENCRYPTION_KEY"
-
-
-# -- where the secret comes from (used by memory_manager's cipher factory) -------------------------
-
-
-def key_file_path(db) -> Path:
-    """The key file this invocation uses (``security.keyFile`` or the default location)."""
-    from gemini_flow_cli.core import config
-
-    value, _ = config.resolve(db, "security.keyFile", os.environ)
-    return Path(value).expanduser() if value else config.default_key_file(os.environ)
-
-
-def current_secret(db) -> tuple[str, str]:
-    """The secret and a description of where it came from; PERMISSION_DENIED when there is none."""
-    from gemini_flow_cli.core import keys
-
-    if os.environ.get(ENV_KEY):
-        return os.environ[ENV_KEY], ENV_KEY
-    path = key_file_path(db)
-    return keys.read_key_file(path), f"key file {path}"
-
-
-def cipher_for(db):
-    """The cipher of ``db`` with this invocation's secret (the key is derived on first use)."""
-    from gemini_flow_cli.core.crypto import Cipher
-
-    secret, source = current_secret(db)
-    return Cipher(db, secret, source=source)
 
 
 # -- commands ----------------------------------------------------------------------------------

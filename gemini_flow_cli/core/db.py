@@ -428,19 +428,23 @@ class Database:
             raise disk_full_error(self.path) if _disk_is_full(self.path) else read_only_error(self.path)
         self._back_to_the_file()
         started = time.monotonic()
+        creation = None
         try:
             if not self._prepared and self.ephemeral and self.creatable and self.target is not None:
-                self._materialize()  # the queue lives on the file's folder: create it first
-            self._enter_queue(started)
+                creation = self._begin_creating(started)
+            else:
+                self._enter_queue(started)
             if not self._prepared:
                 self._prepare_for_writing()
                 self._prepared = not self.ephemeral  # a stand-in may still become a file
             self._begin_immediate(started)
             locked = time.monotonic()  # SQLite's write lock is ours: from here others wait for us
         except sqlite3.Error as exc:
+            self._abandon_creating(creation)
             self._leave_queue()
             raise self._translate(exc, started) from exc
         except BaseException:
+            self._abandon_creating(creation)
             self._leave_queue()
             raise
         self._depth = 1
@@ -451,6 +455,7 @@ class Database:
                 self._depth = 0
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
+                self._abandon_creating(creation)
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc, started) from exc
                 raise
@@ -460,7 +465,10 @@ class Database:
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
+                self._abandon_creating(creation)
                 raise self._translate(exc, started) from exc
+            if creation is not None:
+                self._publish(creation)
         finally:
             self._leave_queue()
             if _LOCK_LOG:
@@ -497,10 +505,11 @@ class Database:
             return None
 
     def _writer_queue(self):
-        if self._queue is None and self.path is not None and not _NO_QUEUE:
+        where = self.path or self.target  # a database's first write queues in its folder too
+        if self._queue is None and where is not None and not _NO_QUEUE:
             from gemini_flow_cli.core.writelock import WriterQueue
 
-            self._queue = WriterQueue(self.path)
+            self._queue = WriterQueue(where)
         return self._queue
 
     def _enter_queue(self, started: float) -> None:
@@ -582,6 +591,8 @@ class Database:
             self._materialize()
         if self.ephemeral:
             return False
+        if self.path != self.target:
+            return True  # a first transaction's scratch file (_begin_creating): WAL once it has its name
         if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.conn.execute("PRAGMA journal_mode=WAL")
         return True
@@ -593,6 +604,91 @@ class Database:
         if todo:
             migrations.upgrade(self.conn, todo)
         _chmod_private(self.path)
+
+    # -- the first write to a database that has no file yet ---------------------------------
+    #
+    # A command that fails (an unknown agent, a value too large, a conflict) must leave no
+    # database behind (CLI.md §3: a failure changes nothing). Creating the file, then deleting it
+    # after a failure, would race with another process that opened the new file meanwhile. So the
+    # first transaction runs in a private file beside the target, inside the writers' queue; only
+    # when it has committed is that file linked to the target's name, which never replaces a file
+    # that appeared meanwhile. Under the queue no other gemini-flow writer can be creating it.
+
+    def _begin_creating(self, started: float) -> _Creation | None:
+        """Make the folder, enter the writers' queue, and connect to a private scratch file
+        (``.NAME.PID.tmp``, swept by core/leftovers.py after a kill) unless the target appeared
+        while this process waited: then it is opened as usual and None is returned."""
+        target = self.target
+        made_folder = _make_private_folder(target.parent)
+        trust.check_database(target, getattr(self, "trusted_paths", None))
+        self._enter_queue(started)
+        if target.exists():
+            self._materialize()
+            return None
+        scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            scratch.unlink()  # this process's own, from an earlier failed attempt
+        _create_private_file(scratch)
+        conn = sqlite3.connect(scratch, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        creation = _Creation(scratch, made_folder, self.conn)
+        self.conn, self.path = conn, scratch
+        self._configure(self._synchronous)
+        self._sqlite_utils = None
+        return creation
+
+    def _publish(self, creation: _Creation) -> None:
+        """After the first transaction committed in the scratch file: give it the target's name
+        (never replacing a file), reopen it there and make it WAL. CONFLICT, with the scratch
+        removed, if another program created the target meanwhile (the write is then not kept)."""
+        target = self.target
+        self.conn.close()
+        try:
+            os.link(creation.scratch, target)
+        except FileExistsError:
+            creation.scratch.unlink()
+            self.conn, self.path = creation.memory, None
+            raise GeminiFlowError(
+                "CONFLICT",
+                f"{target} was created by another program during this command; nothing was "
+                "written to it. Run the command again.",
+                details={"path": str(target)},
+            ) from None
+        except OSError:
+            # A file system without hard links: a rename, which the queue and the check keep
+            # from replacing anything a gemini-flow writer made.
+            if target.exists():
+                creation.scratch.unlink()
+                self.conn, self.path = creation.memory, None
+                raise GeminiFlowError("CONFLICT", f"{target} was created by another program during "
+                                      "this command; nothing was written to it. Run the command again.",
+                                      details={"path": str(target)}) from None
+            os.rename(creation.scratch, target)
+        else:
+            creation.scratch.unlink()
+        creation.memory.close()
+        self.conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        self.path = target
+        self._sqlite_utils = None
+        self._configure(self._synchronous)
+        self.ensure_file()  # WAL, now that the file has its name (the -wal is named after it)
+        _chmod_private(target)
+
+    def _abandon_creating(self, creation: _Creation | None) -> None:
+        """After a failed first transaction: remove the scratch file, and the folder if this
+        command made it and it is still empty; the database is again a stand-in in memory."""
+        if creation is None:
+            return
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+        for leftover in (creation.scratch, Path(f"{creation.scratch}-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+        if creation.made_folder:
+            with contextlib.suppress(OSError):  # not empty: someone else's now
+                creation.scratch.parent.rmdir()
+        self.conn, self.path = creation.memory, None
+        self._prepared = False
+        self._sqlite_utils = None
 
     def _materialize(self) -> None:
         """Create the file (folder 0700, file 0600) and move this database onto it."""
@@ -709,6 +805,30 @@ def _check_header(path: Path) -> None:
         raise GeminiFlowError(
             "CONNECTION_FAILED", f"{path} is not a SQLite database; refusing to touch it"
         )
+
+
+class _Creation:
+    """A first transaction in progress in a scratch file (Database._begin_creating)."""
+
+    def __init__(self, scratch: Path, made_folder: bool, memory: sqlite3.Connection):
+        self.scratch = scratch
+        self.made_folder = made_folder
+        self.memory = memory  # the in-memory stand-in, back in use if the transaction fails
+
+
+def _make_private_folder(folder: Path) -> bool:
+    """Make ``folder`` (0700 whatever the umask) if missing; True if this call made it."""
+    if folder.exists():
+        return False
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise GeminiFlowError("CONNECTION_FAILED", f"cannot create {folder}: {exc.strerror}") from exc
+    os.chmod(folder, 0o700)
+    return True
 
 
 def _create_private_file(path: Path) -> None:

@@ -19,6 +19,39 @@ from gemini_flow_cli.core import audit, changes, clock
 from gemini_flow_cli.errors import GeminiFlowError
 
 SECRET_BYTES = 32
+ENV_KEY = "GEMINI_FLOW_ENCRYPTION_KEY"
+
+
+# -- where the secret comes from (every door: CLI, HTTP, MCP) ----------------------------------
+
+
+def key_file_path(db) -> Path:
+    """The key file in use: ``security.keyFile`` (GEMINI_FLOW_KEY_FILE > the database's
+    configuration > the user file) or ``key`` in the platform's config folder."""
+    from gemini_flow_cli.core import config
+
+    value, _ = config.resolve(db, "security.keyFile", os.environ)
+    return Path(value).expanduser() if value else config.default_key_file(os.environ)
+
+
+def current_secret(db) -> tuple[str, str]:
+    """``(secret, where it came from)``: GEMINI_FLOW_ENCRYPTION_KEY, else the key file.
+
+    Raises PERMISSION_DENIED when there is none, or the key file is open to group/others.
+    """
+    if os.environ.get(ENV_KEY):
+        return os.environ[ENV_KEY], ENV_KEY
+    path = key_file_path(db)
+    return read_key_file(path), f"key file {path}"
+
+
+def cipher_for(db):
+    """The cipher of ``db`` (core/crypto.py ``Cipher``) with the current secret; the key is
+    derived on first use, so building it costs nothing until a value is encrypted or decrypted."""
+    from gemini_flow_cli.core.crypto import Cipher
+
+    secret, source = current_secret(db)
+    return Cipher(db, secret, source=source)
 
 
 def new_secret() -> str:
