@@ -668,6 +668,7 @@ class Database:
         creation.memory.close()
         self.conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         self.path = target
+        self._track_open_file()
         self._sqlite_utils = None
         self._configure(self._synchronous)
         self.ensure_file()  # WAL, now that the file has its name (the -wal is named after it)

@@ -64,7 +64,7 @@ class AccessCounter:
         self._pending: dict[tuple[int, str, str], int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._invocation = Invocation(db_path, busy_timeout=busy_timeout)
+        self._invocation = Invocation(db_path, busy_timeout=busy_timeout, warn=log.warning, message=log.info)
         self._invocation.open_db(create=True)
         self._manager = self._invocation.memory(None)
         self._thread = threading.Thread(target=self._run, name="gemini-flow-access-counter", daemon=True)
@@ -113,7 +113,7 @@ class Server:
         from gemini_flow_cli.core import apikeys
         from gemini_flow_cli.core.invocation import Invocation
 
-        invocation = Invocation(self.db_path, busy_timeout=self.busy_timeout)
+        invocation = Invocation(self.db_path, busy_timeout=self.busy_timeout, warn=log.warning, message=log.info)
         authenticated = op.public
         try:
             db = invocation.open_db(create=op.writes)
