@@ -7,7 +7,7 @@ the terminal width. Rich is imported only to draw a table or a progress bar on a
 from __future__ import annotations
 
 import contextlib
-import csv
+import functools
 import json
 import os
 import re
@@ -17,16 +17,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 FORMATS = ("auto", "table", "json", "jsonl", "csv")
-_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+# The patterns below are compiled on first use, not at import: compiling them costs a command
+# that never needs them (`memory retrieve` printing a raw value) about a millisecond.
+@functools.cache
+def _pattern(source: str) -> re.Pattern:
+    return re.compile(source)
+
+
+_ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
 # What a terminal would act on rather than show: C0 controls (ESC starts CSI/OSC sequences, BEL
 # ends an OSC title or link), DEL, the C1 controls (U+009B is an 8-bit CSI on many terminals) and
 # the bidirectional overrides and isolates that reorder what is shown ("Trojan Source",
 # CVE-2021-42574). Tab and newline are kept where a layout has room for them (messages).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+_CONTROL_ALL = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 # In JSON, C0 controls are already \u-escaped by json.dumps; the rest are not.
-_CONTROL_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_JSON = "[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 
 
 def _escape_char(match: re.Match) -> str:
@@ -41,14 +50,14 @@ def escape_control(text: str, *, keep_layout: bool = True) -> str:
     too. This is the one place stored text becomes terminal text (CLI.md §9 "Text from the
     database is data"): ESC ``]0;title BEL``, ``ESC [2J`` and friends are shown, never obeyed.
     """
-    pattern = _CONTROL if keep_layout else _CONTROL_ALL
+    pattern = _pattern(_CONTROL if keep_layout else _CONTROL_ALL)
     return pattern.sub(_escape_char, text)
 
 
 def _json_for(text: str, stream) -> str:
     """JSON text for ``stream``: on a terminal the C1 controls and bidi overrides that
     ``json.dumps(ensure_ascii=False)`` leaves raw become ``\\u`` escapes (the same JSON value)."""
-    return _CONTROL_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _isatty(stream) else text
+    return _pattern(_CONTROL_JSON).sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _isatty(stream) else text
 
 
 def _text(value: str):
@@ -291,6 +300,8 @@ def write_json(data: Any) -> None:
 
 
 def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    import csv
+
     columns = list(columns or _columns(rows))
     writer = csv.writer(sys.stdout, lineterminator="\n")
     tty = _isatty(sys.stdout)
@@ -409,7 +420,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        if _ISO.fullmatch(value):
+        if _pattern(_ISO).fullmatch(value):
             return relative_time(value)
         return value.replace("\n", "⏎")
     if isinstance(value, bool):

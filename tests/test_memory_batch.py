@@ -159,3 +159,58 @@ def test_batch_store_value_too_large_exits_5(cli):
     big = "x" * (1024 * 1024 + 1)
     result = cli("memory", "batch", "-", input=ops({"action": "store", "key": "big", "value": big}))
     assert result.exit_code == 5 and "operation 1" in result.error["message"]
+
+
+# -- owners and the statement-journal-free upsert (issue 20) ------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_OWNER_STEP = st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from([None, "agent", "swarm", "both"]))
+
+
+def _owners(db):
+    from gemini_flow_cli.core import agents, swarms
+
+    swarm = swarms.init(db, "mesh")["id"]
+    agent = agents.spawn(db, "coder")["id"]
+    return agent, swarm
+
+
+def _final_rows(db):
+    return db.conn.execute(
+        "SELECT key, namespace, value, agent_id, swarm_id, version FROM memory_store ORDER BY key").fetchall()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(_OWNER_STEP, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_batch_store_sets_and_clears_owners_like_store(batches):
+    """Batches of stores with and without owners, over new and existing entries, end exactly as
+    the same stores made one by one: a store without an owner clears the owner it replaces."""
+    one_by_one, batched = Database.in_memory(), Database.in_memory()
+    try:
+        ids = [_owners(one_by_one), _owners(batched)]
+        for batch in batches:
+            for db, (agent, swarm) in zip((one_by_one, batched), ids):
+                items = []
+                for n, (key, owner) in enumerate(batch):
+                    item = {"key": key, "value": n,
+                            "agent_id": agent if owner in ("agent", "both") else None,
+                            "swarm_id": swarm if owner in ("swarm", "both") else None}
+                    items.append(item)
+                manager = MemoryManager(db)
+                if db is one_by_one:
+                    for item in items:
+                        manager.store(item["key"], item["value"], agent_id=item["agent_id"], swarm_id=item["swarm_id"])
+                else:
+                    manager.batch_store(items)
+        names = [{ids[0][0]: "agent", ids[0][1]: "swarm"}, {ids[1][0]: "agent", ids[1][1]: "swarm"}]
+        rows = [[(k, ns, v, names[i].get(a), names[i].get(s), ver) for k, ns, v, a, s, ver in _final_rows(db)]
+                for i, db in enumerate((one_by_one, batched))]
+        assert rows[0] == rows[1]
+        changes = [db.conn.execute("SELECT COUNT(*) FROM memory_changes").fetchone()[0]
+                   for db in (one_by_one, batched)]
+        assert changes[0] == changes[1]
+    finally:
+        one_by_one.close()
+        batched.close()

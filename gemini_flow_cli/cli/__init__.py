@@ -1,7 +1,5 @@
 """The root command: global options, lazily registered groups, and the one error handler."""
 
-from __future__ import annotations
-
 import copy
 import errno
 import importlib

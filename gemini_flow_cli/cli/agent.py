@@ -1,7 +1,5 @@
 """`gemini-flow agent ...`: the agent registry that agent processes share."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

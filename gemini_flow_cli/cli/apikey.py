@@ -1,6 +1,5 @@
 """`gemini-flow apikey ...`: the API keys that `gemini-flow serve` accepts (core/apikeys.py)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

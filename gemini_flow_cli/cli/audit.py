@@ -1,7 +1,5 @@
 """`gemini-flow audit ...`: read, verify and prune the tamper-evident audit log."""
 
-from __future__ import annotations
-
 import os
 from typing import Annotated, Optional
 

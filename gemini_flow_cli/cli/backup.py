@@ -1,7 +1,5 @@
 """`gemini-flow backup ...`: consistent backups, verified restores, listing and pruning."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -4,8 +4,6 @@ Where a value comes from, strongest first: a command-line flag, the setting's en
 variable, the database (`config set`), the user file (`config set --user`), the default.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from typing import Annotated

@@ -1,7 +1,5 @@
 """`gemini-flow consensus ...`: decisions of a swarm, by recorded votes under a stated rule."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

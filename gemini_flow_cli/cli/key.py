@@ -5,8 +5,6 @@ if set, else the key file (``security.keyFile``: ``GEMINI_FLOW_KEY_FILE`` > data
 user file > ``key`` in the platform's config folder). No command takes a secret as an argument.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated, Optional

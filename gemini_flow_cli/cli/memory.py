@@ -1,7 +1,5 @@
 """`gemini-flow memory ...`: the shared key/value memory."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated, Optional

@@ -1,7 +1,5 @@
 """`gemini-flow metrics ...`: figures agents and scripts record about themselves."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

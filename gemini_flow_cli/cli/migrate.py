@@ -1,7 +1,5 @@
 """`gemini-flow migrate ...`: the database's schema version."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """`gemini-flow swarm ...`: swarms, their membership and their status."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

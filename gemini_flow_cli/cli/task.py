@@ -1,7 +1,5 @@
 """`gemini-flow task ...`: orchestrate work, claim it atomically, move it through its states."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

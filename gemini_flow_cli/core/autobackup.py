@@ -6,7 +6,6 @@ directory scan and two settings); the backup module itself is imported only when
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import os
 import re
@@ -33,6 +32,8 @@ def _seconds(value: Any, what: str) -> int:
 
 def newest_auto_backup(folder: Path) -> float | None:
     """When the newest automatic backup was made (from its name), or None."""
+    import calendar
+
     newest = None
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):

@@ -12,7 +12,6 @@ Only the standard ``sqlite3`` module is imported here: this is the hot path of e
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import sqlite3
 import time
@@ -419,10 +418,13 @@ class Database:
                 self._depth -= 1
             return
         # Everything a write will import is imported before its turn: under load a module import
-        # inside the transaction (hashlib for the audit chain, OpenSSL underneath: ~5 ms alone,
-        # far more on a busy CPU) would hold every other writer up (tests/test_concurrency.py
-        # checks that no write command imports anything while it holds the lock).
-        import hashlib  # noqa: F401
+        # inside the transaction (SHA-256 for the audit chain; through hashlib, OpenSSL alone
+        # costs ~5 ms, far more on a busy CPU) would hold every other writer up
+        # (tests/test_concurrency.py checks that no write command imports anything while it
+        # holds the lock).
+        from gemini_flow_cli.core.audit import sha256_constructor
+
+        sha256_constructor()
 
         if self.no_room:
             raise disk_full_error(self.path) if _disk_is_full(self.path) else read_only_error(self.path)
@@ -771,9 +773,17 @@ def _log_lock(waited: float, held: float) -> None:
 
 
 def _os_user() -> str:
+    """The login name, as ``getpass.getuser()`` finds it (the environment, then the password
+    database), without importing getpass and termios behind it (a millisecond per command)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError, AttributeError):
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 

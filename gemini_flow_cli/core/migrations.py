@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gemini_flow_cli.errors import GeminiFlowError
@@ -26,12 +25,29 @@ _RECORD_SQL = (
 )
 
 
-@dataclass(frozen=True)
 class Migration:
-    version: str
-    description: str
-    up: tuple[str, ...]
-    down: tuple[str, ...] = field(default=())
+    """One schema version: the SQL statements that apply it (``up``) and undo it (``down``).
+
+    A plain class rather than a dataclass: every command imports this module, and building a
+    dataclass costs about a millisecond at import.
+    """
+
+    __slots__ = ("version", "description", "up", "down")
+
+    def __init__(self, version: str, description: str, up: tuple[str, ...], down: tuple[str, ...] = ()):
+        self.version, self.description, self.up, self.down = version, description, up, down
+
+    def _fields(self) -> tuple:
+        return (self.version, self.description, self.up, self.down)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Migration and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Migration({self.version!r}, {self.description!r})"
 
 
 @functools.lru_cache(maxsize=1)
@@ -239,11 +255,14 @@ LATEST = VERSIONS[-1]
 FIRST = VERSIONS[0]
 
 
-@dataclass
 class SchemaState:
-    applied: list[str]
-    foreign: bool
-    unknown: list[str]
+    """What a database has applied: its versions, whether it is another program's file
+    (tables but no record of versions), and versions this program does not know."""
+
+    __slots__ = ("applied", "foreign", "unknown")
+
+    def __init__(self, applied: list[str], foreign: bool, unknown: list[str]):
+        self.applied, self.foreign, self.unknown = applied, foreign, unknown
 
     @property
     def current(self) -> str | None:
