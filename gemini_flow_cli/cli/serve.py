@@ -1,6 +1,5 @@
 """`gemini-flow serve`: the seed's HTTP API over this database (CLI.md §9; server/)."""
 
-
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Optional
