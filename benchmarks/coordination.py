@@ -35,6 +35,8 @@ from gemini_flow_cli.core import consensus, tasks  # noqa: E402
 from gemini_flow_cli.core.db import Database  # noqa: E402
 from gemini_flow_cli.errors import GeminiFlowError  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def gemini_flow() -> list[str]:
     script = Path(sys.executable).with_name("gemini-flow")
@@ -136,15 +138,22 @@ def bench_claims(folder: Path, count: int, workers: int, claim_index: bool = Tru
           f"every task claimed exactly once; set-up {setup:.1f} s)")
 
 
-def bench_cli_claims(folder: Path, count: int, workers: int) -> None:
-    path = folder / "cli-claims.db"
+def bench_cli_claims(folder: Path, count: int, workers: int, checkout: Path | None = None,
+                     label: str = "") -> float:
+    """Claims/s of ``workers`` loops of `gemini-flow task claim` processes; with ``checkout``,
+    of that checkout's code (`python -m` with it first on sys.path)."""
+    path = folder / f"cli-claims-{len(list(folder.glob('cli-claims-*.db')))}.db"
     names = make_swarm(path, workers)
     db = Database.open(path)
     with db.write():
         for i in range(count):
             tasks.orchestrate(db, f"job {i}", swarm_id="swarm-1", strategy="adaptive")
     db.close()
-    argv = [*gemini_flow(), "--db", str(path), "--json", "task", "claim", "--agent"]
+    command = gemini_flow()
+    if checkout is not None:
+        command = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(checkout)!r}); import runpy; "
+                   "runpy.run_module('gemini_flow_cli', run_name='__main__', alter_sys=True)"]
+    argv = [*command, "--db", str(path), "--json", "task", "claim", "--agent"]
 
     def loop(agent: str) -> int:
         got = 0
@@ -157,8 +166,9 @@ def bench_cli_claims(folder: Path, count: int, workers: int) -> None:
         got = list(pool.map(loop, names))
     elapsed = time.perf_counter() - start
     assert sum(got) == count, got
-    print(f"claims, {workers} competing `gemini-flow task claim` loops over {count} tasks: "
+    print(f"claims, {workers} competing `gemini-flow task claim` loops{label} over {count} tasks: "
           f"{count / elapsed:.0f} claims/s ({elapsed:.2f} s)")
+    return count / elapsed
 
 
 def bench_decision(folder: Path, voters: int, workers: int) -> None:
@@ -197,16 +207,32 @@ def main() -> None:
     parser.add_argument("--voters", type=int, default=50)
     parser.add_argument("--without-claim-index", action="store_true",
                         help="Also measure claims with the claim-order index (schema 1.0.8) dropped.")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout: its CLI claims are measured in the same run, alternating")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of CLI claims with --before")
+    parser.add_argument("--claims-only", action="store_true", help="only the CLI claims")
     args = parser.parse_args()
     os.environ.pop("GEMINI_FLOW_DB", None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        bench_orchestrate(folder)
-        bench_claims(folder, args.tasks, args.workers)
+        if not args.claims_only:
+            bench_orchestrate(folder)
+            bench_claims(folder, args.tasks, args.workers)
         if args.without_claim_index:
             bench_claims(folder, args.tasks, args.workers, claim_index=False)
-        bench_cli_claims(folder, args.cli_tasks, args.workers)
-        bench_decision(folder, args.voters, args.workers)
+        if args.before is None:
+            bench_cli_claims(folder, args.cli_tasks, args.workers)
+        else:
+            # This checkout and the older one, alternating, both through `python -m`.
+            now, before = [], []
+            for round_ in range(args.rounds):
+                now.append(bench_cli_claims(folder, args.cli_tasks, args.workers, ROOT, f" (this checkout {round_})"))
+                before.append(bench_cli_claims(folder, args.cli_tasks, args.workers, args.before.resolve(),
+                                               f" (before {round_})"))
+            print(f"claims/s, median of {args.rounds}: this checkout {statistics.median(now):.1f}, before "
+                  f"{statistics.median(before):.1f}: x{statistics.median(now) / statistics.median(before):.2f}")
+        if not args.claims_only:
+            bench_decision(folder, args.voters, args.workers)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gemini_flow_cli.core import fts  # noqa: E402
 from gemini_flow_cli.core.db import Database  # noqa: E402
-from gemini_flow_cli.core.memory import _ENCODER, _TAGS_ENCODER, BULK_CACHE_KIB, UPSERT_SQL, MemoryManager  # noqa: E402
+from gemini_flow_cli.core.memory import (  # noqa: E402
+    _ENCODER, _TAGS_ENCODER, BULK_CACHE_KIB, INSERT_SQL, UPSERT_UNOWNED_SQL, MemoryManager,
+)
 
 CHUNK = 20_000
 ROUNDS = 2
@@ -50,7 +52,11 @@ def records(n: int) -> list[dict]:
 
 
 def raw_sqlite(path: Path, items: list[dict]) -> float:
-    """The same upserts with nothing but sqlite3: serialise, executemany in chunks, one transaction."""
+    """The same writes with nothing but sqlite3: serialise, executemany in chunks, one transaction.
+
+    The statement batch_store itself runs: a plain INSERT into a new database, the upsert
+    (without owner columns) into one that holds the keys."""
+    sql = INSERT_SQL if not path.exists() else UPSERT_UNOWNED_SQL
     if not path.exists():
         db = Database.open(path)
         with db.write():  # the first write applies the schema: the same tables and indexes
@@ -70,7 +76,7 @@ def raw_sqlite(path: Path, items: list[dict]) -> float:
             text = _ENCODER.encode(item["value"])
             rows.append((item["key"], text, item["namespace"], None, None, None, now, now,
                          len(text.encode("utf-8")), _TAGS_ENCODER.encode(item["tags"]), 0))
-        conn.executemany(UPSERT_SQL, rows)
+        conn.executemany(sql, rows)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()

@@ -137,6 +137,39 @@ class Output:
         else:
             self.emit(result)
 
+    def emit_encoded(self, data: dict[str, Any], name: str, lines: Iterable[str], *,
+                     columns: Sequence[str] | None = None) -> None:
+        """Write ``data`` with a list ``name`` whose items are given already encoded, one compact
+        JSON text per item (``lines``): for results too many to hold, each encoded once.
+
+        JSON: one document, ``name`` first and one item per line (the other fields after it);
+        jsonl: the items' lines; csv and table: the items as rows (``columns``, or those of the
+        items).
+        """
+        fmt = self.format
+        write = sys.stdout.write
+        tty = _isatty(sys.stdout)
+        if fmt in ("json", "jsonl"):
+            separator = ""
+            if fmt == "json":
+                write("{" + json.dumps(name) + ": [")
+                separator = "\n  "
+            for line in lines:
+                line = line.rstrip("\n")
+                write(separator + (_json_for(line, sys.stdout) if tty else line) + ("\n" if fmt == "jsonl" else ""))
+                if fmt == "json":
+                    separator = ",\n  "
+            if fmt == "json":
+                rest = json.dumps(data, ensure_ascii=False)[1:]
+                write("\n]" + (", " + rest if rest != "}" else "}") + "\n")
+            sys.stdout.flush()
+            return
+        rows = (json.loads(line) for line in lines)
+        if fmt == "csv":
+            write_csv(rows, columns)
+        else:
+            self.table(list(rows), columns)
+
     def emit_jsonl(self, rows: Iterable[dict[str, Any]]) -> None:
         write = sys.stdout.write
         tty = _isatty(sys.stdout)
@@ -258,6 +291,9 @@ class _NoProgress:
     def advance(self, n: int = 1) -> None:
         pass
 
+    def set_total(self, total: int) -> None:
+        pass
+
 
 class _PlainProgress:
     """``description 40/100`` on stderr, rewritten in place with ``\\r``: no escape sequences."""
@@ -270,6 +306,11 @@ class _PlainProgress:
     def advance(self, n: int = 1) -> None:
         self.done += n
         self._draw()
+
+    def set_total(self, total: int) -> None:
+        """The total, once known (a streamed input is counted as it is read)."""
+        self.total = total
+        self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -292,6 +333,9 @@ class _Advance:
 
     def advance(self, n: int = 1) -> None:
         self.bar.advance(self.task, n)
+
+    def set_total(self, total: int) -> None:
+        self.bar.update(self.task, total=total)
 
 
 def write_json(data: Any) -> None:

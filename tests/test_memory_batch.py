@@ -214,3 +214,123 @@ def test_batch_store_sets_and_clears_owners_like_store(batches):
     finally:
         one_by_one.close()
         batched.close()
+
+
+# -- streaming input, spooled operations and results (issue 20) ---------------------------------
+
+import io  # noqa: E402
+
+from gemini_flow_cli.cli import memory as memory_cli  # noqa: E402
+from gemini_flow_cli.core import memory as memory_core  # noqa: E402
+from gemini_flow_cli.core.memory import parse_batch_document, read_batch  # noqa: E402
+
+_KEYS = st.text(alphabet="abcxyz-/é", min_size=1, max_size=8)
+_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=10),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                       max_leaves=6)
+_OPS = st.lists(st.one_of(
+    st.builds(lambda k, v: {"action": "store", "key": k, "value": v}, _KEYS, _VALUES),
+    st.builds(lambda k: {"action": "retrieve", "key": k}, _KEYS),
+    st.builds(lambda k: {"action": "delete", "key": k}, _KEYS),
+), min_size=1, max_size=6)
+
+
+def _as_text(ops, shape, blank, crlf):
+    if shape == "document":
+        return json.dumps({"operations": ops}, ensure_ascii=False)
+    if shape == "pretty":
+        return json.dumps({"operations": ops}, ensure_ascii=False, indent=2)
+    if shape == "array":
+        return json.dumps(ops, ensure_ascii=False)
+    end = "\r\n" if crlf else "\n"
+    return "".join(json.dumps(op, ensure_ascii=False) + end + (end if i in blank else "") for i, op in enumerate(ops))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_OPS, st.sampled_from(["document", "pretty", "array", "lines"]), st.sets(st.integers(0, 6)), st.booleans(),
+       st.sampled_from([None, 0, 1, 2]))
+def test_streamed_input_reads_as_the_whole_text_does(ops, shape, blank, crlf, garbage_at):
+    """read_batch (line by line) gives the operations parse_batch_document gives for the same
+    text, or the same error: for documents, arrays and JSON Lines with blank lines and CRLF."""
+    text = _as_text(ops, shape, blank, crlf)
+    if garbage_at is not None and shape == "lines":
+        lines = text.split("\n")
+        lines.insert(min(garbage_at, len(lines)), '{"action": "store", broken')
+        text = "\n".join(lines)
+    try:
+        expected = parse_batch_document(text)
+    except GeminiFlowError as exc:
+        with pytest.raises(GeminiFlowError) as info:
+            list(read_batch(io.BytesIO(text.encode("utf-8"))))
+        assert (info.value.code, info.value.message) == (exc.code, exc.message)
+        return
+    assert list(read_batch(io.BytesIO(text.encode("utf-8")))) == expected
+    assert list(read_batch(io.BytesIO(b"\xef\xbb\xbf" + text.encode("utf-8")), strip_bom=True)) == expected
+
+
+def _lines(ops):
+    return "".join(json.dumps(op) + "\n" for op in ops)
+
+
+def _normalised(output: str, fmt: str):
+    if fmt == "json":
+        body = json.loads(output)
+        body.pop("executionTime")
+        return body
+    return output
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+def test_a_spooled_batch_prints_what_a_small_one_prints(cli, tmp_path, monkeypatch, fmt):
+    """Past the in-memory bounds the operations wait in a temporary file and the results are
+    encoded once into another: the output is the same data in every format."""
+    ops = [{"action": "store", "key": f"k{i}", "value": {"n": i, "s": "é"}} for i in range(7)]
+    ops += [{"action": "retrieve", "key": "k3"}, {"action": "delete", "key": "k9"}, {"action": "delete", "key": "k1"}]
+    outputs = []
+    for bound in (10_000, 2):
+        monkeypatch.setattr(memory_cli._BatchResults, "KEEP", bound)
+        monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", bound)
+        result = cli("--db", str(tmp_path / f"{bound}.db"), "--format", fmt, "memory", "batch", "-", input=_lines(ops))
+        assert result.exit_code == 0, result
+        outputs.append(result.stdout)
+    if fmt == "json":
+        small, spooled = (json.loads(o) for o in outputs)
+        for body in (small, spooled):
+            body.pop("executionTime")
+            for item in body["results"]:
+                item.get("metadata", {}).pop("createdAt", None)
+                item.get("metadata", {}).pop("updatedAt", None)
+        assert small == spooled and spooled["total"] == 10 and spooled["failed"] == 1
+    else:
+        assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
+        assert len(outputs[0].splitlines()) == len(outputs[1].splitlines()) == 10 + (fmt == "csv")
+
+
+def test_a_bad_operation_late_in_a_spooled_batch_applies_nothing(cli, db_path, monkeypatch):
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", 3)
+    cli("memory", "store", "before", "1")
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(20)] + [{"action": "store", "key": "x"}]
+    result = cli("memory", "batch", "-", input=_lines(ops))
+    assert result.exit_code == 2 and "operation 21" in result.error["message"]
+    broken = _lines(ops[:20]) + "{not json\n"
+    result = cli("memory", "batch", "-", input=broken)
+    assert result.exit_code == 2 and "line 21: not JSON" in result.error["message"]
+    assert cli("memory", "list", "--json").json["total"] == 1
+
+
+def test_an_if_absent_conflict_in_a_spooled_batch_rolls_everything_back(cli, monkeypatch):
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", 3)
+    monkeypatch.setattr(memory_core, "BATCH_CHUNK", 4)
+    cli("memory", "store", "taken", "1")
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(10)]
+    ops.append({"action": "store", "key": "taken", "value": 2, "ifAbsent": True})
+    result = cli("memory", "batch", "-", input=_lines(ops))
+    assert result.exit_code == 3 and "operation 11" in result.error["message"]
+    assert cli("memory", "list", "--json").json["total"] == 1
+
+
+def test_batch_input_that_is_not_utf8_names_the_offset(cli, tmp_path):
+    path = tmp_path / "ops.jsonl"
+    path.write_bytes(b'{"action": "store", "key": "a", "value": 1}\n{"action": "store", "key": "\xff", "value": 1}\n')
+    result = cli("memory", "batch", str(path))
+    assert result.exit_code == 2 and "not UTF-8" in result.error["message"] and "offset 72" in result.error["message"]

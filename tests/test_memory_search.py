@@ -237,3 +237,47 @@ def test_every_short_pattern_over_set_syntax_agrees_with_fnmatchcase():
         for key in keys:
             got = glob is not None and bool(conn.execute("SELECT ? GLOB ?", (key, glob)).fetchone()[0])
             assert got == fnmatch.fnmatchcase(key, pattern), (pattern, key, glob)
+
+
+# -- total without reading every match's row (issue 20) ----------------------------------------
+
+
+@pytest.mark.parametrize("options", [
+    search.SearchOptions(pattern="agent-7/*"),
+    search.SearchOptions(pattern="*-status", namespace="agent"),
+    search.SearchOptions(pattern="*"),
+])
+def test_the_total_reads_indexes_only_apart_from_expired_entries(manager, options):
+    sql, params = search.count_query(options, 0, few_expired=True)
+    text = plan(manager.db, sql, params)
+    first, second = text.split("SCALAR SUBQUERY 2")
+    assert "COVERING INDEX" in first, text
+    assert "idx_memory_ttl" in second, text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["a/1", "a/2", "ab", "b/1", "b/22", "c"]), st.sampled_from(["n1", "n2"]),
+                          st.sampled_from([None, -100, -1, 0, 1, 100])), max_size=25),
+       st.sampled_from(["*", "a*", "b/*", "*1", "c"]), st.sampled_from([None, "n1"]), st.integers(0, 3))
+def test_the_total_counts_live_matches_whichever_way_it_is_computed(monkeypatch, entries, pattern, namespace, few):
+    """Subtracting the expired matches gives the live count, with few or many expired entries."""
+    monkeypatch.setattr(search, "FEW_EXPIRED", few)
+    db = Database.in_memory()
+    try:
+        manager = MemoryManager(db)
+        now = 1_000_000
+        for key, ns, offset in entries:
+            manager.store(key, 1, namespace=ns)
+            if offset is not None:
+                with db.write() as conn:
+                    conn.execute("UPDATE memory_store SET ttl = ? WHERE key = ? AND namespace = ?", (now + offset, key, ns))
+        monkeypatch.setattr(clock, "now", lambda: float(now))
+        expected = sum(1 for key, ns in {(k, n): None for k, n, _ in entries}
+                       if fnmatch.fnmatchcase(key, pattern) and (namespace is None or ns == namespace)
+                       and (lambda ttl: ttl is None or ttl > now)(
+                           db.conn.execute("SELECT ttl FROM memory_store WHERE key = ? AND namespace = ?",
+                                           (key, ns)).fetchone()[0]))
+        result = search.run(manager, search.SearchOptions(pattern=pattern, namespace=namespace, limit=0))
+        assert result["total"] == expected
+    finally:
+        db.close()

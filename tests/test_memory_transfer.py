@@ -170,3 +170,71 @@ def test_export_then_import_round_trips_any_entries(tmp_path_factory, items):
     finally:
         source.close()
         target.close()
+
+
+# -- export splices stored JSON text (issue 20) -------------------------------------------------
+
+
+def _reference_export(db, namespace=None) -> str:
+    """The export as it was written before issue 20: each record parsed and encoded whole."""
+    from gemini_flow_cli.core import transfer
+
+    return "".join(transfer._ENCODER.encode(r) + "\n" for r in transfer.export_records(db, namespace=namespace))
+
+
+_EXPORT_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_EXPORT_VALUES, st.booleans(), st.lists(st.sampled_from(["a", "é", "t-1"]), max_size=2),
+                          st.sampled_from([None, 60, 3600])), min_size=1, max_size=8))
+def test_export_lines_are_byte_identical_to_encoding_each_record(items):
+    """Varied values (unicode, floats, escapes, nesting), encrypted entries with their kdf, tags,
+    TTLs and owners: the spliced export is the same bytes as encoding every record whole."""
+    import io
+
+    from gemini_flow_cli.core import agents, crypto, transfer
+
+    db = Database.in_memory()
+    try:
+        manager = MemoryManager(db, cipher=lambda: crypto.Cipher(db, "export-test-key"))
+        owner = agents.spawn(db, "coder")["id"]
+        for n, (value, encrypted, tags, ttl) in enumerate(items):
+            manager.store(f"k{n}", value, encrypted=encrypted, tags=tags, ttl=ttl,
+                          agent_id=owner if n % 3 == 0 else None)
+        out = io.StringIO()
+        transfer.export_lines(db, out)
+        assert out.getvalue() == _reference_export(db)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("stored", [
+    '{"a": 1}', '{"a":1.50}', '[1E5]', '-0', '"caf\\u00e9"', '"\\/"', '{"a":{"b":[1,2,3]}}', '"tab\tin"',
+    '[true,false,null,0,-12]', '"plain \u2028 text"', ' 1', '{"a":1,"a":2}'.replace(',"a":2', ''),
+])
+def test_export_of_text_written_by_other_programs_matches_the_record_path(stored):
+    """Values stored by another program (the seed, a hand-edited database) need not be in our
+    encoder's form: those are parsed and encoded again, as before."""
+    import io
+
+    from gemini_flow_cli.core import transfer
+
+    db = Database.in_memory()
+    try:
+        MemoryManager(db).store("k", 1)
+        try:
+            json.loads(stored)
+        except ValueError:
+            pytest.skip("not JSON for Python either")
+        with db.write() as conn:
+            conn.execute("UPDATE memory_store SET value = ? WHERE key = 'k'", (stored,))
+        out = io.StringIO()
+        transfer.export_lines(db, out)
+        assert out.getvalue() == _reference_export(db)
+    finally:
+        db.close()

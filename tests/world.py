@@ -126,6 +126,8 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("apikey", "create"): ["bot", "--role", "writer", "--agent", ids["agent"], "-n", "demo", "--expires", "30d"],
         ("apikey", "list"): [],
         ("apikey", "revoke"): ["walker"],
+        # --print: the walking tests run in the repository's folder, whose files must not change
+        ("mcp", "install"): ["--client", "claude", "--print"],
     }
     return table.get(path, ["<no invocation: add one to tests/world.py>"])
 

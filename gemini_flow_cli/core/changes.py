@@ -231,6 +231,25 @@ def after(conn, since: int, *, pattern: str | None = None, namespace: str | None
     ]
 
 
+def page(conn, since: int, *, pattern: str | None = None, namespace: str | None = None,
+         limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+    """One page of the change feed for a caller that returns instead of following (the MCP
+    ``memory_changes`` tool): the matching changes among the next ``limit`` rows after revision
+    ``since``, and the revision to pass as ``since`` next time (the last row examined, or
+    ``since`` when there were none), so that rows the pattern skipped are not read again.
+    Raises COMPACTED when changes after ``since`` are no longer all kept."""
+    check_since(conn, since)
+    rows = _rows_after(conn, since, namespace, limit)
+    matcher = _matcher(pattern)
+    events = [
+        {"revision": revision, "action": action, "key": key, "namespace": ns, "version": version,
+         "at": clock.iso(at)}
+        for revision, action, key, ns, version, at in rows
+        if key is None or matcher(key)
+    ]
+    return events, (rows[-1][0] if rows else since)
+
+
 def _rows_after(conn, since: int, namespace: str | None, limit: int) -> list[tuple]:
     """Up to ``limit`` change rows after ``since`` in revision order, of ``namespace`` when given:
     ``(revision, action, key, namespace, version, at)``. Key patterns are matched by the callers,

@@ -30,8 +30,25 @@ def loads(text: str | bytes, *, what: str = "the JSON", parse_constant: Callable
         value = json.loads(text, parse_constant=parse_constant) if parse_constant else json.loads(text)
     except RecursionError:
         raise too_deep(what) from None
-    check(value, what=what)
-    return value
+    return check_parsed(text, value, what=what)
+
+
+# A \uD800-\uDFFF escape: the only way JSON text decoded from UTF-8 yields a surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def check_parsed(text: str | bytes, value: Any, *, what: str = "the JSON") -> Any:
+    """:func:`check` of ``value`` parsed from ``text``, skipping the walk when the text itself
+    shows it cannot fail: no more ``[`` and ``{`` in all than :data:`MAX_DEPTH` (the nesting
+    is at most that), and no surrogate, raw or as a ``\\uD800``-``\\uDFFF`` escape. Both tests
+    are conservative (a bracket inside a string counts too), and one pass of C over the text
+    instead of a walk of every parsed value (which costs a bulk load more than the parsing)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8", "surrogatepass")
+    if (text.count("[") + text.count("{") <= MAX_DEPTH and not _SURROGATE_ESCAPE.search(text)
+            and not _SURROGATE.search(text)):
+        return value
+    return check(value, what=what)
 
 
 def too_deep(what: str) -> GeminiFlowError:

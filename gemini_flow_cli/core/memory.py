@@ -139,11 +139,23 @@ def loads_strict(text: str, *, what: str = "the value") -> Any:
     deeper than its bound or a lone surrogate: INVALID_INPUT (exit 2)."""
     from gemini_flow_cli.core import jsontext
 
+    global _STRICT_DECODER
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+        if type(text) is str and not text.startswith("\ufeff"):
+            # One decoder for every call: json.loads with options builds a new one each time,
+            # which a bulk load of a million lines pays a million times.
+            if _STRICT_DECODER is None:
+                _STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float,
+                                                   parse_int=_int)
+            value = _STRICT_DECODER.decode(text)
+        else:  # bytes, or the BOM json.loads names in its error
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
     except RecursionError:
         raise jsontext.too_deep(what) from None
-    return jsontext.check(value, what=what)
+    return jsontext.check_parsed(text, value, what=what)
+
+
+_STRICT_DECODER: json.JSONDecoder | None = None
 
 
 def _finite_float(text: str) -> float:
@@ -1077,20 +1089,14 @@ class MemoryManager:
             "executionTime": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    def _prepare_keep_encrypted(self, rows: list[tuple]) -> None:
-        """Before the write lock: when a batch re-stores encrypted entries without saying
-        ``"encrypted": false``, derive the cipher now (scrypt is slow; the lock must not wait
-        for it), and refuse without a key (PERMISSION_DENIED, exit 4) before anything is written.
-        Costs one index probe when the database holds no encrypted entry."""
-        if not any(_implicit_plain(r[10]) for r in rows):
-            return
+    def _may_keep_encrypted(self) -> bool:
+        """Whether the database holds any encrypted entry a store could replace (one probe).
+
+        Only then does a batch look for the implicitly-plaintext stores that replace one, to
+        derive the cipher before the write lock (scrypt is slow; the lock must not wait for it)
+        and to refuse without a key (PERMISSION_DENIED, exit 4) before anything is written."""
         with self.db.read() as conn:
-            if not changes.versioned(conn) or not _has_encrypted_index(conn) or not changes.any_encrypted(conn):
-                return
-            hits = changes.encrypted_pairs(conn, [(r[0], r[2]) for r in rows if _implicit_plain(r[10])],
-                                           int(clock.now()))
-        if hits:
-            self._keep_cipher(sorted(hits)[0])
+            return bool(changes.versioned(conn) and _has_encrypted_index(conn) and changes.any_encrypted(conn))
 
     def _keep_cipher(self, pair: tuple[str, str]) -> Cipher:
         try:
@@ -1185,34 +1191,40 @@ class MemoryManager:
         duration (``30s``, ``5m``, ``1h``, ``7d``). The first invalid operation raises, naming
         its position (1-based); nothing has been written then.
         """
+        return list(self.iter_operations(operations))
+
+    def iter_operations(self, operations: Iterable[Any]) -> Iterator[tuple[str, Any]]:
+        """:meth:`parse_operations` one operation at a time: ``(action, payload)`` for each, in
+        order, raising at the first invalid one (naming its position)."""
         from gemini_flow_cli.core.durations import parse_duration
 
         now = int(clock.now())
         valid_namespaces: set[str] = set()
-        prepared: list[tuple[str, Any]] = []
         for position, op in enumerate(operations, 1):
             try:
                 if not isinstance(op, dict):
                     raise GeminiFlowError("INVALID_INPUT", "an operation must be a JSON object")
                 action = op.get("action")
                 if action == "store":
-                    item = {}
-                    for name, target in _BATCH_STORE_FIELDS.items():
-                        if name in op:
-                            item[target] = op[name]
-                    unknown = set(op) - set(_BATCH_STORE_FIELDS) - {"action", "ifAbsent", "ifVersion"}
-                    if unknown:
+                    if not _BATCH_STORE_KEYS.issuperset(op):
+                        unknown = set(op) - _BATCH_STORE_KEYS
                         raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
                     if "value" not in op:
                         raise GeminiFlowError("INVALID_INPUT", "a store needs a 'value'")
+                    item = dict(op)  # the seed's camelCase names for the owners, ours for the rest
+                    del item["action"]
+                    if_absent = item.pop("ifAbsent", False)
+                    if_version = _if_version(op)
+                    item.pop("ifVersion", None)
+                    if "agentId" in item:
+                        item["agent_id"] = item.pop("agentId")
+                    if "swarmId" in item:
+                        item["swarm_id"] = item.pop("swarmId")
                     if isinstance(item.get("ttl"), str):
                         item["ttl"] = parse_duration(item["ttl"], what="ttl")
-                    if_absent = op.get("ifAbsent", False)
                     if not isinstance(if_absent, bool):
                         raise GeminiFlowError("INVALID_INPUT", "ifAbsent must be true or false")
-                    if_version = _if_version(op)
-                    prepared.append(("store", (self.prepare_row(item, now, valid_namespaces), if_absent,
-                                               if_version)))
+                    prepared = ("store", (self.prepare_row(item, now, valid_namespaces), if_absent, if_version))
                 elif action in ("retrieve", "delete"):
                     unknown = set(op) - {"action", "key", "namespace"} - ({"ifVersion"} if action == "delete" else set())
                     if unknown:
@@ -1224,49 +1236,92 @@ class MemoryManager:
                     if namespace not in valid_namespaces:
                         validate_namespace(namespace)
                         valid_namespaces.add(namespace)
-                    prepared.append((action, (key, namespace, _if_version(op))))
+                    prepared = (action, (key, namespace, _if_version(op)))
                 else:
                     raise GeminiFlowError(
                         "INVALID_INPUT", f"unknown action {action!r}: use store, retrieve or delete"
                     )
             except GeminiFlowError as exc:
                 raise _at_position(exc, f"operation {position}") from None
-        return prepared
+            yield prepared
 
-    def run_batch(self, operations: Iterable[Any], *, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def run_batch(self, operations: Iterable[Any], *, progress: Callable[[int], None] | None = None,
+                  sink: Callable[[dict[str, Any]], None] | None = None,
+                  validated: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Validate all operations, then apply them in order in one transaction.
 
         Output is CLI.md's batch shape. A retrieve or delete of a missing key is a failed result
         (``success: false``) and does not stop the batch; a store that cannot be applied
         (``ifAbsent`` on a live key, ``ifVersion`` not matching, an unknown owner) raises and
         rolls the whole batch back.
+
+        Flat memory for any size: ``operations`` may be a stream (e.g. :func:`read_batch`); the
+        validated operations wait in a :class:`Spool` (a temporary file past 10,000) until all
+        are valid, and stores are written ``executemany`` 20,000 at a time. With ``sink``, each
+        result is handed to it in order instead of being collected (the returned dict then has
+        no ``results``). ``validated(count)`` is called once every operation is valid, before
+        any is applied; ``progress(n)`` as they are.
         """
         import time
 
         started = time.perf_counter()
-        prepared = self.parse_operations(operations)
         results: list[dict[str, Any]] = []
+        emit = sink or results.append
         counts = {"store": 0, "retrieve": 0, "delete": 0}
+        tally = {"total": 0, "succeeded": 0}
+        namespaces: set[str] = set()
+
+        def report(item: dict[str, Any]) -> None:
+            tally["total"] += 1
+            tally["succeeded"] += item["success"]
+            namespaces.add(item["namespace"])
+            emit(item)
+
         per_namespace: dict[str, int] = {}
         checked_owners: set[tuple[str, str]] = set()
         decoder = self.lenient_decoder()
-        now = int(clock.now())
-        if all(action == "retrieve" for action, _ in prepared):
-            # Only reads: a snapshot without the write lock, like `memory retrieve`.
-            return self._read_batch(prepared, decoder, now, started)
-        self._prepare_keep_encrypted([payload[0] for action, payload in prepared if action == "store"])
-        with self.db.write() as conn, bulk_cache(conn):
-            index = 0
-            while index < len(prepared):
-                action, payload = prepared[index]
-                if action == "store":
-                    run: list[tuple] = []
-                    while index < len(prepared) and prepared[index][0] == "store":
-                        row, if_absent, if_version = prepared[index][1]
+        keep_encrypted = self._may_keep_encrypted()
+        hits: set[tuple[str, str]] = set()
+        implicit: list[tuple[str, str]] = []
+        only_reads = True
+        with Spool() as prepared:
+            for action, payload in self.iter_operations(operations):
+                prepared.append((action, payload))
+                if action != "retrieve":
+                    only_reads = False
+                if keep_encrypted and action == "store" and _implicit_plain(payload[0][10]):
+                    implicit.append((payload[0][0], payload[0][2]))
+                    if len(implicit) >= 4000:
+                        hits |= self._encrypted_among(implicit)
+                        implicit = []
+            if implicit:
+                hits |= self._encrypted_among(implicit)
+            if validated:
+                validated(len(prepared))
+            now = int(clock.now())
+            if only_reads:
+                # Only reads: a snapshot without the write lock, like `memory retrieve`.
+                for item in self._read_batch(prepared, decoder, now):
+                    report(item)
+                return _batch_result(results if sink is None else None, started, tally)
+            if hits:
+                self._keep_cipher(sorted(hits)[0])  # before the lock: scrypt is slow
+            with self.db.write() as conn, bulk_cache(conn):
+                run: list[tuple] = []
+
+                def flush() -> None:
+                    self._store_rows(conn, run, per_namespace, checked_owners)
+                    counts["store"] = sum(per_namespace.values())
+                    if progress:
+                        progress(len(run))
+                    run.clear()
+
+                for position, (action, payload) in enumerate(prepared, 1):
+                    if action == "store":
+                        row, if_absent, if_version = payload
                         if if_absent or if_version is not None:
                             if run:
-                                self._store_rows(conn, run, per_namespace, checked_owners)
-                                run = []
+                                flush()
                             existing = conn.execute(
                                 "SELECT ttl, version FROM memory_store WHERE key = ? AND namespace = ?",
                                 (row[0], row[2]),
@@ -1275,80 +1330,81 @@ class MemoryManager:
                             if if_absent and live:
                                 raise GeminiFlowError(
                                     "CONFLICT",
-                                    f"operation {index + 1}: key {row[0]!r} already exists in namespace "
+                                    f"operation {position}: key {row[0]!r} already exists in namespace "
                                     f"{row[2]!r} (ifAbsent); nothing was applied",
-                                    details={"version": existing[1], "position": f"operation {index + 1}"},
+                                    details={"version": existing[1], "position": f"operation {position}"},
                                 )
                             try:
                                 check_version(row[0], row[2], existing[1] if live else None, if_version)
                             except GeminiFlowError as exc:
-                                raise _at_position(exc, f"operation {index + 1}") from None
+                                raise _at_position(exc, f"operation {position}") from None
                         run.append(row)
-                        results.append({"action": "store", "key": row[0], "namespace": row[2], "success": True})
-                        index += 1
+                        report({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        if len(run) >= BATCH_CHUNK:
+                            flush()
+                        continue
                     if run:
-                        self._store_rows(conn, run, per_namespace, checked_owners)
-                    counts["store"] = sum(per_namespace.values())
-                    if progress:
-                        progress(len(run))
-                    continue
-                key, namespace, if_version = payload
-                if action == "retrieve":
-                    row = self._count_access(conn, key, namespace, now)
-                    if row is None:
-                        try:
-                            self._raise_missing(conn, key, namespace, now)
-                        except GeminiFlowError as exc:
-                            results.append(_failed("retrieve", key, namespace, exc))
+                        flush()
+                    key, namespace, if_version = payload
+                    if action == "retrieve":
+                        row = self._count_access(conn, key, namespace, now)
+                        if row is None:
+                            try:
+                                self._raise_missing(conn, key, namespace, now)
+                            except GeminiFlowError as exc:
+                                report(_failed("retrieve", key, namespace, exc))
+                        else:
+                            item: dict[str, Any] = {"action": "retrieve", "key": key, "namespace": namespace,
+                                                    "success": True}
+                            ok, value = decoder(row)
+                            if ok:
+                                item["value"] = value
+                            item["metadata"] = metadata(row)
+                            report(item)
+                            counts["retrieve"] += 1
                     else:
-                        item: dict[str, Any] = {"action": "retrieve", "key": key, "namespace": namespace,
-                                                "success": True}
-                        ok, value = decoder(row)
-                        if ok:
-                            item["value"] = value
-                        item["metadata"] = metadata(row)
-                        results.append(item)
-                        counts["retrieve"] += 1
-                else:
-                    if if_version is not None:
-                        existing = conn.execute(
-                            "SELECT ttl, version FROM memory_store WHERE key = ? AND namespace = ?", (key, namespace)
+                        if if_version is not None:
+                            existing = conn.execute(
+                                "SELECT ttl, version FROM memory_store WHERE key = ? AND namespace = ?", (key, namespace)
+                            ).fetchone()
+                            live = existing is not None and not is_expired(existing[0], now)
+                            try:
+                                check_version(key, namespace, existing[1] if live else None, if_version)
+                            except GeminiFlowError as exc:
+                                raise _at_position(exc, f"operation {position}") from None
+                        conn.execute(changes.DELETE_ONE_SQL, (now, now, key, namespace))
+                        gone = conn.execute(
+                            "DELETE FROM memory_store WHERE key = ? AND namespace = ? RETURNING id", (key, namespace)
                         ).fetchone()
-                        live = existing is not None and not is_expired(existing[0], now)
-                        try:
-                            check_version(key, namespace, existing[1] if live else None, if_version)
-                        except GeminiFlowError as exc:
-                            raise _at_position(exc, f"operation {index + 1}") from None
-                    conn.execute(changes.DELETE_ONE_SQL, (now, now, key, namespace))
-                    gone = conn.execute(
-                        "DELETE FROM memory_store WHERE key = ? AND namespace = ? RETURNING id", (key, namespace)
-                    ).fetchone()
-                    if gone is None:
-                        results.append(_failed("delete", key, namespace, GeminiFlowError(
-                            "NOT_FOUND", f"key {key!r} not found in namespace {namespace!r}")))
-                    else:
-                        results.append({"action": "delete", "key": key, "namespace": namespace, "success": True})
-                        counts["delete"] += 1
-                        per_namespace.setdefault(namespace, 0)
-                if progress:
-                    progress(1)
-                index += 1
-            if counts["store"] or counts["delete"] or counts["retrieve"]:
-                audit.record(
-                    self.db, "memory", "batch", "batch",
-                    details={
-                        "stored": counts["store"],
-                        "retrieved": counts["retrieve"],
-                        "deleted": counts["delete"],
-                        "namespaces": sorted({r["namespace"] for r in results}),
-                    },
-                )
-        return _batch_result(results, started)
+                        if gone is None:
+                            report(_failed("delete", key, namespace, GeminiFlowError(
+                                "NOT_FOUND", f"key {key!r} not found in namespace {namespace!r}")))
+                        else:
+                            report({"action": "delete", "key": key, "namespace": namespace, "success": True})
+                            counts["delete"] += 1
+                            per_namespace.setdefault(namespace, 0)
+                    if progress:
+                        progress(1)
+                if run:
+                    flush()
+                if counts["store"] or counts["delete"] or counts["retrieve"]:
+                    audit.record(
+                        self.db, "memory", "batch", "batch",
+                        details={
+                            "stored": counts["store"],
+                            "retrieved": counts["retrieve"],
+                            "deleted": counts["delete"],
+                            "namespaces": sorted(namespaces),
+                        },
+                    )
+        return _batch_result(results if sink is None else None, started, tally)
 
-    def _read_batch(self, prepared: list[tuple[str, Any]], decoder, now: int, started: float) -> dict[str, Any]:
+    def _encrypted_among(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        with self.db.read() as conn:
+            return changes.encrypted_pairs(conn, pairs, int(clock.now()))
+
+    def _read_batch(self, prepared: Iterable[tuple[str, Any]], decoder, now: int) -> list[dict[str, Any]]:
         """A batch of retrieves only: read from one snapshot, then count the accesses best effort."""
-        import time
-
         results: list[dict[str, Any]] = []
         found: list[tuple[int, str, str]] = []
         with self.db.read() as conn:
@@ -1373,7 +1429,7 @@ class MemoryManager:
             entry_id = item.pop("_id", None)
             if entry_id in counted:
                 item["metadata"]["accessCount"] = counted[entry_id]
-        return _batch_result(results, started)
+        return results
 
     @staticmethod
     def _count_access(conn, key: str, namespace: str, now: int) -> dict[str, Any] | None:
@@ -1464,10 +1520,8 @@ def _audit_state(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 _STORE_FIELDS = frozenset({"key", "value", "namespace", "ttl", "tags", "encrypted", "agent_id", "swarm_id"})
 # Batch operations use the seed's (camelCase) names for the store options.
-_BATCH_STORE_FIELDS = {
-    "key": "key", "value": "value", "namespace": "namespace", "ttl": "ttl", "tags": "tags",
-    "encrypted": "encrypted", "agentId": "agent_id", "swarmId": "swarm_id",
-}
+_BATCH_STORE_KEYS = frozenset({"action", "key", "value", "namespace", "ttl", "tags", "encrypted", "agentId",
+                               "swarmId", "ifAbsent", "ifVersion"})
 
 # The batch upsert: the same rules as ``store`` in one statement, so it can run under
 # executemany. An expired entry is replaced as if it had never been (created_at and access_count
@@ -1612,31 +1666,208 @@ def _without_action(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "action"}
 
 
-def parse_batch_document(text: str) -> list[Any]:
-    """The operations of a batch: ``{"operations": [...]}`` (the seed's shape), a JSON array, or
-    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault."""
-    stripped = text.strip()
-    if not stripped:
-        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
-    try:
-        document = loads_strict(stripped, what="the batch")
-    except ValueError:
-        document = None
-        operations = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                operations.append(loads_strict(line, what=f"line {number}"))
-            except GeminiFlowError as exc:
-                raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
-                                      details={"line": number, **exc.details}) from None
-            except ValueError as exc:
+# Stores of a batch are written executemany this many at a time (and the change feed read back
+# per part): large enough to amortise each statement, small enough to keep memory flat.
+BATCH_CHUNK = 20_000
+
+
+class Spool:
+    """A list that keeps its first ``in_memory`` items in memory and the rest in an anonymous
+    temporary file (mode 0600, deleted when closed), read back in order: what lets a batch of
+    any size be validated whole before any of it is applied, in flat memory.
+
+    Items are tuples of str, int, float, bool and None (``marshal``). Use as a context manager.
+    """
+
+    IN_MEMORY = 10_000
+    BLOCK = 1024
+
+    def __init__(self, in_memory: int | None = None):
+        self.items: list[Any] = []
+        self.in_memory = self.IN_MEMORY if in_memory is None else in_memory
+        self.file = None
+        self.count = 0
+
+    def append(self, item: Any) -> None:
+        self.count += 1
+        self.items.append(item)
+        if len(self.items) > self.in_memory if self.file is None else len(self.items) >= self.BLOCK:
+            self._spill()
+
+    def _spill(self) -> None:
+        # Written in blocks of BLOCK items: marshal reads a list back far faster than item by item.
+        import marshal
+
+        if self.file is None:
+            import tempfile
+
+            self.file = tempfile.TemporaryFile()
+        for start in range(0, len(self.items), self.BLOCK):
+            block = marshal.dumps(self.items[start:start + self.BLOCK])
+            self.file.write(len(block).to_bytes(8, "little") + block)
+        self.items = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.file is None:
+            yield from self.items
+            return
+        import marshal
+
+        if self.items:
+            self._spill()
+        self.file.flush()
+        self.file.seek(0)
+        read = self.file.read
+        while True:
+            size = read(8)
+            if not size:
+                return
+            yield from marshal.loads(read(int.from_bytes(size, "little")))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.items = []
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_batch(stream, *, source: str = "standard input", limit: int | None = None,
+               strip_bom: bool = False, what: str = "the value") -> Iterator[Any]:
+    """The operations of a batch read from ``stream`` (binary), as :func:`parse_batch_document`
+    reads them from text, but JSON Lines one line at a time: constant memory whatever the size.
+
+    A ``{"operations": [...]}`` document or a JSON array is parsed whole (it may then hold its
+    parsed form). ``limit`` bounds a document's bytes and each line's (VALUE_TOO_LARGE, exit 5);
+    ``strip_bom`` drops a leading UTF-8 BOM (standard input). Text that is not UTF-8 raises
+    INVALID_INPUT naming the byte offset; a line that is not JSON, INVALID_INPUT naming the line.
+    Nothing is read ahead of what the caller consumes, except the next line.
+    """
+    read_line = stream.readline if limit is None else (lambda: stream.readline(limit + 1))
+    consumed = 0
+    number = 0
+
+    def next_line() -> tuple[int, str] | None:
+        """The next non-blank line (its number and text), or None at the end."""
+        nonlocal consumed, number
+        while True:
+            raw = read_line()
+            if not raw:
+                return None
+            number += 1
+            if number == 1 and strip_bom and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+                consumed += 3
+            if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
                 raise GeminiFlowError(
-                    "INVALID_INPUT", f"line {number}: not JSON ({exc.msg}); nothing was applied",
-                    details={"line": number},
+                    "VALUE_TOO_LARGE", f"line {number} of {source} is larger than {limit} bytes; "
+                    "nothing was read further", details={"limit": limit, "line": number})
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise GeminiFlowError(
+                    "INVALID_INPUT", f"{source} is not UTF-8 text (invalid byte at offset {consumed + exc.start})",
+                    details={"offset": consumed + exc.start},
                 ) from None
-        return operations
+            consumed += len(raw)
+            if text.strip():
+                return number, text
+
+    first = next_line()
+    if first is None:
+        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+    first_number, first_text = first
+    try:
+        value = loads_strict(first_text.strip(), what="the batch")
+    except ValueError:
+        # A document spread over lines (or JSON Lines whose first line is broken): read it all.
+        rest = stream.read() if limit is None else stream.read(limit + 1 - consumed)
+        data = first_text.encode("utf-8") + rest
+        if limit is not None and consumed + len(rest) > limit:
+            raise GeminiFlowError(
+                "VALUE_TOO_LARGE", f"{what} from {source} is larger than {limit} bytes; nothing was read further",
+                details={"limit": limit})
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = consumed - len(first_text.encode("utf-8")) + exc.start
+            raise GeminiFlowError("INVALID_INPUT", f"{source} is not UTF-8 text (invalid byte at offset {offset})",
+                                  details={"offset": offset}) from None
+        yield from parse_batch_document("\n" * (first_number - 1) + text)
+        return
+    second = next_line()
+    if second is None:
+        yield from _document_operations(value)  # one line: a document, or a single operation
+        return
+    yield value
+    yield _batch_line(*second)
+    # The rest of the lines, the loop of next_line() written out: it runs a million times.
+    decode = _STRICT_DECODER_FOR_LINES()
+    while True:
+        raw = read_line()
+        if not raw:
+            return
+        number += 1
+        if limit is not None and len(raw) > limit and not raw.endswith(b"\n"):
+            raise GeminiFlowError(
+                "VALUE_TOO_LARGE", f"line {number} of {source} is larger than {limit} bytes; "
+                "nothing was read further", details={"limit": limit, "line": number})
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GeminiFlowError(
+                "INVALID_INPUT", f"{source} is not UTF-8 text (invalid byte at offset {consumed + exc.start})",
+                details={"offset": consumed + exc.start},
+            ) from None
+        consumed += len(raw)
+        if text.isspace():
+            continue
+        try:
+            yield decode(text, number)
+        except (GeminiFlowError, ValueError):
+            yield _batch_line(number, text)  # raises, with the message of a line at fault
+
+
+def _STRICT_DECODER_FOR_LINES() -> Callable[[str, int], Any]:
+    """``loads_strict`` for a line of a batch, with the text checks inline."""
+    from gemini_flow_cli.core import jsontext
+
+    loads_strict("0")  # builds the shared strict decoder
+    decode = _STRICT_DECODER.decode
+    check_parsed = jsontext.check_parsed
+
+    def line(text: str, number: int) -> Any:
+        try:
+            value = decode(text)
+        except RecursionError:
+            raise jsontext.too_deep(f"line {number}") from None
+        return check_parsed(text, value, what=f"line {number}")
+
+    return line
+
+
+def _batch_line(number: int, line: str) -> Any:
+    try:
+        return loads_strict(line, what=f"line {number}")
+    except GeminiFlowError as exc:
+        raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
+                              details={"line": number, **exc.details}) from None
+    except ValueError as exc:
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"line {number}: not JSON ({exc.msg}); nothing was applied",
+            details={"line": number},
+        ) from None
+
+
+def _document_operations(document: Any) -> list[Any]:
     if isinstance(document, dict) and "operations" in document:
         if not isinstance(document["operations"], list) or set(document) != {"operations"}:
             raise GeminiFlowError("INVALID_INPUT", "a batch document is {\"operations\": [...]} and nothing else")
@@ -1646,6 +1877,19 @@ def parse_batch_document(text: str) -> list[Any]:
     if isinstance(document, dict):
         return [document]  # JSON Lines with a single operation
     raise GeminiFlowError("INVALID_INPUT", "a batch is {\"operations\": [...]} or JSON Lines of operations")
+
+
+def parse_batch_document(text: str) -> list[Any]:
+    """The operations of a batch: ``{"operations": [...]}`` (the seed's shape), a JSON array, or
+    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault."""
+    stripped = text.strip()
+    if not stripped:
+        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+    try:
+        document = loads_strict(stripped, what="the batch")
+    except ValueError:
+        return [_batch_line(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return _document_operations(document)
 
 
 # Below this many free bytes on the database's file system `memory health` says unhealthy: a store
@@ -1664,16 +1908,16 @@ def _free_bytes(folder) -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def _batch_result(results: list[dict[str, Any]], started: float) -> dict[str, Any]:
+def _batch_result(results: list[dict[str, Any]] | None, started: float,
+                  tally: dict[str, int] | None = None) -> dict[str, Any]:
     """The seed's batch response: ``results`` with their counts and ``executionTime`` in ms since
-    ``started`` (a ``time.perf_counter()`` reading)."""
+    ``started`` (a ``time.perf_counter()`` reading). With ``tally`` (``total``, ``succeeded``)
+    the counts come from it; ``results`` None leaves the list out (it went to a sink)."""
     import time
 
-    succeeded = sum(1 for r in results if r["success"])
-    return {
-        "results": results,
-        "total": len(results),
-        "succeeded": succeeded,
-        "failed": len(results) - succeeded,
-        "executionTime": round((time.perf_counter() - started) * 1000, 3),
-    }
+    if tally is None:
+        tally = {"total": len(results), "succeeded": sum(1 for r in results if r["success"])}
+    body: dict[str, Any] = {} if results is None else {"results": results}
+    body.update(total=tally["total"], succeeded=tally["succeeded"], failed=tally["total"] - tally["succeeded"],
+                executionTime=round((time.perf_counter() - started) * 1000, 3))
+    return body

@@ -17,6 +17,7 @@ search over a million keys take milliseconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -236,8 +237,9 @@ COLUMNS = (
 )
 
 
-def glob_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any], list[Any]]:
-    """(page SQL, count SQL, page parameters, count parameters) of a glob search."""
+def glob_queries(options: SearchOptions, now: int, *, few_expired: bool = False) -> tuple[str, str, list[Any], list[Any]]:
+    """(page SQL, count SQL, page parameters, count parameters) of a glob search
+    (``few_expired``: see :func:`count_query`)."""
     where, params = where_clause(options, now)
     column = options.sort_by or "key"
     order = options.sort_order.upper()
@@ -247,8 +249,39 @@ def glob_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any],
         f"SELECT {COLUMNS} FROM memory_store AS m WHERE {where} "
         f"ORDER BY m.{column} {order}{tiebreak}, m.namespace {order} LIMIT ? OFFSET ?"
     )
-    count = f"SELECT COUNT(*) FROM memory_store AS m WHERE {where}"
-    return page, count, [*params, options.limit, options.offset], params
+    count, count_params = count_query(options, now, few_expired=few_expired)
+    return page, count, [*params, options.limit, options.offset], count_params
+
+
+def count_query(options: SearchOptions, now: int, *, few_expired: bool = False) -> tuple[str, list[Any]]:
+    """(SQL, parameters) counting a glob search's matches (its ``total``).
+
+    Live entries are counted as every match minus the expired ones: "every match" is answered
+    from an index alone ((key, namespace) or (namespace, key)), and the expired ones from the
+    ttl index (the ``+`` keeps SQLite from reading them through the key index instead). A direct
+    ``COUNT(*) WHERE ttl IS NULL OR ttl > now`` reads every matching row's ttl from the table:
+    74 ms for a million entries against a few for the index. Only with ``few_expired`` (see
+    :func:`few_expired`): reading many expired entries through the ttl index would cost more."""
+    if options.include_expired or options.tags or not few_expired:
+        where, params = where_clause(options, now)
+        return f"SELECT COUNT(*) FROM memory_store AS m WHERE {where}", params
+    every, params = where_clause(dataclasses.replace(options, include_expired=True), now)
+    expired = every.replace("m.key GLOB ?", "+m.key GLOB ?").replace("m.namespace = ?", "+m.namespace = ?")
+    return (f"SELECT (SELECT COUNT(*) FROM memory_store AS m WHERE {every}) - (SELECT COUNT(*) FROM memory_store "
+            f"AS m WHERE {expired} AND m.ttl IS NOT NULL AND m.ttl <= ?)", [*params, *params, now])
+
+
+# Up to this many expired entries, a search's total subtracts them (count_query).
+FEW_EXPIRED = 10_000
+
+
+def few_expired(conn, now: int) -> bool:
+    """Whether the database holds fewer than :data:`FEW_EXPIRED` expired entries (the usual
+    case: `memory cleanup` removes them), read from the ttl index, at most that many entries."""
+    return conn.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM memory_store WHERE ttl IS NOT NULL AND ttl <= ? LIMIT ?)",
+        (now, FEW_EXPIRED),
+    ).fetchone()[0] < FEW_EXPIRED
 
 
 def fts_phrase_query(text: str) -> str:
@@ -308,7 +341,8 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
             if options.text is not None:
                 page, count, page_params, count_params = text_queries(options, now)
             else:
-                page, count, page_params, count_params = glob_queries(options, now)
+                fast_total = not options.include_expired and not options.tags and few_expired(conn, now)
+                page, count, page_params, count_params = glob_queries(options, now, few_expired=fast_total)
         except NeverMatches:
             page = None
         if page is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import calendar
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -135,13 +136,93 @@ def _owner_row(conn, noun: str, owner: str) -> dict[str, Any] | None:
 
 
 def export_lines(db, stream, *, namespace: str | None = None) -> int:
-    """Write the export to a text ``stream``, one JSON object per line; returns the count."""
+    """Write the export to a text ``stream``, one JSON object per line; returns the count.
+
+    The same bytes as encoding each :func:`export_records` record, built without the record: a
+    stored value already in the encoder's own form is spliced as it is stored instead of being
+    parsed and encoded again (SQLite's ``json_valid`` vouches for its structure and
+    :func:`_spliceable` for its form); any other value, the tags, times and owners are encoded
+    as the record would be (each distinct tags text and time once)."""
+    from json.encoder import encode_basestring as string
+
+    from gemini_flow_cli.core import changes, crypto
+
+    where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
+    encode = _ENCODER.encode
+    times: dict[Any, str] = {}
+    tag_texts: dict[Any, str] = {}
+
+    def when(ts) -> str:
+        text = times.get(ts)
+        if text is None:
+            if len(times) > 100_000:
+                times.clear()
+            text = times[ts] = encode(clock.iso(ts))
+        return text
+
+    def number(value) -> str:
+        return str(value) if type(value) is int else encode(value)
+
     count = 0
     write = stream.write
-    for record in export_records(db, namespace=namespace):
-        write(_ENCODER.encode(record) + "\n")
-        count += 1
+    with db.read() as conn:
+        version_column = "version" if changes.versioned(conn) else "1"
+        kdf = crypto.load_params(conn)
+        kdf_text = "" if kdf is None else ',"kdf":' + encode(kdf)
+        seen_owners: set[tuple[str, str]] = set()
+        cursor = conn.execute(
+            "SELECT key, namespace, value, encrypted, tags, ttl, agent_id, swarm_id, access_count, "
+            f"size_bytes, created_at, updated_at, {version_column}, "
+            "encrypted = 0 AND typeof(value) = 'text' AND json_valid(value) "
+            f"FROM memory_store {where} ORDER BY id",
+            params,
+        )
+        for (key, ns, value, encrypted, tags, ttl, agent, swarm, accesses, size, created, updated, version,
+             valid) in cursor:
+            if encrypted:
+                value_text = encode(value)
+            elif valid and _spliceable(value):
+                value_text = value
+            else:
+                value_text = encode(json.loads(value))
+            tags_text = tag_texts.get(tags)
+            if tags_text is None:
+                if len(tag_texts) > 100_000:
+                    tag_texts.clear()
+                tags_text = tag_texts[tags] = encode(json.loads(tags) if tags else [])
+            line = ('{"key":' + string(key) + ',"namespace":' + string(ns) + ',"value":' + value_text
+                    + ',"encrypted":' + ("true" if encrypted else "false") + ',"tags":' + tags_text
+                    + ',"expiresAt":' + ("null" if ttl is None else when(ttl))
+                    + ',"agentId":' + ("null" if agent is None else encode(agent))
+                    + ',"swarmId":' + ("null" if swarm is None else encode(swarm))
+                    + ',"accessCount":' + number(accesses) + ',"size":' + number(size)
+                    + ',"createdAt":' + ("null" if created is None else when(created))
+                    + ',"updatedAt":' + ("null" if updated is None else when(updated))
+                    + ',"version":' + number(version))
+            if encrypted and kdf_text:
+                line += kdf_text
+            for noun, owner in (("agent", agent), ("swarm", swarm)):
+                if owner is not None and (noun, owner) not in seen_owners:
+                    seen_owners.add((noun, owner))
+                    row = _owner_row(conn, noun, owner)
+                    if row is not None:
+                        line += ',"' + noun + '":' + encode(row)
+            write(line + "}\n")
+            count += 1
     return count
+
+
+# A string without escapes or control characters, and what is left of a JSON text once those are taken out when every
+# number in it is an integer in its shortest form: exactly the text the encoder writes for the
+# value it holds (compact separators, raw UTF-8, no whitespace). Anything else (an escape, a
+# float, whitespace, -0) is parsed and encoded again.
+_PLAIN_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')
+_SKELETON = re.compile(r"(?:[\[\]{},:]|true|false|null|-?[1-9][0-9]*|0)*")
+
+
+def _spliceable(text: str) -> bool:
+    """Whether ``text`` (valid JSON) is already what :data:`_ENCODER` writes for its value."""
+    return "\\" not in text and _SKELETON.fullmatch(_PLAIN_STRING.sub("", text)) is not None
 
 
 def export_file(db, path: Path, *, namespace: str | None = None) -> int:

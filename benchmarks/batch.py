@@ -1,0 +1,157 @@
+"""`memory batch` through the CLI against raw sqlite3 writing the same rows, in the same run.
+
+    .venv/bin/python benchmarks/batch.py                 # 200,000 stores, 5 rounds
+    .venv/bin/python benchmarks/batch.py 1000000 --runs 1 --rss-only
+
+Each round, interleaved so that a change of the machine's load weighs on both alike, on a fresh
+copy of the same empty database (schema applied):
+- `gemini-flow memory batch FILE` of N stores given as JSON Lines (the records of
+  benchmarks/throughput.py: ~80-byte JSON values, 10 namespaces, two tags), wall time of the
+  process and its peak RSS;
+- the floor: a plain `python` process reading the same file line by line with `json.loads`,
+  writing the same memory rows with `executemany` (a plain INSERT, chunks of 20,000), the same
+  change-feed rows (one INSERT ... SELECT per chunk, as the CLI does) and one audit row, in one
+  transaction with the same pragmas (WAL, synchronous FULL, foreign keys on, 64 MiB cache).
+Prints the median of each side, the ratio (records/s of the CLI over the floor's) and the CLI's
+peak RSS (largest of the rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GEMINI_FLOW = Path(sys.executable).with_name("gemini-flow")
+
+RAW = r'''
+import hashlib, json, sqlite3, sys, time
+path, db = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(db, isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=FULL")
+conn.execute("PRAGMA foreign_keys=ON"); conn.execute("PRAGMA cache_size=-65536")
+INSERT = ("INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
+          "access_count, size_bytes, tags, encrypted, version, ttl_seconds) "
+          "VALUES (?1, ?2, ?3, NULL, NULL, NULL, ?4, ?4, 0, ?5, ?6, 0, 1, NULL)")
+FEED = ("INSERT INTO memory_changes (action, key, namespace, version, previous_value, previous_encrypted, at) "
+        "SELECT 'store', key, namespace, version, NULL, 0, ? FROM memory_store WHERE id > ? ORDER BY id")
+encode = json.JSONEncoder(ensure_ascii=False).encode
+now = int(time.time())
+conn.execute("BEGIN IMMEDIATE")
+rows, n = [], 0
+def flush():
+    last = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+    conn.executemany(INSERT, rows)
+    conn.execute(FEED, (now, last))
+    rows.clear()
+with open(path, "rb") as f:
+    for line in f:
+        op = json.loads(line)
+        text = encode(op["value"])
+        rows.append((op["key"], text, op["namespace"], now, len(text.encode("utf-8")), encode(op["tags"])))
+        n += 1
+        if len(rows) >= 20000:
+            flush()
+if rows:
+    flush()
+details = json.dumps({"stored": n})
+digest = hashlib.sha256(details.encode()).hexdigest()
+conn.execute("INSERT INTO audit_log (entity_type, entity_id, action, actor_id, details, timestamp, success, row_hash) "
+             "VALUES ('memory', 'batch', 'batch', 'bench', ?, ?, 1, ?)", (details, now, digest))
+conn.execute("COMMIT")
+conn.close()
+'''
+
+# Peak RSS of the measured process alone: a child forked straight from this benchmark would
+# report this process's resident memory as its own peak.
+_LAUNCHER = (
+    "import os, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(time.perf_counter() - t, usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def records(n: int):
+    agents = max(1, n // 1000)
+    for j in range(n):
+        a, i = j % agents, j // agents
+        yield {"action": "store", "key": f"agent-{a}/note-{i}", "namespace": f"ns-{(a * 7 + i) % 10}",
+               "value": {"agent": a, "note": i, "topic": f"topic{j % 997}", "text": "observed state ok", "v": j % 7},
+               "tags": ["note", f"agent-{a}"]}
+
+
+def measured(argv: list[str], env: dict) -> tuple[float, int]:
+    """(seconds, peak RSS in KiB) of one process."""
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
+    seconds, rss = done.stdout.split()[-2:]
+    return float(seconds), int(rss)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rss-only", action="store_true", help="only the CLI, for its peak RSS")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="gf-batch-"))
+    env = {**os.environ, "GEMINI_FLOW_FORMAT": "json"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        ops = folder / "ops.jsonl"
+        with open(ops, "w", encoding="utf-8") as f:
+            for op in records(args.n):
+                f.write(json.dumps(op) + "\n")
+        template = folder / "template" / "hive.db"
+        template.parent.mkdir()
+        subprocess.run([str(GEMINI_FLOW), "--db", str(template), "config", "set", "backup.auto.enabled", "false"],
+                       check=True, capture_output=True, env=env)
+        raw = folder / "raw.py"
+        raw.write_text(RAW)
+        cli_s, raw_s, rss = [], [], []
+        for round_ in range(args.runs):
+            for side in (("cli",) if args.rss_only else ("cli", "raw")):
+                work = folder / f"{side}-{round_}"
+                shutil.copytree(template.parent, work)
+                db = work / "hive.db"
+                if side == "cli":
+                    seconds, peak = measured([str(GEMINI_FLOW), "--db", str(db), "memory", "batch", str(ops)], env)
+                    cli_s.append(seconds)
+                    rss.append(peak)
+                else:
+                    seconds, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
+                    raw_s.append(seconds)
+                count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
+                                        ".execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
+                                       capture_output=True, text=True).stdout.strip()
+                if int(count) < args.n:
+                    raise SystemExit(f"{side}: {count} change rows, expected {args.n}")
+                shutil.rmtree(work)
+        size = ops.stat().st_size / 1e6
+        print(f"memory batch of {args.n:,} stores as JSON Lines ({size:.0f} MB), median of {len(cli_s)} rounds, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        cli_med = statistics.median(cli_s)
+        print(f"  gemini-flow memory batch        {cli_med:7.2f} s  {args.n / cli_med:9,.0f} stores/s  "
+              f"peak RSS {max(rss) / 1024:.0f} MB")
+        if raw_s:
+            raw_med = statistics.median(raw_s)
+            print(f"  floor: raw sqlite3 executemany  {raw_med:7.2f} s  {args.n / raw_med:9,.0f} stores/s")
+            print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x")
+    finally:
+        shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    main()
