@@ -48,6 +48,7 @@ def populate(cli, folder: Path) -> dict[str, str]:
     batch = folder / "batch.json"
     batch.write_text(json.dumps({"operations": [{"action": "retrieve", "key": "k"}]}))
     ids["batch"] = str(batch)
+    ids["hook"] = str(ok("hooks", "add", "swarm.shutdown", "--run", "true")["id"])
     return ids
 
 
@@ -88,10 +89,11 @@ def argv_for(path: tuple[str, ...], ids: dict[str, str], params=()) -> list[str]
         "key": "k", "keys": "k", "pattern": "*", "agent_id": ids["agent"], "swarm_id": ids["swarm"],
         "task_id": ids["task"], "decision_id": ids["decision"], "choice": "approve", "description": "d",
         "name": "m", "value": "1", "path": ids["backup"], "file": ids["export"],
+        "hook_id": ids.get("hook", "1"), "event": "swarm.shutdown",
     }
     options = {"--agent": ids["agent"], "--swarm": ids["swarm"], "--type": "coder", "--topology": "mesh",
                "--value": "1", "--to": "1.0.3", "--entity-type": "agent", "--entity-id": ids["agent"],
-               "--proposal": "p"}
+               "--proposal": "p", "--run": "true"}
     argv = list(path)
     for param in params:
         if param.param_type_name == "argument" and param.required:

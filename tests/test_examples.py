@@ -54,6 +54,8 @@ SETUP: dict[tuple[str, ...], str] = {
     ("task", "complete"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
     ("task", "fail"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null',
     ("task", "retry"): 'gemini-flow task start "$TASK" --agent "$AGENT" >/dev/null && gemini-flow task fail "$TASK" >/dev/null',
+    **{("hooks", name): "HOOK=$(gemini-flow hooks add task.failed --run true --json | jq -r .id)"
+       for name in ("show", "enable", "disable", "remove", "test")},
 }
 
 

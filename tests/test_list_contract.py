@@ -20,7 +20,8 @@ LIST_COMMANDS = [c for c in iter_commands()
 
 # Every option of a list command, by kind. A new option fails the test until it is classified.
 PAGING = {"--limit", "--offset"}
-CHOICE = {"--status", "--type", "--topology", "--decision", "--entity-type", "--sort-by", "--sort-order"}
+CHOICE = {"--status", "--type", "--topology", "--decision", "--entity-type", "--sort-by", "--sort-order",
+          "--event"}
 IDS = {"--swarm", "--agent", "--parent", "--entity-id"}
 CHECKED = {"--namespace", "--since"}  # validated values: a malformed one exits 2
 FREE = {  # any value is a legitimate question whose answer may be "nothing"

@@ -280,7 +280,7 @@ def _normalised(output: str, fmt: str):
     return output
 
 
-@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv"])
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "table"])
 def test_a_spooled_batch_prints_what_a_small_one_prints(cli, tmp_path, monkeypatch, fmt):
     """Past the in-memory bounds the operations wait in a temporary file and the results are
     encoded once into another: the output is the same data in every format."""
@@ -301,6 +301,8 @@ def test_a_spooled_batch_prints_what_a_small_one_prints(cli, tmp_path, monkeypat
                 item.get("metadata", {}).pop("createdAt", None)
                 item.get("metadata", {}).pop("updatedAt", None)
         assert small == spooled and spooled["total"] == 10 and spooled["failed"] == 1
+    elif fmt == "table":
+        assert outputs[0] == outputs[1] and "k3" in outputs[0]
     else:
         assert outputs[0].splitlines()[0] == outputs[1].splitlines()[0]
         assert len(outputs[0].splitlines()) == len(outputs[1].splitlines()) == 10 + (fmt == "csv")
@@ -334,3 +336,15 @@ def test_batch_input_that_is_not_utf8_names_the_offset(cli, tmp_path):
     path.write_bytes(b'{"action": "store", "key": "a", "value": 1}\n{"action": "store", "key": "\xff", "value": 1}\n')
     result = cli("memory", "batch", str(path))
     assert result.exit_code == 2 and "not UTF-8" in result.error["message"] and "offset 72" in result.error["message"]
+
+
+def test_a_run_of_new_and_existing_entries_records_each_change_once(manager):
+    """The plain INSERT of a run fails on an existing entry: back to the savepoint, and the run
+    is applied as replacing stores, each change recorded once, with the value it replaced."""
+    manager.store("old", "before")
+    manager.batch_store([{"key": "new-1", "value": 1}, {"key": "old", "value": "after"}, {"key": "new-2", "value": 2}])
+    rows = manager.db.conn.execute(
+        "SELECT action, key, version, previous_value FROM memory_changes ORDER BY revision").fetchall()
+    assert rows == [("store", "old", 1, None), ("store", "new-1", 1, None), ("store", "old", 2, '"before"'),
+                    ("store", "new-2", 1, None)]
+    assert manager.retrieve("old")["value"] == "after" and manager.retrieve("new-2")["value"] == 2

@@ -65,6 +65,9 @@ def hostile(cli):
                               "--type", "majority").stdout)
     ids["decision_id"] = decision.get("decisionId") or decision.get("id")
     cli("metrics", "record", HOSTILE, "1", "--entity-type", "agent", "--entity-id", ids["agent_id"], "--unit", HOSTILE)
+    hook = json.loads(cli("hooks", "add", "swarm.shutdown", "--run", f"echo '{HOSTILE}'",
+                          "--if", f"key == {json.dumps(HOSTILE)} or key ~ '{MARKUP}'").stdout)
+    ids["hook_id"] = str(hook["id"])
     assert all(ids.values()), ids
     return ids
 

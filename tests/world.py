@@ -42,6 +42,9 @@ def build(cli, folder: Path) -> dict[str, str]:
     ok("metrics", "record", "--entity-type", "agent", "--entity-id", ids["agent"], "cpu", "2")
     ok("apikey", "create", "walker", "--role", "reader")
     ok("apikey", "create", "watcher", "--role", "writer", "-n", "demo")
+    # a hook on an event no walking command fires, and one to remove
+    ids["hook"] = str(ok("hooks", "add", "consensus.decided", "--run", "true")["id"])
+    ids["hook2"] = str(ok("hooks", "add", "task.retried", "--run", "true", "--if", "priority == \"high\"")["id"])
     ids["backup"] = ok("backup", "create")["path"]
     ok("backup", "create")
     (folder / "batch.jsonl").write_text('{"action": "store", "key": "gamma", "value": 3}\n')
@@ -120,6 +123,13 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("key", "generate"): ["--file", f"{f}/new.key"],
         ("key", "status"): [],
         ("key", "rotate"): None,  # needs the current key in the environment: see KEYED
+        ("hooks", "add"): ["agent.spawned", "--run", "true", "--priority", "5"],
+        ("hooks", "list"): [],
+        ("hooks", "show"): [ids["hook"]],
+        ("hooks", "enable"): [ids["hook"]],
+        ("hooks", "disable"): [ids["hook"]],
+        ("hooks", "remove"): [ids["hook2"]],
+        ("hooks", "test"): [ids["hook"]],
         ("audit", "list"): [],
         ("audit", "verify"): [],
         ("audit", "prune"): ["--dry-run"],

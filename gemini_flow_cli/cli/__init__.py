@@ -33,6 +33,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "config": ("gemini_flow_cli.cli.config", "Read and change configuration."),
     "key": ("gemini_flow_cli.cli.key", "Generate and rotate the encryption key."),
     "audit": ("gemini_flow_cli.cli.audit", "Read, verify and prune the tamper-evident audit log."),
+    "hooks": ("gemini_flow_cli.cli.hooks", "Run commands after writes, on the events they fire."),
     "mcp": ("gemini_flow_cli.cli.mcp", "Serve the memory to coding agents over MCP, and set them up."),
     "apikey": ("gemini_flow_cli.cli.apikey", "Create, list and revoke the API keys of the HTTP server."),
 }

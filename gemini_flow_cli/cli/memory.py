@@ -645,15 +645,16 @@ def batch(
         with st.out.progress("Applying batch") as bar:
             result = manager.run_batch(operations, progress=bar.advance, sink=results.add, validated=bar.set_total)
         gc.enable()
+        columns = ("action", "key", "namespace", "success", "value")
         if results.file is None:
             result = {"results": results.rows, **result}
             if st.out.format == "table":
-                rows = [{"action": r["action"], "key": r["key"], "namespace": r["namespace"], "success": r["success"],
-                         "value": json.dumps(r["value"], ensure_ascii=False) if "value" in r else
-                         (r["error"]["message"] if "error" in r else "")} for r in result["results"]]
-                st.out.emit(result, rows=rows, columns=("action", "key", "namespace", "success", "value"))
+                st.out.emit(result, rows=[_table_row(r) for r in results.rows], columns=columns)
             else:
                 st.out.emit(result, rows=result["results"])
+        elif st.out.format == "table":
+            # A table is for a person on a terminal: drawn from every row, as for a small batch.
+            st.out.table([_table_row(json.loads(line)) for line in results.lines()], columns)
         else:
             st.out.emit_encoded(result, "results", results.lines(), columns=results.columns)
         if st.out.format == "table":
@@ -663,6 +664,14 @@ def batch(
         results.close()
         if not from_stdin:
             stream.close()
+
+
+def _table_row(result: dict) -> dict:
+    """A batch result as a table row: its value as compact JSON, or its error's message."""
+    return {"action": result["action"], "key": result["key"], "namespace": result["namespace"],
+            "success": result["success"],
+            "value": json.dumps(result["value"], ensure_ascii=False) if "value" in result else
+            (result["error"]["message"] if "error" in result else "")}
 
 
 def _batch_input(file: str | None):

@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from gemini_flow_cli.core import agent_types, audit, clock, listing, metrics, swarms
+from gemini_flow_cli.core import agent_types, audit, clock, events, listing, metrics, swarms
 from gemini_flow_cli.errors import GeminiFlowError
 
 STATUSES = ("active", "idle", "busy", "terminated")
@@ -123,6 +123,7 @@ def spawn_many(db, specs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 swarms.add_member(db, conn, swarm_id, agent_id, now)
             record = describe(conn, _row(conn, agent_id))
             audit.record(db, "agent", agent_id, "spawn", after=record)
+            events.record(db, "agent.spawned", record)
             results.append(record)
     return results
 
@@ -372,7 +373,9 @@ def terminate(db, agent_id: str) -> dict[str, Any]:
             raise GeminiFlowError("CONFLICT", f"agent {agent_id} is already terminated")
         before = describe(conn, row)
         left, requeued = _terminate(db, conn, agent_id)
-        audit.record(db, "agent", agent_id, "terminate", before=before, after=describe(conn, _row(conn, agent_id)))
+        after = describe(conn, _row(conn, agent_id))
+        audit.record(db, "agent", agent_id, "terminate", before=before, after=after)
+        events.record(db, "agent.terminated", after)
     return {"success": True, "agentId": agent_id, "status": TERMINATED, "leftSwarms": left, "requeuedTasks": requeued}
 
 

@@ -1000,13 +1000,14 @@ def _record_verification(path, ok: bool, problem: str | None) -> None:
 #  - "keep": rows missing from the database are added, existing ones are kept as they are;
 #  - "content": log-like tables with only a generated id: backup rows that are not already present
 #    (same values in every column but the id) are added with a new id;
-#  - None: never merged (the audit trail of this database and its schema record).
+#  - None: never merged (the audit trail of this database and its schema record), nor hooks: a
+#    hook runs a command, and runs only if it was added on this database (CLI.md §10).
 #  - the change feed (memory_changes) is this database's own: a merge appends a store change per
 #    entry it writes, a replace keeps the feed and appends one restore change (revisions never
 #    go backwards, CLI.md §4).
-#  - api_keys: a key works only on the database it was created on; a teammate's backup must not
-#    bring their tokens in (CLI.md §9).
-_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence", "memory_changes", "api_keys"}
+#  - api_keys and hooks: a key works, and a hook runs, only on the database it was created on; a
+#    teammate's backup must not bring their tokens or commands in (CLI.md §9, §10).
+_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence", "memory_changes", "api_keys", "hooks"}
 
 
 def _merge_plan(conn, table: str) -> tuple[str, list[str]]:
@@ -1084,7 +1085,7 @@ def restore(
                         crypto.adopt_params(conn, plan.adopt)
                     if plan is not None and plan.reencrypts:
                         reencrypted = _reencrypt_backup(conn, plan)
-                    skipped = _protected_settings(conn) + _oversized(conn, limit)
+                    skipped = _protected_settings(conn) + _oversized(conn, limit) + _backup_hooks(conn)
                     conflicts = _conflicts(conn)
                     keeping = _kept_encrypted(conn)
                     if keeping:
@@ -1255,6 +1256,18 @@ def _oversized(conn, limit: int) -> list[dict[str, Any]]:
     conn.execute("DELETE FROM backup.memory_store WHERE size_bytes > ?", (limit,))
     return [{"table": "memory_store", "key": f"{ns}/{key}", "size": size,
              "reason": f"over memory.maxValueSize ({limit} bytes)"} for ns, key, size in over]
+
+
+def _backup_hooks(conn) -> list[dict[str, Any]]:
+    """The backup's hooks, which a merge never takes (reported, never silently)."""
+    if not _table_exists(conn, "backup", "hooks"):
+        return []
+    count = conn.execute("SELECT COUNT(*) FROM backup.hooks").fetchone()[0]
+    if not count:
+        return []
+    return [{"table": "hooks", "key": f"{count} hook(s)",
+             "reason": "hooks run commands and are never taken from a backup by a merge; add them here "
+                       "with `hooks add`"}]
 
 
 def _protected_settings(conn) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock, durations, listing
+from gemini_flow_cli.core import audit, clock, durations, events, listing
 from gemini_flow_cli.core.tasks import next_ids
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -214,6 +214,7 @@ def _store(db, conn, row: dict[str, Any], data: dict[str, Any], outcome: Outcome
     if decision != "pending":
         audit.record(db, "consensus", row["id"], "close", before={"decision": "pending"},
                      after={"decision": decision, "confidence": sets["confidence"]})
+        events.record(db, "consensus.decided", lambda: view(_require(conn, row["id"])))
 
 
 def _expire_if_due(db, conn, row: dict[str, Any]) -> bool:
@@ -319,6 +320,7 @@ def request(
         audit.record(db, "consensus", decision_id, "request",
                      after={"swarmId": swarm_id, "type": kind, "threshold": t, "electorate": n,
                             "timeoutMs": timeout_ms})
+        events.record(db, "consensus.requested", lambda: view(row))
         return view(row)
 
 
@@ -359,6 +361,8 @@ def vote(db, decision_id: str, agent_id: str, choice: str, *, confidence: float 
                          (json.dumps(data, ensure_ascii=False, sort_keys=True), decision_id))
             audit.record(db, "consensus", decision_id, "vote",
                          after={"agent": agent_id, "vote": choice, "confidence": float(confidence), "late": True})
+            events.record(db, "consensus.voted", {"decisionId": decision_id, "agent": agent_id, "vote": choice,
+                                                  "confidence": float(confidence), "late": True})
             conn.execute("UPDATE agents SET last_activity = ? WHERE id = ?", (int(now), agent_id))
             return view(_require(conn, decision_id))
         elif expired or row["decision"] != "pending":
@@ -380,6 +384,8 @@ def vote(db, decision_id: str, agent_id: str, choice: str, *, confidence: float 
             data[choice] += 1
             audit.record(db, "consensus", decision_id, "vote",
                          after={"agent": agent_id, "vote": choice, "confidence": float(confidence)})
+            events.record(db, "consensus.voted", {"decisionId": decision_id, "agent": agent_id, "vote": choice,
+                                                  "confidence": float(confidence), "late": False})
             outcome = evaluate(row["consensus_type"], row["threshold"], weights, _votes(data))
             _store(db, conn, row, data, outcome, outcome.decision, now)
             conn.execute("UPDATE agents SET last_activity = ? WHERE id = ?", (int(now), agent_id))

@@ -171,6 +171,11 @@ class Database:
         self._file_conn: sqlite3.Connection | None = None
         self._file_version: str | None = None
         self.no_room = False  # opened on a full disk as the file is (_open_as_it_is): reads only
+        # Events (core/events.py) of committed transactions, in order, for the after-write hooks;
+        # those of the open transaction wait in _pending_events and are dropped on rollback.
+        self.events: list[tuple[str, dict]] = []
+        self._pending_events: list[tuple[str, dict]] = []
+        self._listened: tuple[str, ...] | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -396,6 +401,33 @@ class Database:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- events ----------------------------------------------------------------------------
+
+    def listens(self, name: str) -> bool:
+        """Whether an enabled hook waits for event ``name`` (exact, ``group.*`` or ``*``).
+
+        Read once per transaction, inside it, so that an operation builds an event's payload only
+        when something will read it: writes with no hooks pay one indexed query, nothing more.
+        """
+        if self._listened is None:
+            try:
+                self._listened = tuple(
+                    r[0] for r in self.conn.execute("SELECT DISTINCT event_type FROM hooks WHERE enabled = 1")
+                )
+            except sqlite3.Error:  # no hooks table (a schema being built): nobody listens
+                self._listened = ()
+        for pattern in self._listened:
+            if pattern == name or pattern == "*" or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+                return True
+        return False
+
+    def record_event(self, name: str, payload: dict) -> None:
+        """Record event ``name`` of the open write transaction, for the hooks that run after it
+        commits (core/hooks.py). Kept in memory only; dropped if the transaction rolls back.
+        Call :meth:`listens` first when the payload costs anything to build."""
+        if self._depth and self.listens(name):
+            self._pending_events.append((name, payload))
+
     # -- transactions ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -450,11 +482,14 @@ class Database:
             self._leave_queue()
             raise
         self._depth = 1
+        self._pending_events = []
+        self._listened = None  # hooks may have changed since the last transaction
         try:
             try:
                 yield self.conn
             except BaseException as exc:
                 self._depth = 0
+                self._pending_events = []
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
                 self._abandon_creating(creation)
@@ -465,12 +500,15 @@ class Database:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                self._pending_events = []
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
                 self._abandon_creating(creation)
                 raise self._translate(exc, started) from exc
             if creation is not None:
                 self._publish(creation)
+            self.events.extend(self._pending_events)
+            self._pending_events = []
         finally:
             self._leave_queue()
             if _LOCK_LOG:

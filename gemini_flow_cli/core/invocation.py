@@ -43,7 +43,7 @@ class Invocation:
         self.message = message or _ignore
         self.db: Any = None
         # Run in order after a command whose write committed, each given (invocation, database).
-        self.after_write: list[Callable[[Invocation, Any], None]] = [automatic_backup]
+        self.after_write: list[Callable[[Invocation, Any], None]] = [automatic_backup, run_hooks]
 
     def open_db(self, *, create: bool = True, actor: str | None = None, migrate: bool = True):
         """The database of this invocation, opened once (core/db.py ``Database``).
@@ -142,6 +142,26 @@ def automatic_backup(invocation: Invocation, db) -> None:
         return
     if info is not None:
         invocation.message(f"Automatic backup: {info['path']}")
+
+
+def run_hooks(invocation: Invocation, db) -> None:
+    """After-write action: run the hooks of the events the operation's commits recorded
+    (core/hooks.py), whichever door wrote. Costs nothing when no hook listened: no event was
+    recorded then, and core/hooks.py is not even imported.
+
+    Never fails the operation it follows: any problem becomes a warning.
+    """
+    if not db.events:
+        return
+    from gemini_flow_cli.core import hooks
+
+    recorded, db.events = db.events, []
+    try:
+        hooks.fire(db, recorded, key=hooks.load_key(hooks.key_path(os.environ)), environ=os.environ,
+                   warn=invocation.warn)
+    except Exception as exc:  # noqa: BLE001 - a hook must never fail the command it follows
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        invocation.warn(f"hooks were not run: {message}")
 
 
 def _load_user_configuration() -> str | None:

@@ -12,10 +12,11 @@ import fnmatch
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from gemini_flow_cli.core import audit, changes, clock, durations
+from gemini_flow_cli.core import audit, changes, clock, durations, events
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
@@ -330,7 +331,7 @@ class MemoryManager:
                 raise GeminiFlowError("NOT_FOUND", f"no {kind} {owner!r}", details={field: owner})
 
     def _write(self, conn, item: dict[str, Any], *, if_absent: bool = False,
-               if_version: int | None = None) -> dict[str, Any]:
+               if_version: int | None = None, source: str = "store") -> dict[str, Any]:
         moment = clock.now()
         now = int(moment)
         # from the real time of the store, rounded up: `--ttl 1` is never expired on an immediate read
@@ -403,6 +404,11 @@ class MemoryManager:
             before=_audit_state(before),
             after=after,
         )
+        events.record(self.db, "memory.store", lambda: {
+            "key": item["key"], "namespace": item["namespace"], "version": row[1], "size": item["size"],
+            "encrypted": item["encrypted"], "tags": item["tags"], "expiresAt": clock.iso(expires_at),
+            "agentId": item["agent_id"], "swarmId": item["swarm_id"], "source": source,
+        })
         return {
             "success": True,
             "key": item["key"],
@@ -467,6 +473,8 @@ class MemoryManager:
                 changes.record(conn, "delete", key, ns, version, value, encrypted, now)
                 conn.execute("DELETE FROM memory_store WHERE id = ?", (entry_id,))
                 deleted.append({"key": key, "namespace": ns})
+                events.record(self.db, "memory.delete", {"key": key, "namespace": ns, "version": version,
+                                                         "source": "delete"})
             if deleted:
                 audit.record(self.db, "memory", namespace or "*", "delete",
                              details={"pattern": pattern, "deleted": len(deleted)})
@@ -597,6 +605,8 @@ class MemoryManager:
                 audit.record(
                     self.db, "memory", f"{namespace}/{key}", "delete", before=_audit_state(before), after=None
                 )
+                events.record(self.db, "memory.delete", {"key": key, "namespace": namespace,
+                                                         "version": before["version"], "source": "delete"})
         return deleted
 
     def incr(self, key: str, by: int = 1, *, namespace: str | None = None) -> dict[str, Any]:
@@ -624,7 +634,8 @@ class MemoryManager:
                 )
             value = current + by
             if not live:
-                result = self._write(conn, self._prepare(key, value, namespace, None, (), None, None, None))
+                result = self._write(conn, self._prepare(key, value, namespace, None, (), None, None, None),
+                                     source="incr")
                 return {**result, "value": value}
             text = dumps(value)
             size = len(text.encode("utf-8"))
@@ -637,6 +648,12 @@ class MemoryManager:
             changes.record(conn, "store", key, namespace, version, before["value"], before["encrypted"], now)
             audit.record(self.db, "memory", f"{namespace}/{key}", "store", before=_audit_state(before),
                          after={"id": before["id"], "size": size, "incrementedBy": by})
+            events.record(self.db, "memory.store", lambda: {
+                "key": key, "namespace": namespace, "version": version, "size": size,
+                "encrypted": bool(before["encrypted"]), "tags": json.loads(before["tags"]) if before["tags"] else [],
+                "expiresAt": clock.iso(before["ttl"]), "agentId": before["agent_id"],
+                "swarmId": before["swarm_id"], "source": "incr",
+            })
             return {
                 "success": True,
                 "key": key,
@@ -1148,12 +1165,24 @@ class MemoryManager:
             now = run[0][7]
             pairs = [(r[0], r[2]) for r in run]
             changes.expire_before_store(conn, pairs, now)
-            if not changes.any_stored(conn, pairs):
-                # Only new entries (the usual bulk load): nothing is replaced (a run names each
-                # entry once and we hold the write lock), so a plain INSERT, and their changes
-                # are read back afterwards in one set-based statement, in insertion order.
-                last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+            # Only new entries is the usual bulk load: tried first as a plain INSERT under a
+            # savepoint (a run names each entry once and we hold the write lock); their changes
+            # are read back afterwards in one set-based statement, in insertion order. An entry
+            # that exists fails the INSERT on the unique (key, namespace) index: back to the
+            # savepoint, and the run is applied as replacing stores. Cheaper than probing the
+            # index for every pair first, which the INSERT does anyway.
+            last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+            conn.execute("SAVEPOINT gf_new_entries")
+            try:
                 conn.executemany(INSERT_SQL, run)
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO gf_new_entries")
+                conn.execute("RELEASE gf_new_entries")
+                inserted = False
+            else:
+                conn.execute("RELEASE gf_new_entries")
+                inserted = True
+            if inserted:
                 changes.record_stores_after(conn, last_id, now)
             else:
                 conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
@@ -1308,6 +1337,9 @@ class MemoryManager:
                 self._keep_cipher(sorted(hits)[0])  # before the lock: scrypt is slow
             with self.db.write() as conn, bulk_cache(conn):
                 run: list[tuple] = []
+                # (action, key, namespace) of each write, for the events, only when a hook listens
+                writes: list[tuple[str, str, str]] | None = (
+                    [] if self.db.listens("memory.store") or self.db.listens("memory.delete") else None)
 
                 def flush() -> None:
                     self._store_rows(conn, run, per_namespace, checked_owners)
@@ -1340,6 +1372,8 @@ class MemoryManager:
                                 raise _at_position(exc, f"operation {position}") from None
                         run.append(row)
                         report({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        if writes is not None:
+                            writes.append(("store", row[0], row[2]))
                         if len(run) >= BATCH_CHUNK:
                             flush()
                         continue
@@ -1381,12 +1415,16 @@ class MemoryManager:
                                 "NOT_FOUND", f"key {key!r} not found in namespace {namespace!r}")))
                         else:
                             report({"action": "delete", "key": key, "namespace": namespace, "success": True})
+                            if writes is not None:
+                                writes.append(("delete", key, namespace))
                             counts["delete"] += 1
                             per_namespace.setdefault(namespace, 0)
                     if progress:
                         progress(1)
                 if run:
                     flush()
+                if writes:
+                    self._batch_events(conn, writes)
                 if counts["store"] or counts["delete"] or counts["retrieve"]:
                     audit.record(
                         self.db, "memory", "batch", "batch",
@@ -1398,6 +1436,25 @@ class MemoryManager:
                         },
                     )
         return _batch_result(results if sink is None else None, started, tally)
+
+    def _batch_events(self, conn, writes: list[tuple[str, str, str]]) -> None:
+        """The events of a batch's writes, in its order, once the batch has applied them all (so
+        each store's version is the one it left)."""
+        stores, deletes = self.db.listens("memory.store"), self.db.listens("memory.delete")
+        for action, key, namespace in writes:
+            if action == "store" and stores:
+                row = self._row(conn, key, namespace)
+                if row is None:  # stored, then deleted later in the same batch
+                    continue
+                self.db.record_event("memory.store", {
+                    "key": row["key"], "namespace": row["namespace"], "version": row["version"],
+                    "size": row["size_bytes"], "encrypted": bool(row["encrypted"]),
+                    "tags": json.loads(row["tags"]) if row["tags"] else [], "expiresAt": clock.iso(row["ttl"]),
+                    "agentId": row["agent_id"], "swarmId": row["swarm_id"], "source": "batch",
+                })
+            elif action == "delete" and deletes:
+                self.db.record_event("memory.delete", {"key": key, "namespace": namespace, "version": None,
+                                                       "source": "batch"})
 
     def _encrypted_among(self, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
         with self.db.read() as conn:

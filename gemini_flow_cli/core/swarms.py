@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gemini_flow_cli.core import agent_types, audit, clock, listing
+from gemini_flow_cli.core import agent_types, audit, clock, events, listing
 from gemini_flow_cli.errors import GeminiFlowError
 
 TOPOLOGIES = ("hierarchical", "mesh", "ring", "star")
@@ -66,6 +66,7 @@ def init(
         )
         record = _record(conn, _row(conn, swarm_id))
         audit.record(db, "swarm", swarm_id, "init", after=record)
+        events.record(db, "swarm.created", record)
     return record
 
 
@@ -147,6 +148,7 @@ def shutdown(db, swarm_id: str) -> dict[str, Any]:
         )
         after = _record(conn, _row(conn, swarm_id))
         audit.record(db, "swarm", swarm_id, "shutdown", before=before, after=after)
+        events.record(db, "swarm.shutdown", after)
     return {"success": True, **after}
 
 
@@ -194,6 +196,7 @@ def add_member(db, conn, swarm_id: str, agent_id: str, now: int) -> None:
     conn.execute("INSERT INTO swarm_members (swarm_id, agent_id, joined_at) VALUES (?, ?, ?)", (swarm_id, agent_id, now))
     count = _sync_active_agents(conn, swarm_id)
     audit.record(db, "swarm", swarm_id, "join", details={"agentId": agent_id, "activeAgents": count})
+    events.record(db, "swarm.joined", {"swarmId": swarm_id, "agentId": agent_id, "activeAgents": count})
 
 
 def remove_member(db, conn, swarm_id: str, agent_id: str) -> bool:
@@ -205,6 +208,7 @@ def remove_member(db, conn, swarm_id: str, agent_id: str) -> bool:
         return False
     count = _sync_active_agents(conn, swarm_id)
     audit.record(db, "swarm", swarm_id, "leave", details={"agentId": agent_id, "activeAgents": count})
+    events.record(db, "swarm.left", {"swarmId": swarm_id, "agentId": agent_id, "activeAgents": count})
     return True
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from gemini_flow_cli.core import audit, clock, jsontext, listing
+from gemini_flow_cli.core import audit, clock, events, jsontext, listing
 from gemini_flow_cli.core.ids import new_id
 from gemini_flow_cli.errors import GeminiFlowError
 
@@ -511,6 +511,8 @@ def orchestrate(
             "dependencies": depends_on,
         }
         audit.record(db, "task", task_id, "orchestrate", after=result)
+        for created in (task_id, *sub_ids):
+            task_event(db, conn, "task.created", created)
         return result
 
 
@@ -583,6 +585,7 @@ def claim(db, agent_id: str, *, swarm_id: str | None = None, lease: int | None =
         conn.execute("UPDATE agents SET last_activity = ? WHERE id = ?", (now, agent_id))
         audit.record(db, "task", task["id"], "claim", before={"status": "pending"},
                      after={"status": "running", "agentId": agent_id}, details={"agent": agent_id})
+        task_event(db, conn, "task.claimed", task["id"])
         _rollup(db, conn, task["parent_id"], now)
         return task_view(task)
 
@@ -611,6 +614,7 @@ def reclaim_lapsed(db, conn, now: int) -> list[str]:
             )
             audit.record(db, "task", task_id, "fail", before={"status": "running", "agent_id": agent_id},
                          after={"status": "failed"}, details={"error": reason, "leaseLapsed": True})
+            task_event(db, conn, "task.failed", task_id)
         else:
             # Open to any agent of the swarm again: the one holding it has gone silent.
             conn.execute(
@@ -758,9 +762,12 @@ def transition(
                     conn.execute("UPDATE tasks SET status = 'cancelled', completed_at = ? WHERE id = ?", (now, child["id"]))
                     audit.record(db, "task", child["id"], "cancel", before={"status": child["status"]},
                                  after={"status": "cancelled"}, details={"cascadeFrom": task_id})
+                    task_event(db, conn, "task.cancelled", child["id"])
         after = _require(conn, task_id)
         audit.record(db, "task", task_id, action, before=_audit_state(task), after=_audit_state(after),
                      details=({"error": error} if action == "fail" and error else None))
+        if action in _ACTION_EVENTS:
+            task_event(db, conn, _ACTION_EVENTS[action], task_id)
         if action in ("complete", "fail"):
             update_statistics(db, conn, after, now)
         if task["parent_id"] is not None:
@@ -782,6 +789,17 @@ def _unmet_dependencies(conn, task: dict[str, Any]) -> list[str]:
         if row is None or row[0] != "completed":
             unmet.append(str(dep))
     return unmet
+
+
+# The events (core/events.py) of `transition`'s actions; progress fires none (too frequent to be news).
+_ACTION_EVENTS = {"start": "task.started", "complete": "task.completed", "fail": "task.failed",
+                  "cancel": "task.cancelled", "retry": "task.retried"}
+
+
+def task_event(db, conn, name: str, task_id: str) -> None:
+    """Record event ``name`` with the task's JSON (as ``task show`` prints it, without subtasks),
+    inside the caller's write transaction, when a hook waits for it."""
+    events.record(db, name, lambda: task_view(_require(conn, task_id)))
 
 
 def _rollup(db, conn, parent_id: str | None, now: int) -> None:
@@ -817,6 +835,8 @@ def _rollup(db, conn, parent_id: str | None, now: int) -> None:
     )
     if status != parent["status"]:
         audit.record(db, "task", parent_id, "rollup", before={"status": parent["status"]}, after={"status": status})
+        if status in ("completed", "failed"):
+            task_event(db, conn, f"task.{status}", parent_id)
     _rollup(db, conn, parent["parent_id"], now)
 
 
