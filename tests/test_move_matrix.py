@@ -19,7 +19,8 @@ from gemini_flow_cli.core import clock
 KEY = "matrix-secret-key"
 ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": KEY}
 
-KINDS = ("plain", "encrypted", "tagged", "ttl", "owned", "fts", "tasks", "decisions", "configuration", "versions")
+KINDS = ("plain", "encrypted", "tagged", "ttl", "owned", "fts", "tasks", "decisions", "configuration", "versions",
+         "hooks")
 
 # What a path does not carry, and why (asserted absent-by-design rather than silently skipped).
 # Paths after which entry versions legitimately start again at 1 (migrating down past 1.0.10
@@ -33,8 +34,12 @@ NOT_CARRIED = {
         "tasks": "export/import moves memory entries only (use a backup for the whole database)",
         "decisions": "export/import moves memory entries only",
         "configuration": "export/import moves memory entries only",
+        "hooks": "export/import moves memory entries only",
     },
 }
+# Paths that must NOT carry hooks (CLI.md section 10: a hook runs only if it was added on this
+# database): asserted absent in the target, not skipped.
+NEVER_CARRIES_HOOKS = {"merge-sqlite", "merge-json", "merge-sql"}
 
 
 def _cli(cli, db: Path):
@@ -72,6 +77,8 @@ class Source:
         self.decision = g("consensus", "request", "--swarm", self.swarm, "--proposal", "ship it",
                           "--type", "majority", "--timeout", "600000000").json
         g("config", "set", "memory.maxValueSize", "2000000")
+        self.hook = g("hooks", "add", "task.failed", "--run", "notify-send 'task failed'", "--priority", "7",
+                      "--if", 'priority == "high"', "--timeout", "3").json
         g("memory", "store", "plain-note", '{"text": "alpha bravo charlie", "n": 4}')  # a second version
         self.entries = {row["key"]: row for row in self.export_rows()}
         self.task_view = self.show_task(g)
@@ -150,6 +157,15 @@ def check(kind: str, source: Source, g, path: str) -> None:
         assert g("consensus", "show", source.decision_id).json == source.decision_view
     elif kind == "configuration":
         assert g("config", "get", "memory.maxValueSize").json["value"] == 2000000
+    elif kind == "hooks":
+        hooks = g("hooks", "list").json["hooks"]
+        if path in NEVER_CARRIES_HOOKS:
+            assert hooks == [], hooks
+            return
+        [hook] = hooks
+        moved = ("id", "event", "run", "priority", "enabled", "condition", "timeout", "trusted")
+        assert {k: hook[k] for k in moved} == {k: source.hook[k] for k in moved}
+        assert hook["trusted"] is True  # the same user's own database: it still runs
     elif kind == "versions":
         if "version" not in source.entries["plain-note"]:
             pytest.skip("entries have no version yet (issue 17)")
@@ -227,9 +243,11 @@ def move_migrate(cli, source: Source, tmp_path: Path):
 def move_auto(cli, source: Source, tmp_path: Path, monkeypatch):
     source.g("config", "set", "backup.auto.enabled", "true")
     later = clock.now() + 10 * 86400
-    monkeypatch.setattr("gemini_flow_cli.core.clock.now", lambda: later)
-    source.g("memory", "store", "trigger", "auto backup")
-    monkeypatch.undo()
+    # Its own patcher: monkeypatch.undo() would also undo the test's isolated environment
+    # (tests/conftest.py), and the rest of the test would run with the real HOME.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gemini_flow_cli.core.clock.now", lambda: later)
+        source.g("memory", "store", "trigger", "auto backup")
     folder = source.db.parent / "backups"
     autos = sorted(p for p in folder.glob("hive-auto-*") if not p.name.endswith(".manifest.json"))
     assert autos, list(folder.iterdir())
