@@ -27,6 +27,18 @@ EXIT_STATUS: dict[str, int] = {
     "INTERNAL": 70,
 }
 
+# The HTTP status of each exit status (CLI.md §9), for `gemini-flow serve`. Exit 4 is 401 when the
+# request carried no valid token and 403 when a valid token lacks the right: see http_status.
+HTTP_STATUS: dict[int, int] = {1: 404, 2: 400, 3: 409, 4: 403, 5: 413, 6: 503, 7: 500, 70: 500}
+
+
+def http_status(error: GeminiFlowError, *, authenticated: bool = True) -> int:
+    """The HTTP status answering ``error``: the one mapping beside the exit statuses."""
+    if error.exit_status == 4 and not authenticated:
+        return 401
+    return HTTP_STATUS[error.exit_status]
+
+
 # Codes a caller can do something about by retrying or changing its input.
 UNRECOVERABLE = {"CONNECTION_FAILED", "DISK_FULL", "INTERNAL", "MIGRATION_FAILED", "BACKUP_FAILED"}
 

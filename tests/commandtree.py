@@ -51,6 +51,7 @@ EXAMPLE_SKIPS: dict[str, str] = {
     "team.json.gz": "restores a backup someone else made",
     "teammate.json.gz": "restores a backup someone else made",
     "while sleep": "loops forever in the background",
+    "curl ": "needs a running `gemini-flow serve` (tests/test_server.py runs the README's HTTP examples against one)",
     "mcp install --client codex": "writes the user's own Codex configuration (~/.codex/config.toml)",
     "--scope user": "writes the user's own configuration, outside the project",
 }

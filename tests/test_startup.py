@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gemini_flow_cli.cli import GROUPS
+from gemini_flow_cli.cli import COMMANDS, GROUPS
 
 # Each of these costs a plain store or retrieve a millisecond or more, and none is needed there:
 # hashlib loads OpenSSL (the audit chain uses CPython's built-in SHA-256), getpass loads termios,
@@ -38,7 +38,8 @@ def test_a_plain_store_or_retrieve_imports_nothing_it_does_not_need(run, db_path
     assert not imported & set(NOT_ON_THE_HOT_PATH), sorted(imported & set(NOT_ON_THE_HOT_PATH))
 
 
-@pytest.mark.parametrize("module", ["gemini_flow_cli.cli", *(module for module, _ in GROUPS.values())])
+@pytest.mark.parametrize("module", ["gemini_flow_cli.cli", *(module for module, _ in GROUPS.values()),
+                                    *(module for module, _ in COMMANDS.values())])
 def test_command_modules_evaluate_their_annotations_when_defined(module):
     """With ``from __future__ import annotations`` every annotation is a string that Typer
     eval()s (compiling it) each time it builds the command: 3-4 ms of every start measured."""

@@ -52,6 +52,8 @@ def build(cli, folder: Path) -> dict[str, str]:
     (folder / "flow2.json").write_text('{"category": "ops", "steps": [{"id": "only", "description": "one step"}]}')
     ids["workflow"] = ok("workflow", "create", "flow", "--file", str(folder / "flow.json"))["id"]
     ids["workflow2"] = ok("workflow", "create", "other-flow", "--file", str(folder / "flow2.json"))["id"]
+    ok("apikey", "create", "walker", "--role", "reader")
+    ok("apikey", "create", "watcher", "--role", "writer", "-n", "demo")
     # a hook on an event no walking command fires, and one to remove
     ids["hook"] = str(ok("hooks", "add", "consensus.decided", "--run", "true")["id"])
     ids["hook2"] = str(ok("hooks", "add", "task.retried", "--run", "true", "--if", "priority == \"high\"")["id"])
@@ -160,6 +162,9 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("neural", "use"): [ids["pattern"]],
         ("neural", "best"): ["--agent-type", "coder"],
         ("neural", "prune"): ["--min-accuracy", "0.5"],
+        ("apikey", "create"): ["bot", "--role", "writer", "--agent", ids["agent"], "-n", "demo", "--expires", "30d"],
+        ("apikey", "list"): [],
+        ("apikey", "revoke"): ["walker"],
         # --print: the walking tests run in the repository's folder, whose files must not change
         ("mcp", "install"): ["--client", "claude", "--print"],
     }

@@ -3,6 +3,7 @@
 import copy
 import errno
 import importlib
+import inspect
 import os
 import sqlite3
 import sys
@@ -37,6 +38,12 @@ GROUPS: dict[str, tuple[str, str]] = {
     "neural": ("gemini_flow_cli.cli.neural", "Keep the patterns that worked and pick the best one."),
     "hooks": ("gemini_flow_cli.cli.hooks", "Run commands after writes, on the events they fire."),
     "mcp": ("gemini_flow_cli.cli.mcp", "Serve the memory to coding agents over MCP, and set them up."),
+    "apikey": ("gemini_flow_cli.cli.apikey", "Create, list and revoke the API keys of the HTTP server."),
+}
+
+# Commands that stand alone at the top (no group): name -> (module, function). Loaded as lazily.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("gemini_flow_cli.cli.serve", "serve"),
 }
 
 GLOBAL_FLAGS = {"--json", "--quiet", "-q", "--no-color", "--debug"}
@@ -70,7 +77,7 @@ def hoist_global_options(args: list[str], own: frozenset[str] = frozenset()) -> 
                 front.extend(args[i : i + 2])
                 i += 1
         else:
-            if arg in GROUPS:
+            if arg in GROUPS or arg in COMMANDS:
                 seen_command = True
             (rest if seen_command else front).append(arg)
         i += 1
@@ -286,6 +293,11 @@ def build_app(args: list[str] | None = None) -> typer.Typer:
     app.callback()(root)
     args = sys.argv[1:] if args is None else args
     for name in groups_needed(args):
+        if name in COMMANDS:
+            module_name, function = COMMANDS[name]
+            callback = getattr(importlib.import_module(module_name), function)
+            app.command(name=name, help=verbatim_paragraphs(inspect.getdoc(callback) or ""))(callback)
+            continue
         module_name, help_text = GROUPS[name]
         group = only_command(importlib.import_module(module_name).app, command_named(args, name))
         keep_examples_verbatim(group, name)
@@ -404,11 +416,11 @@ def groups_needed(args: list[str] | None) -> list[str]:
                 break
             elif arg in GLOBAL_VALUED:
                 skip = True
-            elif arg in GROUPS:
+            elif arg in GROUPS or arg in COMMANDS:
                 return [arg]
             elif arg == "--version":
                 return []  # answered by the root's eager option before any group is needed
-    return list(GROUPS)
+    return [*GROUPS, *COMMANDS]
 
 
 def root(

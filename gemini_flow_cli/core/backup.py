@@ -1005,7 +1005,9 @@ def _record_verification(path, ok: bool, problem: str | None) -> None:
 #  - the change feed (memory_changes) is this database's own: a merge appends a store change per
 #    entry it writes, a replace keeps the feed and appends one restore change (revisions never
 #    go backwards, CLI.md §4).
-_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence", "memory_changes", "hooks"}
+#  - api_keys and hooks: a key works, and a hook runs, only on the database it was created on; a
+#    teammate's backup must not bring their tokens or commands in (CLI.md §9, §10).
+_NEVER_MERGED = {"audit_log", "schema_migrations", "sqlite_sequence", "memory_changes", "api_keys", "hooks"}
 
 
 def _merge_plan(conn, table: str) -> tuple[str, list[str]]:

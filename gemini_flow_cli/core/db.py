@@ -243,6 +243,7 @@ class Database:
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, busy_timeout) from exc
         db = cls(conn, path, busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+        db._track_open_file()
         db.auto_migrate = auto_migrate
         db.synchronous_fallback = synchronous_fallback
         try:
@@ -385,7 +386,19 @@ class Database:
                 f"understands (latest {migrations.LATEST}); upgrade gemini-flow",
             )
 
+    def _track_open_file(self) -> None:
+        """Count this connection among the process's open ones on its file (see _check_header)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return
+        self._file_id = (st.st_dev, st.st_ino)
+        _OPEN_FILES.setdefault(self._file_id, set()).add(id(self))
+
     def close(self) -> None:
+        file_id = getattr(self, "_file_id", None)
+        if file_id is not None:
+            _OPEN_FILES.get(file_id, set()).discard(id(self))
         self.conn.close()
         if self._file_conn is not None:
             self._file_conn.close()
@@ -712,6 +725,7 @@ class Database:
         creation.memory.close()
         self.conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         self.path = target
+        self._track_open_file()
         self._sqlite_utils = None
         self._configure(self._synchronous)
         self.ensure_file()  # WAL, now that the file has its name (the -wal is named after it)
@@ -744,6 +758,7 @@ class Database:
         _check_header(path)
         conn = sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         old, self.conn, self.path = self.conn, conn, path
+        self._track_open_file()
         self._configure(self._synchronous)
         self.check_schema()
         old.close()
@@ -827,8 +842,26 @@ def _os_user() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
+# (device, inode) of each database file this process has open through SQLite -> the ids of the
+# Database objects holding it. Maintained with set operations, which are atomic under the GIL.
+_OPEN_FILES: dict[tuple[int, int], set[int]] = {}
+
+
 def _check_header(path: Path) -> None:
-    """A non-empty file that is not SQLite is refused before SQLite can touch it."""
+    """A non-empty file that is not SQLite is refused before SQLite can touch it.
+
+    Not when this process already has the file open through SQLite (a server's requests, each
+    with its own connection): it was checked then, and closing a descriptor of the file would
+    drop every POSIX lock the process holds on it (fcntl semantics), SQLite's shared lock
+    included; another process's last connection could then take the file for itself, checkpoint
+    and delete the WAL under this process's connections (disk I/O errors, writes lost).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and _OPEN_FILES.get((st.st_dev, st.st_ino)):
+        return
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

@@ -252,6 +252,9 @@ class MemoryManager:
         self._cipher_factory = cipher
         self._cipher: Cipher | None = None
         self._auto_regex = None
+        # Where reads hand their accesses instead of counting them at once (count_accesses):
+        # ``sink(entries, now)``; None counts each read in its own bookkeeping write.
+        self.access_sink: Callable[[list[tuple[int, str, str]], int], None] | None = None
 
     # -- encryption ------------------------------------------------------------------------
 
@@ -531,6 +534,9 @@ class MemoryManager:
         """
         if not entries:
             return {}
+        if self.access_sink is not None:
+            self.access_sink(entries, now)  # counted later, many reads in one write (add_accesses)
+            return {}
 
         def count(conn) -> dict[int, int]:
             counted: dict[int, int] = {}
@@ -546,6 +552,24 @@ class MemoryManager:
             return counted
 
         return self.db.try_bookkeeping(count) or {}
+
+    def add_accesses(self, counts: dict[tuple[int, str, str], int], now: int) -> int:
+        """Add ``n`` accesses to each live ``(id, key, namespace)`` entry of ``counts`` in one
+        write transaction that waits for the lock like any write (bookkeeping: no version, change
+        or backup); returns how many entries were still there to count.
+
+        For a process that answers many reads (the HTTP server): its reads hand their accesses to
+        an ``access_sink`` instead of one write each, and it counts them together every moment.
+        """
+        counted = 0
+        with self.db.write(bookkeeping=True) as conn:
+            for (entry_id, key, namespace), n in counts.items():
+                counted += conn.execute(
+                    "UPDATE memory_store SET access_count = access_count + ? "
+                    "WHERE id = ? AND key = ? AND namespace = ? AND (ttl IS NULL OR ttl > ?)",
+                    (n, entry_id, key, namespace, now),
+                ).rowcount
+        return counted
 
     def _raise_missing(self, conn, key: str, namespace: str, now: int) -> None:
         row = conn.execute(
@@ -753,9 +777,11 @@ class MemoryManager:
         sort_order: str = "asc",
         include_expired: bool = False,
         text: str | None = None,
+        namespaces: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Keys matching a glob ``pattern`` (fnmatch semantics, see ``core.search``), in every
-        namespace unless ``namespace`` is given; every tag in ``tags`` must be on an entry.
+        namespace unless ``namespace`` is given (and only in ``namespaces`` when given: an API
+        key's scope); every tag in ``tags`` must be on an entry.
 
         With ``text``, ranks entries by full-text relevance (needs ``fts.enable``). Returns the
         seed's shape: results, total (before limit/offset), limit, offset, executionTime (ms).
@@ -766,6 +792,7 @@ class MemoryManager:
         options = search_module.SearchOptions(
             pattern=pattern,
             namespace=validate_namespace(namespace) if namespace is not None else None,
+            namespaces=tuple(namespaces) if namespaces is not None else None,
             tags=normalize_tags(tags),
             limit=limit,
             offset=offset,

@@ -230,6 +230,24 @@ def _build() -> list[Migration]:
         ),
         Migration(
             "1.0.13",
+            "API keys for the HTTP server: hashed tokens, roles, namespace scopes, agent binding, expiry",
+            (
+                # Only the SHA-256 of a token is kept (core/apikeys.py): a token is 256 random
+                # bits, so a fast hash is as safe as a slow one and costs nothing per request.
+                "CREATE TABLE api_keys (\n"
+                "    name TEXT PRIMARY KEY,\n"
+                "    token_hash TEXT NOT NULL UNIQUE,\n"
+                "    role TEXT NOT NULL,\n"
+                "    namespaces TEXT,\n"
+                "    agent_id TEXT,\n"
+                "    created_at INTEGER NOT NULL,\n"
+                "    expires_at INTEGER\n"
+                ")",
+            ),
+            ("DROP TABLE api_keys",),
+        ),
+        Migration(
+            "1.0.14",
             "Workflow executions: the task that runs one execution names its workflow",
             (
                 # Set only on an execution's top task (core/workflows.py): a workflow's

@@ -180,6 +180,8 @@ class SearchOptions:
 
     pattern: str = "*"
     namespace: str | None = None
+    # Only these namespaces (an API key limited to some, core/apikeys.py); None: no such limit.
+    namespaces: tuple[str, ...] | None = None
     tags: list[str] = field(default_factory=list)
     limit: int = DEFAULT_LIMIT
     offset: int = 0
@@ -231,6 +233,11 @@ def where_clause(options: SearchOptions, now: int) -> tuple[str, list[Any]]:
     if options.namespace is not None:
         clauses.append("m.namespace = ?")
         params.append(options.namespace)
+    if options.namespaces is not None:
+        if not options.namespaces:
+            raise NeverMatches()
+        clauses.append(f"m.namespace IN ({', '.join('?' * len(options.namespaces))})")
+        params.extend(options.namespaces)
     if not options.include_expired:
         clauses.append("(m.ttl IS NULL OR m.ttl > ?)")
         params.append(now)

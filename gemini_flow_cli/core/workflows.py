@@ -15,7 +15,7 @@ same definition.
 Each (name, version) is one row: ``create`` of a name whose latest version has the same
 definition changes nothing; a different definition adds version + 1 (ids ``workflow-`` + 16
 base32 characters, unique across databases). ``run`` makes one *execution*: a task (marked with
-the workflow's id, schema 1.0.13) whose subtasks are the steps with their dependencies, through
+the workflow's id, schema 1.0.14) whose subtasks are the steps with their dependencies, through
 ``tasks.orchestrate``, so claiming, leases and state transitions are the task group's. The
 version's ``execution_count`` and ``success_rate`` are recounted from those tasks whenever an
 execution's status changes (core/tasks.py ``refresh_workflow``).

@@ -43,6 +43,7 @@ class WriterQueue:
         self._fd: int | None = None
         self.held = False
         self.available = fcntl is not None
+        self._local = None  # the process's lock for this folder, while held (_acquire_in_thread)
 
     def _descriptor(self) -> int | None:
         if self._fd is None and self.available:
@@ -88,6 +89,34 @@ class WriterQueue:
         queue. Linux queues blocked ``flock`` requests behind one another (since 4.19), so the
         waiters are served about in arrival order and a release wakes only the next one.
         """
+        threads = _threading_in_use()
+        if threads is not None:
+            return self._acquire_in_thread(threads, timeout)
+        return self._acquire(timeout)
+
+    def _acquire_in_thread(self, threading, timeout: float) -> bool:
+        """In a thread other than the main one (a server's request handler): first the
+        process's own lock for this folder, which waits with a timeout and wakes the next thread
+        at once, so the threads of one process queue without a helper thread each; then the
+        ``flock``, now contended only by other processes."""
+        import time
+
+        started = time.monotonic()
+        local = _process_lock(threading, self.folder)
+        if not local.acquire(timeout=max(timeout, 0)):
+            return False
+        try:
+            held = self._acquire(max(0.0, timeout - (time.monotonic() - started)))
+        except BaseException:
+            local.release()
+            raise
+        if held:
+            self._local = local
+        else:
+            local.release()
+        return held
+
+    def _acquire(self, timeout: float) -> bool:
         if self.try_acquire():
             return True
         fd = self._fd
@@ -185,6 +214,9 @@ class WriterQueue:
             except OSError:
                 pass
         self.held = False
+        local, self._local = self._local, None
+        if local is not None:
+            local.release()
 
     def close(self) -> None:
         self.release()
@@ -194,6 +226,29 @@ class WriterQueue:
             except OSError:
                 pass
             self._fd = None
+
+
+_PROCESS_LOCKS: dict = {}
+
+
+def _threading_in_use():
+    """The ``threading`` module when this call runs outside the main thread, else None. A
+    process that never imported ``threading`` has only its main thread: nothing is imported."""
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is None or threading.current_thread() is threading.main_thread():
+        return None
+    return threading
+
+
+def _process_lock(threading, folder: Path):
+    """This process's lock for the writers of ``folder`` (one per folder, made once)."""
+    key = str(folder)
+    lock = _PROCESS_LOCKS.get(key)
+    if lock is None:
+        lock = _PROCESS_LOCKS.setdefault(key, threading.Lock())
+    return lock
 
 
 class _Alarm(Exception):
