@@ -368,7 +368,8 @@ def token_estimate(tools: list[dict[str, Any]]) -> int:
 # -- one call -------------------------------------------------------------------------------------
 
 
-def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocation_factory=None) -> dict[str, Any]:
+def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocation_factory=None,
+         opened: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Run tool ``name`` with ``arguments`` (a JSON object) for a server with ``scope`` and
     return the dict the matching CLI command prints with ``--json``.
 
@@ -376,7 +377,7 @@ def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocatio
     unknown tool or arguments its schema refuses, PERMISSION_DENIED for a write on a read-only
     server or a namespace outside the server's; anything unexpected is translated as the CLI
     translates it (:func:`as_error`). Blocking (SQLite, and ``memory_changes`` with ``wait``):
-    the server runs it in a worker thread.
+    the server runs it in a worker thread. ``opened`` is told the database file a call used.
     """
     tool = TOOLS.get(name)
     if tool is None:
@@ -391,7 +392,11 @@ def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocatio
     except Exception as exc:  # noqa: BLE001 - every failure reaches the model as our error, never a traceback
         raise as_error(exc, scope.busy_timeout) from exc
     finally:
+        db = invocation.db
+        path = None if db is None or db.ephemeral else db.path
         invocation.finish()
+        if opened is not None and path is not None:
+            opened(Path(path))
 
 
 def _invocation(scope: Scope):
