@@ -348,3 +348,14 @@ def test_a_run_of_new_and_existing_entries_records_each_change_once(manager):
     assert rows == [("store", "old", 1, None), ("store", "new-1", 1, None), ("store", "old", 2, '"before"'),
                     ("store", "new-2", 1, None)]
     assert manager.retrieve("old")["value"] == "after" and manager.retrieve("new-2")["value"] == 2
+
+
+@pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029", "\x1c", "\x0b", "\x0c"])
+def test_line_separators_other_than_newline_inside_a_string_are_data(cli, separator):
+    """str.splitlines cut a batch at these; JSON text may hold them raw in a string."""
+    import json as json_module
+
+    document = json_module.dumps({"action": "store", "key": "a", "value": {separator: None}}, ensure_ascii=False)
+    from gemini_flow_cli.core.memory import parse_batch_document
+
+    assert parse_batch_document(document + "\n") == [json_module.loads(document)]

@@ -1967,7 +1967,9 @@ def parse_batch_document(text: str) -> list[Any]:
     try:
         document = loads_strict(stripped, what="the batch")
     except ValueError:
-        return [_batch_line(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+        # "\n" only, as the streamed reader: str.splitlines also cuts at \x85, \u2028 and the
+        # like, which JSON text may hold raw inside a string.
+        return [_batch_line(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
     return _document_operations(document)
 
 

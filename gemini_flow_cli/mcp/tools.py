@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,28 +406,10 @@ def _invocation(scope: Scope):
 
 
 def as_error(exc: BaseException, busy_timeout: float) -> GeminiFlowError:
-    """The spec's error for any exception a tool raised: itself for a GeminiFlowError, the CLI's
-    translations for SQLite and OS errors (core.db, errors.from_os_error), INTERNAL otherwise."""
-    import errno
+    """The spec's error for any exception a tool raised (errors.py ``as_error``, as the CLI)."""
+    from gemini_flow_cli.errors import as_error as translate
 
-    if isinstance(exc, GeminiFlowError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        from gemini_flow_cli.core.db import translate_sqlite_error
-
-        return translate_sqlite_error(exc, busy_timeout)
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOSPC:
-            from gemini_flow_cli.core.db import disk_full_error
-
-            return disk_full_error(exc.filename)
-        from gemini_flow_cli.errors import from_os_error
-
-        return from_os_error(exc)
-    return GeminiFlowError(
-        "INTERNAL",
-        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, please report it",
-    )
+    return translate(exc, busy_timeout)
 
 
 # -- arguments --------------------------------------------------------------------------------------
