@@ -407,3 +407,46 @@ def test_serve_without_the_extra_names_the_pip_command(cli, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else real(name, *a))
     result = cli("mcp", "serve")
     assert result.exit_code == 2 and "pip install 'gemini-flow[mcp]'" in result.error["message"]
+
+
+HOSTILE = {
+    "integer": [2**63, -(2**63) - 1, 10**30],
+    "number": [2**63, 1e308, -1e308],
+    "string": ["\x00x", "x" * 100_000, "\ud800", "*" * 60_000, "[" * 5000],
+    "array": [["t"] * 5000, ["x" * 100_000]],
+}
+
+
+def _sample(schema: dict):
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}.get(kind, "k")
+
+
+@pytest.mark.parametrize("tool", list(TOOLS.values()) if isinstance(TOOLS, dict) else TOOLS, ids=lambda t: t.name)
+def test_no_argument_value_makes_a_tool_fail_as_a_bug(scope, cli, tool):
+    """Every argument of every tool, given values at and past the limits: a result or a tool
+    error with our code, never INTERNAL (found by trying: a `since` past 2**63 was one)."""
+    schema = tool.input_schema(scope)
+    base = {name: _sample(schema["properties"][name]) for name in schema.get("required", ())}
+    requests = []
+    for name, prop in schema["properties"].items():
+        kinds = prop.get("type", "string")
+        for kind in [kinds] if isinstance(kinds, str) else kinds:
+            for value in HOSTILE.get(kind, []):
+                requests.append((tool.name, {**base, name: value}))
+            if kind == "array":
+                for value in HOSTILE["string"][:3]:
+                    requests.append((tool.name, {**base, name: [value]}))
+    for (name, arguments), (is_error, body) in zip(requests, calls(scope, *requests)):
+        if is_error:
+            assert body["error"]["code"] != "INTERNAL", (name, {k: str(v)[:40] for k, v in arguments.items()}, body)
+
+
+def test_full_text_search_with_a_nul_is_invalid_input(scope, cli):
+    assert cli("memory", "store", "k", "v").exit_code == 0
+    assert cli("memory", "fts", "enable").exit_code == 0
+    assert error(scope, "memory_search", {"text": "\x00x"})["code"] == "INVALID_INPUT"
+    assert error(scope, "memory_changes", {"since": 2**63})["code"] == "INVALID_INPUT"

@@ -91,3 +91,34 @@ def test_first_writers_racing_on_a_missing_database_all_land_in_one_file(tmp_pat
 
     assert sorted(entry["key"] for entry in json.loads(listed.stdout)["results"]) == [f"k{i}" for i in range(8)]
     assert sorted(p.name for p in db.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["hive.db"]
+
+
+def test_failed_first_writers_never_make_good_ones_fail(tmp_path):
+    """A failing command removes the folder it made; writers queued on that folder must queue
+    again on the new one, not race each other into a false CONFLICT (found by trying it)."""
+    import subprocess
+
+    from conftest import gemini_flow_command
+
+    for round_ in range(4):
+        db = tmp_path / f"round{round_}" / ".hive-mind" / "hive.db"
+        good = [subprocess.Popen([*gemini_flow_command(), "--db", str(db), "memory", "store", f"k{i}", str(i)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(6)]
+        bad = [subprocess.Popen([*gemini_flow_command(), "--db", str(db), "task", "claim", "--agent", "nope"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(6)]
+        for process in good:
+            assert process.wait(timeout=120) == 0, process.stderr.read()
+        for process in bad:
+            assert process.wait(timeout=120) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ("memory", "clear", "-n", "x", "--yes"),
+    ("memory", "clear", "--all", "--yes"),
+    ("memory", "cleanup"),
+])
+def test_a_command_with_nothing_to_do_on_a_missing_database_creates_nothing(cli, tmp_path, args):
+    folder = tmp_path / "fresh" / ".hive-mind"
+    result = cli(*args, db=folder / "hive.db")
+    assert result.exit_code == 0, result
+    assert not folder.exists()

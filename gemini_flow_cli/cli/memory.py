@@ -600,7 +600,10 @@ def clear(
     st = state()
     target = "every namespace" if all_ else f"namespace {namespace!r}"
     confirm_or_refuse(f"Delete every entry of {target}?", yes)
-    result = memory_manager(st.open_db(create=True)).clear(namespace, all_namespaces=all_)
+    db = st.open_db(create=False)
+    if not db.ephemeral:  # a missing database has nothing to clear: it is not created for that
+        db = st.open_db(create=True)
+    result = memory_manager(db).clear(namespace, all_namespaces=all_)
     st.out.done(result, f"Deleted {result['deleted']} entr{'y' if result['deleted'] == 1 else 'ies'} from {target}")
 
 

@@ -111,7 +111,17 @@ def translate_sqlite_error(
         return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database{where}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
         return read_only_error(path)
+    if any(limit in text for limit in _SQLITE_LIMITS):
+        # A question larger than SQLite takes in one statement: the input's fault, not a bug.
+        return GeminiFlowError("INVALID_INPUT", f"the request is beyond what SQLite takes in one statement ({text}); "
+                               "ask with fewer or shorter terms")
     return GeminiFlowError("INTERNAL", f"unexpected SQLite error: {text}")
+
+
+# SQLite's messages for a statement beyond its limits (https://www.sqlite.org/limits.html).
+_SQLITE_LIMITS = ("pattern too complex", "Expression tree is too large", "too many SQL variables",
+                  "string or blob too big", "too many terms in compound SELECT", "too many columns",
+                  "parser stack overflow", "too many FROM clause terms")
 
 
 def read_only_error(path: Path | str | None) -> GeminiFlowError:
@@ -646,9 +656,16 @@ class Database:
         (``.NAME.PID.tmp``, swept by core/leftovers.py after a kill) unless the target appeared
         while this process waited: then it is opened as usual and None is returned."""
         target = self.target
-        made_folder = _make_private_folder(target.parent)
-        trust.check_database(target, getattr(self, "trusted_paths", None))
-        self._enter_queue(started)
+        for _ in range(5):
+            made_folder = _make_private_folder(target.parent)
+            trust.check_database(target, getattr(self, "trusted_paths", None))
+            self._enter_queue(started)
+            if self._queue is None or self._queue.still_there():
+                break
+            # A command that failed removed the folder (_abandon_creating) while this one waited
+            # on it: its lock no longer keeps anyone out. Queue again on the folder as it is now.
+            self._queue.close()
+            self._queue = None
         if target.exists():
             self._materialize()
             return None

@@ -23,11 +23,21 @@ MAX_DEPTH = 256
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def reject_constant(name: str) -> Any:
+    """``parse_constant`` for text from outside: ``NaN``, ``Infinity`` and ``-Infinity`` are not
+    JSON (RFC 8259 §6), though ``json.loads`` takes them; what they would become cannot be
+    written back as JSON. Raises ``json.JSONDecodeError`` like any other text that is not JSON,
+    so callers report it the same way (``exc.msg``)."""
+    raise json.JSONDecodeError(f"{name} is not a JSON number (use null or a string)", name, 0)
+
+
 def loads(text: str | bytes, *, what: str = "the JSON", parse_constant: Callable[[str], Any] | None = None) -> Any:
-    """``json.loads(text)`` with the limits above; ValueError (as ``json.loads``) for text that is
-    not JSON, INVALID_INPUT for nesting deeper than :data:`MAX_DEPTH` or a lone surrogate."""
+    """``json.loads(text)`` with the limits above; ``json.JSONDecodeError`` (a ValueError, as
+    ``json.loads``) for text that is not JSON, NaN and Infinity included (:func:`reject_constant`,
+    unless ``parse_constant`` says otherwise); INVALID_INPUT for nesting deeper than
+    :data:`MAX_DEPTH` or a lone surrogate."""
     try:
-        value = json.loads(text, parse_constant=parse_constant) if parse_constant else json.loads(text)
+        value = json.loads(text, parse_constant=parse_constant or reject_constant)
     except RecursionError:
         raise too_deep(what) from None
     return check_parsed(text, value, what=what)

@@ -83,14 +83,34 @@ def validate_namespace(namespace: str) -> str:
     return namespace
 
 
+# Bounds on tags, an entry's and a search filter's: far above what a person or an agent tags with,
+# and below what would make an entry's tags its bulk or a filter too large for one SQLite
+# statement (each tag of a filter is one term; SQLite refuses an expression 1000 deep).
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 256
+
+
 def normalize_tags(tags: Iterable[str]) -> list[str]:
-    """Tags split on commas, stripped, empty ones dropped, duplicates removed in order."""
+    """Tags split on commas, stripped, empty ones dropped, duplicates removed in order.
+
+    INVALID_INPUT (exit 2) for more than :data:`MAX_TAGS` tags or a tag longer than
+    :data:`MAX_TAG_LENGTH` characters.
+    """
     out: list[str] = []
+    seen: set[str] = set()
     for tag in tags:
         for part in str(tag).split(","):
             part = part.strip()
-            if part and part not in out:
+            if part and part not in seen:
+                if len(part) > MAX_TAG_LENGTH:
+                    raise GeminiFlowError(
+                        "INVALID_INPUT", f"a tag of {len(part)} characters: at most {MAX_TAG_LENGTH}",
+                        details={"maxTagLength": MAX_TAG_LENGTH})
+                seen.add(part)
                 out.append(part)
+    if len(out) > MAX_TAGS:
+        raise GeminiFlowError("INVALID_INPUT", f"{len(out)} tags: at most {MAX_TAGS}",
+                              details={"maxTags": MAX_TAGS})
     return out
 
 
@@ -128,7 +148,7 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
         if text.lstrip()[:1] in ("{", "["):
             raise GeminiFlowError(
                 "INVALID_INPUT",
-                f"the value starts with {text.lstrip()[0]!r} but is not valid JSON ({exc}); "
+                f"the value starts with {text.lstrip()[0]!r} but is not valid JSON ({getattr(exc, 'msg', exc)}); "
                 "fix it, or pass --string to store it as text",
             ) from None
         return text
@@ -180,7 +200,9 @@ def _int(text: str) -> int:
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    from gemini_flow_cli.core.jsontext import reject_constant
+
+    return reject_constant(name)
 
 
 def is_expired(ttl: int | None, now: float) -> bool:

@@ -168,6 +168,12 @@ def literal_prefix(pattern: str) -> str:
     return pattern
 
 
+# Keys are at most 1024 characters; a pattern may spell a character as a set ("[aA]"), so it may
+# be longer than the keys it matches, but not without bound: SQLite refuses a GLOB pattern over
+# 50,000 bytes (SQLITE_MAX_LIKE_PATTERN_LENGTH), as an error, not as "no match".
+MAX_PATTERN_LENGTH = 4096
+
+
 @dataclass
 class SearchOptions:
     """The seed's SearchOptions, plus tags and full text."""
@@ -196,8 +202,18 @@ class SearchOptions:
             raise GeminiFlowError("INVALID_INPUT", f"invalid --limit {self.limit!r}: 0 to {MAX_LIMIT}")
         if not isinstance(self.offset, int) or self.offset < 0:
             raise GeminiFlowError("INVALID_INPUT", f"invalid --offset {self.offset!r}: 0 or more")
-        if self.text is not None and not self.text.strip():
-            raise GeminiFlowError("INVALID_INPUT", "the --text query must not be empty")
+        if len(self.pattern) > MAX_PATTERN_LENGTH:
+            raise GeminiFlowError(
+                "INVALID_INPUT", f"a search pattern of {len(self.pattern)} characters: at most {MAX_PATTERN_LENGTH}",
+                details={"maxPatternLength": MAX_PATTERN_LENGTH})
+        if self.text is not None:
+            if not self.text.strip():
+                raise GeminiFlowError("INVALID_INPUT", "the --text query must not be empty")
+            if len(self.text) > MAX_PATTERN_LENGTH or "\x00" in self.text:
+                raise GeminiFlowError(
+                    "INVALID_INPUT",
+                    f"the --text query must be at most {MAX_PATTERN_LENGTH} characters, without NUL",
+                    details={"maxPatternLength": MAX_PATTERN_LENGTH})
 
 
 def where_clause(options: SearchOptions, now: int) -> tuple[str, list[Any]]:

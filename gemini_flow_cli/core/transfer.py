@@ -217,7 +217,10 @@ def export_lines(db, stream, *, namespace: str | None = None) -> int:
 # value it holds (compact separators, raw UTF-8, no whitespace). Anything else (an escape, a
 # float, whitespace, -0) is parsed and encoded again.
 _PLAIN_STRING = re.compile(r'"[^"\\\x00-\x1f]*"')
-_SKELETON = re.compile(r"(?:[\[\]{},:]|true|false|null|-?[1-9][0-9]*|0)*")
+# Each number is taken whole ("(?![0-9])"): without that a run of digits could be cut into numbers
+# in exponentially many ways before a "." or "e" fails the match (a float with 25 digits hung an
+# export: catastrophic backtracking).
+_SKELETON = re.compile(r"(?:[\[\]{},:]|true|false|null|(?:0|-?[1-9][0-9]*)(?![0-9]))*")
 
 
 def _spliceable(text: str) -> bool:

@@ -52,6 +52,17 @@ class WriterQueue:
                 self.available = False  # no queue: the retry loop alone keeps writers apart
         return self._fd
 
+    def still_there(self) -> bool:
+        """Whether the locked folder is still the one at its path (not removed, or removed and
+        made again, since it was opened): a lock on a removed folder keeps nobody out."""
+        if self._fd is None:
+            return True
+        try:
+            held, now = os.fstat(self._fd), os.stat(self.folder)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
     def try_acquire(self) -> bool:
         """Take the lock only if it is free at once (no waiting)."""
         fd = self._descriptor()
