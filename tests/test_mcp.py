@@ -287,6 +287,8 @@ def test_a_read_only_server_refuses_every_write_and_changes_nothing(db_path, cli
         err = error(read_only, name, arguments)
         assert err["code"] == "PERMISSION_DENIED" and "read-only" in err["message"], name
     assert call(read_only, "memory_retrieve", {"key": "k"})["value"] == 1
+    # not even the access count: the CLI's retrieve below is the first access
+    assert cli("memory", "retrieve", "k").json["metadata"]["accessCount"] == 1
     assert cli("memory", "retrieve", "k").json["version"] == 1
     assert cli("task", "show", world["task"]).json["status"] == "pending"
 

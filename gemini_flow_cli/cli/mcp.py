@@ -156,18 +156,22 @@ def install(
     if agent is not None:
         args += ["--agent", agent]
     entry = installer.server_entry(command, args)
-    text, change = installer.merged_text(client, path, name, entry)
-    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
-              "server": entry, "change": change, "written": not print_ and change != "unchanged"}
     if print_:
+        text, change = installer.merged_text(client, path, name, entry)
+        result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
+                  "server": entry, "change": change, "written": False}
         # The file itself (ready for `> file`), unless JSON was asked for by name.
         if st.out.json_explicit or st.out.format == "jsonl":
             st.out.emit({**result, "content": text})
         else:
             st.out.raw(text.rstrip("\n"))
         return
-    if result["written"]:
-        installer.write(path, text, new_mode=0o600 if scope == "user" else 0o644)
+    with installer.locked(path):
+        text, change = installer.merged_text(client, path, name, entry)
+        if change != "unchanged":
+            installer.write(path, text, new_mode=0o600 if scope == "user" else 0o644)
+    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
+              "server": entry, "change": change, "written": change != "unchanged"}
     import importlib.util
 
     if importlib.util.find_spec("mcp") is None:

@@ -139,7 +139,8 @@ def _store(call: Call) -> dict[str, Any]:
 
 
 def _retrieve(call: Call) -> dict[str, Any]:
-    return call.memory(write=False).retrieve(call.args["key"])
+    # A read-only server writes nothing, not even the access count (bookkeeping, CLI.md §4).
+    return call.memory(write=False).retrieve(call.args["key"], count=not call.scope.read_only)
 
 
 def _search(call: Call) -> dict[str, Any]:
