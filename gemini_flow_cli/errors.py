@@ -108,3 +108,30 @@ def from_os_error(exc: OSError) -> GeminiFlowError:
         f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, please report it "
         "with the output of --debug",
     )
+
+
+def as_error(exc: BaseException, busy_timeout: float | None = None) -> GeminiFlowError:
+    """The spec's error for any exception that reached a door (the CLI, the HTTP server, an MCP
+    tool): itself for a GeminiFlowError; SQLite's errors translated (core/db.py: busy, full disk,
+    damaged, read-only, limits); a full disk anywhere DISK_FULL; a path the user gave that cannot
+    be used INVALID_INPUT (:func:`from_os_error`); anything else INTERNAL, a bug."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, GeminiFlowError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        from gemini_flow_cli.core.db import translate_sqlite_error
+
+        return translate_sqlite_error(exc, busy_timeout)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            from gemini_flow_cli.core.db import disk_full_error
+
+            return disk_full_error(exc.filename)
+        return from_os_error(exc)
+    return GeminiFlowError(
+        "INTERNAL",
+        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, please report it "
+        "with the output of --debug",
+    )

@@ -23,7 +23,7 @@ SKIPPED: dict[tuple[str, ...], str] = {
     ("consensus", "wait"): "blocks until the decision closes or --timeout passes",
     ("memory", "watch"): "streams changes until interrupted (CLI.md section 2)",
     ("serve",): "runs a server until interrupted",
-    ("mcp", "serve"): "runs an MCP server on stdio until interrupted",
+    ("mcp", "serve"): "runs an MCP server (stdio, or --http) until interrupted",
 }
 
 

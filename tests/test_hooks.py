@@ -265,6 +265,58 @@ def test_a_slow_hook_is_killed_at_its_timeout_with_its_children(run, tmp_path):
     assert json.loads(run("hooks", "show", "1", "--json").stdout)["lastRun"]["status"] == "timeout"
 
 
+def test_a_hook_that_prints_without_end_is_held_to_a_bounded_tail(run):
+    """`yes` as a hook once took gigabytes: only the tail of its output is held (found by trying it)."""
+    import resource
+
+    assert run("hooks", "add", "memory.store", "--run", "yes", "--timeout", "1").returncode == 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    stored = run("memory", "store", "k", "v")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert stored.returncode == 0 and "timed out after 1 s" in stored.stderr
+    if before < 200 * 1024:  # the peak of every child so far: meaningful only if theirs was lower
+        assert peak_kib < 200 * 1024, peak_kib  # KiB: far below the gigabytes it took
+    last = json.loads(run("hooks", "show", "1", "--json").stdout)["lastRun"]
+    assert last["stdout"].endswith("y\n") and len(last["stdout"]) <= 2000
+
+
+def test_interrupting_the_command_kills_a_running_hook(run, tmp_path, db_path):
+    import signal
+    import subprocess
+
+    from conftest import gemini_flow_command
+
+    marker = tmp_path / "survived"
+    assert run("hooks", "add", "memory.store", "--run", f"sh -c 'sleep 3; touch {marker}'",
+               "--timeout", "60").returncode == 0
+    process = subprocess.Popen([*gemini_flow_command(), "--db", str(db_path), "memory", "store", "k", "v"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    time.sleep(3)
+    assert not marker.exists()
+
+
+def test_a_hook_whose_child_keeps_the_pipes_counts_by_its_own_exit(run):
+    assert run("hooks", "add", "memory.store", "--run", "sh -c 'setsid sleep 5 & exit 0'",
+               "--timeout", "3").returncode == 0
+    started = time.monotonic()
+    assert run("memory", "store", "k", "v").returncode == 0
+    assert time.monotonic() - started < 3
+    assert json.loads(run("hooks", "show", "1", "--json").stdout)["lastRun"]["status"] == "ok"
+
+
+def test_a_hook_gets_the_database_as_an_absolute_path(run, tmp_path):
+    out = tmp_path / "env.txt"
+    rel = tmp_path / "work"
+    rel.mkdir()
+    assert run("--db", "rel.db", "hooks", "add", "memory.store", "--run",
+               f"sh -c 'printf %s \"$GEMINI_FLOW_DB\" > {out}'", cwd=rel, db=None).returncode == 0
+    assert run("--db", "rel.db", "memory", "store", "x", "1", cwd=rel, db=None).returncode == 0
+    assert out.read_text() == str(rel / "rel.db")
+
+
 def test_hooks_run_in_priority_order_then_oldest_first(run, tmp_path):
     out = tmp_path / "order.txt"
     for tag, priority in (("low", "-1"), ("high", "10"), ("mid-a", "0"), ("mid-b", "0")):

@@ -287,6 +287,8 @@ def test_a_read_only_server_refuses_every_write_and_changes_nothing(db_path, cli
         err = error(read_only, name, arguments)
         assert err["code"] == "PERMISSION_DENIED" and "read-only" in err["message"], name
     assert call(read_only, "memory_retrieve", {"key": "k"})["value"] == 1
+    # not even the access count: the CLI's retrieve below is the first access
+    assert cli("memory", "retrieve", "k").json["metadata"]["accessCount"] == 1
     assert cli("memory", "retrieve", "k").json["version"] == 1
     assert cli("task", "show", world["task"]).json["status"] == "pending"
 
@@ -405,6 +407,76 @@ def test_serve_without_the_extra_names_the_pip_command(cli, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else real(name, *a))
     result = cli("mcp", "serve")
     assert result.exit_code == 2 and "pip install 'gemini-flow[mcp]'" in result.error["message"]
+
+
+# -- the streamable HTTP transport -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_http_transport_serves_the_same_tools(db_path, run):
+    import socket
+    import time
+
+    port = _free_port()
+    command = gemini_flow_command()
+    server = subprocess.Popen([*command, "--db", str(db_path), "mcp", "serve", "--http", f"127.0.0.1:{port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.communicate()
+                time.sleep(0.1)
+
+        async def main():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                stored = await client.call_tool("memory_store", {"key": "over-http", "value": [1]})
+                missing = await client.call_tool("memory_retrieve", {"key": "nope"})
+                return stored, missing
+
+        stored, missing = anyio.run(main)
+        assert not stored.is_error and json.loads(stored.content[0].text)["version"] == 1
+        assert missing.is_error and json.loads(missing.content[0].text)["error"]["code"] == "NOT_FOUND"
+        assert json.loads(run("memory", "retrieve", "over-http").stdout) == [1]
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0:8766", "192.168.1.5:80", "example.com:80", "127.0.0.1", "127.0.0.1:x",
+                                     "127.0.0.1:70000"])
+def test_http_listens_on_a_loopback_address_only(cli, address):
+    result = cli("mcp", "serve", "--http", address)
+    assert result.exit_code == 2 and result.error["code"] == "INVALID_INPUT"
+
+
+def test_the_server_keeps_one_idle_connection_that_holds_back_no_checkpoint(db_path):
+    import sqlite3
+
+    from gemini_flow_cli.mcp import tools
+    from gemini_flow_cli.mcp.server import Anchor
+
+    anchor, scope = Anchor(), Scope(db_path=db_path)
+    try:
+        for value in (1, 2):
+            tools.call(scope, "memory_store", {"key": "k", "value": value}, opened=anchor)
+        # the WAL survives the call's close (no checkpoint-and-delete per call) ...
+        assert db_path.with_name("hive.db-wal").exists()
+        # ... and a full checkpoint by anyone else still succeeds: the anchor holds no snapshot
+        with sqlite3.connect(db_path) as other:
+            assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    finally:
+        anchor.close()
 
 
 HOSTILE = {

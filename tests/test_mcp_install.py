@@ -152,3 +152,69 @@ def test_the_merge_functions_round_trip_a_file_unchanged_when_the_entry_is_there
     text, change = installer.merged_text("gemini", path, "gemini-flow", entry)
     path.write_text(text)
     assert installer.merged_text("gemini", path, "gemini-flow", entry) == (text, "unchanged")
+
+
+# -- found by trying it as a user with real configuration files ------------------------------------
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"a": 1, "a": 2}', "twice"),
+    ('{"a": 1e400}', "beyond"),
+    ('{"a": "\\ud800"}', "surrogate"),
+    ('{"a": NaN}', "not a JSON number"),
+])
+def test_json_that_could_not_be_written_back_as_read_is_refused_and_left(cli, here, content, words):
+    (here / ".mcp.json").write_text(content)
+    result = cli("mcp", "install", "--client", "claude")
+    assert result.exit_code == 2, result
+    assert words in result.error["message"]
+    assert (here / ".mcp.json").read_text() == content
+
+
+def test_codex_inline_table_of_servers_is_refused_and_left(cli, here, monkeypatch):
+    pytest.importorskip("tomlkit")
+    home = here / "home"
+    (home / ".codex").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    content = 'mcp_servers = { other = { command = "x" } }\n'
+    (home / ".codex" / "config.toml").write_text(content)
+    result = cli("mcp", "install", "--client", "codex")
+    assert result.exit_code == 2, result
+    assert "inline table" in result.error["message"]
+    assert (home / ".codex" / "config.toml").read_text() == content
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symlinked_configuration_is_written_through_the_link(cli, here, dangling):
+    real = here / "dotfiles" / "mcp.json"
+    real.parent.mkdir()
+    if not dangling:
+        real.write_text('{"mcpServers": {"other": {"command": "x"}}}')
+    (here / ".mcp.json").symlink_to(real)
+    assert cli("mcp", "install", "--client", "claude").exit_code == 0
+    assert (here / ".mcp.json").is_symlink()
+    servers = json.loads(real.read_text())["mcpServers"]
+    assert "gemini-flow" in servers and (dangling or "other" in servers)
+
+
+def test_a_read_only_configuration_is_refused_and_left(cli, here):
+    path = here / ".mcp.json"
+    path.write_text("{}")
+    path.chmod(0o444)
+    result = cli("mcp", "install", "--client", "claude")
+    assert result.exit_code == 4, result
+    assert path.read_text() == "{}"
+
+
+def test_installs_at_once_all_land(run, here):
+    import subprocess
+
+    from conftest import gemini_flow_command
+
+    names = [f"s{i}" for i in range(6)]
+    processes = [subprocess.Popen([*gemini_flow_command(), "mcp", "install", "--client", "claude", "--name", n],
+                                  cwd=here, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for n in names]
+    for process in processes:
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert set(json.loads((here / ".mcp.json").read_text())["mcpServers"]) == set(names)

@@ -1,11 +1,9 @@
 """The root command: global options, lazily registered groups, and the one error handler."""
 
 import copy
-import errno
 import importlib
 import inspect
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,7 +13,7 @@ from typer.core import TyperGroup
 
 from gemini_flow_cli import __version__
 from gemini_flow_cli.cli.common import State
-from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.errors import GeminiFlowError, as_error
 from gemini_flow_cli.output import FORMATS, Output
 
 # Every group, in the order `gemini-flow --help` lists them. A group's module is imported only
@@ -120,10 +118,6 @@ class RootGroup(TyperGroup):
                 status = 128 + 15
         except GeminiFlowError as exc:
             status = report(state, exc)
-        except sqlite3.Error as exc:
-            from gemini_flow_cli.core.db import translate_sqlite_error
-
-            status = report(state, translate_sqlite_error(exc, state.busy_timeout), cause=exc)
         except Exit as exc:
             status = exc.exit_code
         except Abort:
@@ -142,19 +136,10 @@ class RootGroup(TyperGroup):
             # The reader of our output went away (`| head`): not an error of ours.
             sys.stderr.close()
             status = 0
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                # A missing, unreadable or unwritable path the user gave: exit 2 naming it.
-                from gemini_flow_cli.errors import from_os_error
-
-                status = report(state, from_os_error(exc), cause=exc)
-            else:
-                # A full disk wherever it strikes (a backup, an export, a spool file): exit 6.
-                from gemini_flow_cli.core.db import disk_full_error
-
-                status = report(state, disk_full_error(exc.filename), cause=exc)
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up
-            status = report(state, _internal(exc), cause=exc)
+            # A path the user gave that cannot be used: exit 2 naming it; a full disk wherever it
+            # strikes (a backup, an export, a spool file): exit 6; anything else: a bug.
+            status = report(state, as_error(exc, state.busy_timeout), cause=exc)
         finally:
             _restore_sigterm(previous_handler)
         if standalone_mode:
@@ -174,14 +159,6 @@ class RootGroup(TyperGroup):
         if command is self:
             return frozenset()
         return frozenset(opt for param in command.params for opt in (*param.opts, *param.secondary_opts))
-
-
-def _internal(exc: BaseException) -> GeminiFlowError:
-    return GeminiFlowError(
-        "INTERNAL",
-        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, "
-        "please report it with the output of --debug",
-    )
 
 
 class Terminated(KeyboardInterrupt):

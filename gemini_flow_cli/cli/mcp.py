@@ -34,6 +34,11 @@ def serve(
     namespace: Namespaces = None,
     read_only: ReadOnly = False,
     agent: Agent = None,
+    http: Annotated[
+        Optional[str],
+        typer.Option("--http", help="Serve MCP's streamable HTTP transport at http://HOST:PORT/mcp instead of stdio "
+                     "(loopback only: it has no authentication).", show_default=False, metavar="HOST:PORT"),
+    ] = None,
 ) -> None:
     """Run an MCP server on standard input and output for a coding agent.
 
@@ -44,7 +49,9 @@ def serve(
     The database is found as for every command (--db, GEMINI_FLOW_DB, the nearest
     .hive-mind/hive.db), once per call, and every call is its own transaction, so several servers
     and the CLI share one database. Needs the mcp extra: pip install 'gemini-flow[mcp]'.
-    Clients start it themselves: see `gemini-flow mcp install`.
+    Clients start it themselves: see `gemini-flow mcp install`. --http 127.0.0.1:PORT serves
+    the streamable HTTP transport instead, for a client that connects to a URL; it listens on a
+    loopback address only (no authentication; Host and Origin are checked against DNS rebinding).
 
     Example:
 
@@ -59,12 +66,41 @@ def serve(
             "INVALID_INPUT", "mcp serve needs the MCP SDK, an optional extra: pip install 'gemini-flow[mcp]'",
             details={"extra": "mcp"},
         )
-    from gemini_flow_cli.mcp.server import serve_stdio
+    address = _loopback_address(http) if http is not None else None
+    from gemini_flow_cli.mcp.server import serve_http, serve_stdio
     from gemini_flow_cli.mcp.tools import Scope
 
-    st.out.message("gemini-flow MCP server on stdio" + (" (read-only)" if read_only else ""))
-    serve_stdio(Scope(db_path=st.db_path, busy_timeout=st.busy_timeout, namespaces=scoped,
-                      read_only=read_only, agent=agent, warn=st.out.warn))
+    scope = Scope(db_path=st.db_path, busy_timeout=st.busy_timeout, namespaces=scoped, read_only=read_only,
+                  agent=agent, warn=st.out.warn)
+    suffix = " (read-only)" if read_only else ""
+    if address is None:
+        st.out.message("gemini-flow MCP server on stdio" + suffix)
+        serve_stdio(scope)
+        return
+    host, port = address
+    shown = f"[{host}]" if ":" in host else host
+    st.out.message(f"gemini-flow MCP server at http://{shown}:{port}/mcp{suffix}")
+    serve_http(scope, host, port)
+
+
+def _loopback_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) on a loopback host, else INVALID_INPUT."""
+    import ipaddress
+
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid --http {text!r}: give HOST:PORT, e.g. 127.0.0.1:8766")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise GeminiFlowError(
+            "INVALID_INPUT", f"--http listens on a loopback address only (127.0.0.1, ::1, localhost), not {host!r}: "
+            "the MCP HTTP transport has no authentication here; use `gemini-flow serve` with API keys",
+            details={"host": host})
+    return host, int(port)
 
 
 @app.command()
@@ -120,18 +156,22 @@ def install(
     if agent is not None:
         args += ["--agent", agent]
     entry = installer.server_entry(command, args)
-    text, change = installer.merged_text(client, path, name, entry)
-    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
-              "server": entry, "change": change, "written": not print_ and change != "unchanged"}
     if print_:
+        text, change = installer.merged_text(client, path, name, entry)
+        result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
+                  "server": entry, "change": change, "written": False}
         # The file itself (ready for `> file`), unless JSON was asked for by name.
         if st.out.json_explicit or st.out.format == "jsonl":
             st.out.emit({**result, "content": text})
         else:
             st.out.raw(text.rstrip("\n"))
         return
-    if result["written"]:
-        installer.write(path, text, new_mode=0o600 if scope == "user" else 0o644)
+    with installer.locked(path):
+        text, change = installer.merged_text(client, path, name, entry)
+        if change != "unchanged":
+            installer.write(path, text, new_mode=0o600 if scope == "user" else 0o644)
+    result = {"success": True, "client": client, "scope": scope, "path": str(path), "name": name,
+              "server": entry, "change": change, "written": change != "unchanged"}
     import importlib.util
 
     if importlib.util.find_spec("mcp") is None:

@@ -335,7 +335,8 @@ def _child_environment(environ: Mapping[str, str], db, hook_id: int, name: str) 
     env["GEMINI_FLOW_EVENT"] = name
     env["GEMINI_FLOW_HOOK_ID"] = str(hook_id)
     if db.path is not None:
-        env["GEMINI_FLOW_DB"] = str(db.path)  # a hook that calls gemini-flow works on the same database
+        # absolute: a hook that calls gemini-flow from another folder works on the same database
+        env["GEMINI_FLOW_DB"] = os.path.abspath(db.path)
     return env
 
 
@@ -349,7 +350,12 @@ def _depth(environ: Mapping[str, str]) -> int:
 def run_command(argv: list[str], document: dict[str, Any], timeout: float, env: dict[str, str]) -> dict[str, Any]:
     """Run ``argv`` with ``document`` as JSON on stdin, in its own process group, for at most
     ``timeout`` seconds (then the group is killed). Returns ``{"ok", "status" (ok, failed,
-    timeout, error), "exitCode", "durationMs", "stdout", "stderr", "error"?}``."""
+    timeout, error), "exitCode", "durationMs", "stdout", "stderr", "error"?}``.
+
+    Only the last :data:`CAPTURE_BYTES` of stdout and of stderr are held, whatever the hook
+    prints (`yes` as a hook once took gigabytes). If the command itself is interrupted (Ctrl-C,
+    SIGTERM) while a hook runs, the hook's group is killed before the interruption goes on.
+    """
     data = (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
     started = time.monotonic()
     try:
@@ -359,31 +365,96 @@ def run_command(argv: list[str], document: dict[str, Any], timeout: float, env: 
         message = getattr(exc, "strerror", None) or str(exc)
         return {"ok": False, "status": "error", "exitCode": None, "durationMs": 0, "stdout": "", "stderr": "",
                 "error": f"cannot run {argv[0]!r}: {message}"}
-    status = "ok"
+    tails = {process.stdout: bytearray(), process.stderr: bytearray()}
     try:
-        out, err = process.communicate(data, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        status = "timeout"
+        status = _exchange(process, data, tails, started + timeout)
+        if status == "ok":
+            try:
+                process.wait(timeout=max(0.0, started + timeout - time.monotonic()))
+            except subprocess.TimeoutExpired:  # closed its output but runs on
+                status = "timeout"
+        if status == "timeout":
+            _kill_group(process)
+        process.wait()
+    except BaseException:
         _kill_group(process)
-        try:
-            out, err = process.communicate(timeout=1.0)
-        except subprocess.TimeoutExpired:  # a descendant left the group and holds the pipes
-            out, err = b"", b""
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
-            process.wait()
+        process.wait()
+        raise
     duration = round((time.monotonic() - started) * 1000, 3)
     code = process.returncode
     if status == "ok" and code != 0:
         status = "failed"
     result = {"ok": status == "ok", "status": status, "exitCode": code, "durationMs": duration,
-              "stdout": out.decode("utf-8", "replace"), "stderr": err.decode("utf-8", "replace")}
+              "stdout": bytes(tails[process.stdout]).decode("utf-8", "replace"),
+              "stderr": bytes(tails[process.stderr]).decode("utf-8", "replace")}
     if status == "timeout":
         result["error"] = f"timed out after {timeout:g} s and was stopped"
     elif status == "failed":
         result["error"] = f"exit {code}" if code >= 0 else f"killed by signal {-code}"
     return result
+
+
+# Bytes of a run's stdout and of its stderr held while it runs: enough for OUTPUT_KEPT characters
+# of UTF-8 (at most 4 bytes each).
+CAPTURE_BYTES = 4 * OUTPUT_KEPT
+# After the hook has exited, how long its pipes may stay open (held by a descendant that left its
+# process group) before they are closed and the run counted by the hook's own exit status.
+_PIPES_GRACE = 0.2
+
+
+def _exchange(process: subprocess.Popen, data: bytes, tails: dict, deadline: float) -> str:
+    """Feed ``data`` to the hook's stdin and keep the tail of its stdout/stderr in ``tails``,
+    until both reach end of file, or the hook exited and its pipes stayed open past a grace, or
+    ``deadline`` (then "timeout"). One thread, no unbounded buffer."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    offset = 0
+    try:
+        if data:
+            os.set_blocking(process.stdin.fileno(), False)
+            selector.register(process.stdin, selectors.EVENT_WRITE)
+        else:
+            process.stdin.close()
+        for stream in (process.stdout, process.stderr):
+            selector.register(stream, selectors.EVENT_READ)
+        exited_at = None
+        while selector.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                return "timeout"
+            if process.poll() is not None:
+                exited_at = exited_at or now
+                if now - exited_at > _PIPES_GRACE:
+                    break
+            for key, _ in selector.select(timeout=min(deadline - now, 0.05)):
+                stream = key.fileobj
+                if stream is process.stdin:
+                    try:
+                        offset += os.write(stream.fileno(), data[offset:offset + 65536])
+                    except BrokenPipeError:  # the hook does not read its event: its business
+                        offset = len(data)
+                    if offset >= len(data):
+                        selector.unregister(stream)
+                        stream.close()
+                    continue
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    selector.unregister(stream)
+                    continue
+                tail = tails[stream]
+                tail += chunk
+                if len(tail) > CAPTURE_BYTES:
+                    del tail[:-CAPTURE_BYTES]
+        return "ok"
+    finally:
+        selector.close()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
 
 
 def _kill_group(process: subprocess.Popen) -> None:

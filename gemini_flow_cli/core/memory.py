@@ -502,8 +502,9 @@ class MemoryManager:
                              details={"pattern": pattern, "deleted": len(deleted)})
         return deleted
 
-    def retrieve(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
-        """The seed's retrieve envelope for ``key``; counts one access, best effort.
+    def retrieve(self, key: str, *, namespace: str | None = None, count: bool = True) -> dict[str, Any]:
+        """The seed's retrieve envelope for ``key``; counts one access, best effort (``count``
+        False: not at all, for a door that promised to write nothing, e.g. a read-only server).
 
         Reads from a snapshot without the write lock (CLI.md §4 "Reads and bookkeeping"), so it
         never waits for a writer and works on a read-only file or a full disk. The access is then
@@ -519,6 +520,8 @@ class MemoryManager:
             if row is None or is_expired(row["ttl"], now):
                 self._raise_missing(conn, key, namespace, now)
         result = self.envelope(row)
+        if not count:
+            return result
         counted = self.count_accesses([(row["id"], key, namespace)], now)
         if row["id"] in counted:
             result["metadata"]["accessCount"] = counted[row["id"]]

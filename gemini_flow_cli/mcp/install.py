@@ -20,8 +20,10 @@ file and renamed over the old one, with the old one's permissions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,7 @@ def _merge_json(path: Path, old: str | None, name: str, entry: dict[str, Any]) -
         document: Any = {}
     else:
         try:
-            document = json.loads(old)
+            document = _strict_json(old, path)
         except json.JSONDecodeError as exc:
             raise GeminiFlowError(
                 "INVALID_INPUT", f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): fix it "
@@ -105,9 +107,43 @@ def _merge_json(path: Path, old: str | None, name: str, entry: dict[str, Any]) -
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n", change
 
 
+def _strict_json(text: str, path: Path) -> Any:
+    """The JSON document of ``text``, refusing what could not be written back as it was read: a
+    key twice (one would be dropped), a number beyond the float range (it would come back as
+    ``Infinity``, which is not JSON), NaN, a lone surrogate, nesting past the bound
+    (INVALID_INPUT); JSONDecodeError for text that is not JSON."""
+    import math
+
+    from gemini_flow_cli.core import jsontext
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        for key, value in items:
+            if key in document:
+                raise GeminiFlowError("INVALID_INPUT", f"{path} has the key {key!r} twice in one object; "
+                                      "fix it first; it was left as it is", details={"path": str(path)})
+            document[key] = value
+        return document
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise GeminiFlowError("INVALID_INPUT", f"{path} has the number {number[:40]}, beyond what JSON "
+                                  "readers take back; fix it first; it was left as it is", details={"path": str(path)})
+        return value
+
+    def constant(name: str) -> Any:
+        raise GeminiFlowError("INVALID_INPUT", f"{path} has {name}, which is not a JSON number; fix it "
+                              "first; it was left as it is", details={"path": str(path)})
+
+    value = json.loads(text, object_pairs_hook=pairs, parse_float=finite, parse_constant=constant)
+    return jsontext.check(value, what=str(path))
+
+
 def _merge_toml(path: Path, old: str | None, name: str, entry: dict[str, Any]) -> tuple[str, str]:
     try:
         import tomlkit
+        import tomlkit.items
         from tomlkit.exceptions import ParseError
     except ImportError:
         raise GeminiFlowError(
@@ -125,6 +161,11 @@ def _merge_toml(path: Path, old: str | None, name: str, entry: dict[str, Any]) -
     elif not isinstance(servers, dict):
         raise GeminiFlowError("INVALID_INPUT", f"{path}: mcp_servers is not a table; it was left as it is",
                               details={"path": str(path)})
+    if isinstance(servers, tomlkit.items.InlineTable):
+        # An inline table cannot hold our [mcp_servers.NAME] table (tomlkit: "Inline tables cannot
+        # contain a table"); rewriting the user's layout is not ours to do.
+        raise GeminiFlowError("INVALID_INPUT", f"{path}: mcp_servers is an inline table ({{ ... }}); write it "
+                              "as [mcp_servers.NAME] tables first; it was left as it is", details={"path": str(path)})
     previous = servers.get(name)
     if isinstance(previous, dict):
         change = "unchanged" if all(previous.get(k) == v for k, v in entry.items()) else "updated"
@@ -143,14 +184,21 @@ def _merge_toml(path: Path, old: str | None, name: str, entry: dict[str, Any]) -
 def write(path: Path, text: str, *, new_mode: int) -> None:
     """Replace ``path`` with ``text`` through a temporary file and a rename, keeping the old
     file's permissions (a new file gets ``new_mode``: 0600 for a user's file, which may hold
-    other tools' tokens; 0644 for a project's, which is meant to be shared)."""
-    import contextlib
-
+    other tools' tokens; 0644 for a project's, which is meant to be shared). Through a symlink
+    to its target; PERMISSION_DENIED for a read-only file; INVALID_INPUT when it cannot write."""
+    # A configuration kept as a symlink (dotfiles) is written where the link points, not
+    # replaced by a plain file that the link's target never sees.
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = None
+    # Not writable, or made read-only by its owner (no write bit: root could still write it).
+    if mode is not None and (not mode & 0o200 or not os.access(path, os.W_OK)):
+        raise GeminiFlowError("PERMISSION_DENIED", f"{path} is read-only; it was left as it is "
+                              "(make it writable, or add the entry by hand: --print shows it)",
+                              details={"path": str(path)})
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -169,3 +217,23 @@ def write(path: Path, text: str, *, new_mode: int) -> None:
         raise GeminiFlowError("INVALID_INPUT", f"cannot write {path}: {exc.strerror}",
                               details={"path": str(path)}) from exc
 
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the folder of ``path`` (made if missing) while the file is
+    read, merged and written, so that two installs at once both land (a read-merge-write without
+    it loses one). Clients that rewrite their own file (Claude Code does) do not take it."""
+    folder = Path(os.path.realpath(path)).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (ImportError, OSError):
+        yield  # no lock to be had here: the rename still keeps the file whole
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +139,8 @@ def _store(call: Call) -> dict[str, Any]:
 
 
 def _retrieve(call: Call) -> dict[str, Any]:
-    return call.memory(write=False).retrieve(call.args["key"])
+    # A read-only server writes nothing, not even the access count (bookkeeping, CLI.md §4).
+    return call.memory(write=False).retrieve(call.args["key"], count=not call.scope.read_only)
 
 
 def _search(call: Call) -> dict[str, Any]:
@@ -368,7 +368,8 @@ def token_estimate(tools: list[dict[str, Any]]) -> int:
 # -- one call -------------------------------------------------------------------------------------
 
 
-def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocation_factory=None) -> dict[str, Any]:
+def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocation_factory=None,
+         opened: Callable[[Path], None] | None = None) -> dict[str, Any]:
     """Run tool ``name`` with ``arguments`` (a JSON object) for a server with ``scope`` and
     return the dict the matching CLI command prints with ``--json``.
 
@@ -376,7 +377,7 @@ def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocatio
     unknown tool or arguments its schema refuses, PERMISSION_DENIED for a write on a read-only
     server or a namespace outside the server's; anything unexpected is translated as the CLI
     translates it (:func:`as_error`). Blocking (SQLite, and ``memory_changes`` with ``wait``):
-    the server runs it in a worker thread.
+    the server runs it in a worker thread. ``opened`` is told the database file a call used.
     """
     tool = TOOLS.get(name)
     if tool is None:
@@ -391,7 +392,11 @@ def call(scope: Scope, name: str, arguments: dict[str, Any] | None, *, invocatio
     except Exception as exc:  # noqa: BLE001 - every failure reaches the model as our error, never a traceback
         raise as_error(exc, scope.busy_timeout) from exc
     finally:
+        db = invocation.db
+        path = None if db is None or db.ephemeral else db.path
         invocation.finish()
+        if opened is not None and path is not None:
+            opened(Path(path))
 
 
 def _invocation(scope: Scope):
@@ -402,28 +407,10 @@ def _invocation(scope: Scope):
 
 
 def as_error(exc: BaseException, busy_timeout: float) -> GeminiFlowError:
-    """The spec's error for any exception a tool raised: itself for a GeminiFlowError, the CLI's
-    translations for SQLite and OS errors (core.db, errors.from_os_error), INTERNAL otherwise."""
-    import errno
+    """The spec's error for any exception a tool raised (errors.py ``as_error``, as the CLI)."""
+    from gemini_flow_cli.errors import as_error as translate
 
-    if isinstance(exc, GeminiFlowError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        from gemini_flow_cli.core.db import translate_sqlite_error
-
-        return translate_sqlite_error(exc, busy_timeout)
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOSPC:
-            from gemini_flow_cli.core.db import disk_full_error
-
-            return disk_full_error(exc.filename)
-        from gemini_flow_cli.errors import from_os_error
-
-        return from_os_error(exc)
-    return GeminiFlowError(
-        "INTERNAL",
-        f"internal error ({type(exc).__name__}: {exc}); this is a bug in gemini-flow, please report it",
-    )
+    return translate(exc, busy_timeout)
 
 
 # -- arguments --------------------------------------------------------------------------------------
