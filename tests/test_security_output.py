@@ -68,6 +68,18 @@ def hostile(cli):
     hook = json.loads(cli("hooks", "add", "swarm.shutdown", "--run", f"echo '{HOSTILE}'",
                           "--if", f"key == {json.dumps(HOSTILE)} or key ~ '{MARKUP}'").stdout)
     ids["hook_id"] = str(hook["id"])
+    session = json.loads(cli("session", "start", "--type", "interactive", "--swarm", ids["swarm_id"],
+                             "--context", json.dumps({HOSTILE: HOSTILE})).stdout)
+    ids["session_id"] = session["id"]
+    assert cli("session", "checkpoint", ids["session_id"], json.dumps({"note": HOSTILE})).exit_code == 0
+    definition = {"description": HOSTILE, "category": MARKUP,
+                  "steps": [{"id": "a", "description": HOSTILE}, {"id": "b", "description": MARKUP,
+                                                                    "dependencies": ["a"]}]}
+    assert cli("workflow", "create", "flow", input=json.dumps(definition)).exit_code == 0
+    ids["ref"] = "flow"
+    pattern = json.loads(cli("neural", "store", "coordination", json.dumps({HOSTILE: HOSTILE}),
+                             "--domain", MARKUP, "--accuracy", "0.5").stdout)
+    ids["pattern_id"] = str(pattern["id"])
     assert all(ids.values()), ids
     return ids
 
@@ -86,8 +98,8 @@ def test_every_table_shows_hostile_stored_text_literally(cli, hostile, command):
     args: list[str] = []
     for param in command.params:
         if param.param_type_name == "argument" and (param.required or param.name in hostile):
-            if param.name not in hostile:
-                pytest.skip(f"no seeded value for argument {param.name}")
+            # A new reader command fails here until the fixture above seeds its argument.
+            assert param.name in hostile, f"{command.name}: seed a hostile value for argument {param.name}"
             args.append(hostile[param.name])
     result = cli(*command.path, *args, "--format", "table")
     assert result.exit_code in (0, 1), (command.name, result.stderr)
