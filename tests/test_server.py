@@ -460,3 +460,23 @@ def test_the_readmes_http_examples_run_as_written(tmp_path):
             line.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}") for line in lines)
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 0, result
+
+
+@pytest.mark.parametrize("raised, status, code", [
+    (OSError(28, "No space left on device", "/x/hive.db"), 503, "DISK_FULL"),
+    (OSError(2, "No such file or directory", "/nope/file"), 400, "INVALID_INPUT"),
+    (__import__("sqlite3").OperationalError("database or disk is full"), 503, "DISK_FULL"),
+    (ValueError("secret-detail"), 500, "INTERNAL"),
+])
+def test_a_request_maps_any_exception_as_the_cli_does(tmp_path, raised, status, code):
+    """One mapping for every door (errors.as_error): a full disk over HTTP is 503, not a 500."""
+    from gemini_flow_cli.server.app import Server
+    from gemini_flow_cli.server.operations import Operation
+
+    def handler(call):
+        raise raised
+
+    op = Operation("GET", "/api/v1/x", "x", handler, public=True)
+    got_status, document = Server(tmp_path / "hive.db").execute(op, None, {}, "127.0.0.1")
+    assert (got_status, document["error"]["code"]) == (status, code)
+    assert "secret-detail" not in document["error"]["message"]  # a bug's text goes to the log only

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gemini_flow_cli.errors import GeminiFlowError, http_status
+from gemini_flow_cli.errors import GeminiFlowError, as_error, http_status
 from gemini_flow_cli.server.operations import OPERATIONS, Call, Operation, check, parse_query
 
 log = logging.getLogger("gemini_flow.server")
@@ -133,21 +132,20 @@ class Server:
             return op.status, result
         except GeminiFlowError as exc:
             return http_status(exc, authenticated=authenticated), exc.to_json()
-        except sqlite3.Error as exc:
-            from gemini_flow_cli.core.db import translate_sqlite_error
-
-            error = translate_sqlite_error(exc, self.busy_timeout)
-            return http_status(error), error.to_json()
         except RecursionError:
             error = GeminiFlowError("INVALID_INPUT", "the request nests too deeply")
             return 400, error.to_json()
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up
-            log.exception("internal error in %s %s", op.method, op.path)
-            error = GeminiFlowError(
-                "INTERNAL", f"internal error ({type(exc).__name__}); this is a bug in gemini-flow, please report it "
-                "with the server's log",
-            )
-            return 500, error.to_json()
+            # The same mapping as the CLI and MCP (errors.as_error): SQLite's errors, a full disk
+            # (503), a path that cannot be used; anything else is a bug, logged here, not sent.
+            error = as_error(exc, self.busy_timeout)
+            if error.code == "INTERNAL":
+                log.exception("internal error in %s %s", op.method, op.path)
+                error = GeminiFlowError(
+                    "INTERNAL", f"internal error ({type(exc).__name__}); this is a bug in gemini-flow, please "
+                    "report it with the server's log",
+                )
+            return http_status(error), error.to_json()
         finally:
             try:
                 invocation.finish()
