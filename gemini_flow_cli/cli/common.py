@@ -136,16 +136,17 @@ def check_output_path(path: Path, force: bool) -> None:
                               details={"path": str(path)})
 
 
-def write_output(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (mode 0600) through a temporary file and a rename, so that a
-    failure leaves the old file or none, never half of one."""
+def write_output(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` (``mode``, 0600 unless said) through a temporary file and a
+    rename, so that a failure leaves the old file or none, never half of one. DISK_FULL when the
+    disk is full, else INVALID_INPUT naming the path."""
     import errno
 
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         try:
-            os.fchmod(fd, 0o600)
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -157,7 +158,7 @@ def write_output(path: Path, data: bytes) -> None:
             raise
     except OSError as exc:
         code = "DISK_FULL" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "INVALID_INPUT"
-        raise GeminiFlowError(code, f"cannot write {path}: {exc.strerror}") from exc
+        raise GeminiFlowError(code, f"cannot write {path}: {exc.strerror}", details={"path": str(path)}) from exc
 
 
 def confirm_or_refuse(question: str, yes: bool) -> None:

@@ -185,7 +185,7 @@ def write(path: Path, text: str, *, new_mode: int) -> None:
     """Replace ``path`` with ``text`` through a temporary file and a rename, keeping the old
     file's permissions (a new file gets ``new_mode``: 0600 for a user's file, which may hold
     other tools' tokens; 0644 for a project's, which is meant to be shared). Through a symlink
-    to its target; PERMISSION_DENIED for a read-only file; INVALID_INPUT when it cannot write."""
+    to its target (cli/common.py ``write_output``); PERMISSION_DENIED for a read-only file."""
     # A configuration kept as a symlink (dotfiles) is written where the link points, not
     # replaced by a plain file that the link's target never sees.
     path = Path(os.path.realpath(path))
@@ -199,23 +199,9 @@ def write(path: Path, text: str, *, new_mode: int) -> None:
         raise GeminiFlowError("PERMISSION_DENIED", f"{path} is read-only; it was left as it is "
                               "(make it writable, or add the entry by hand: --print shows it)",
                               details={"path": str(path)})
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, mode if mode is not None else new_mode)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise GeminiFlowError("INVALID_INPUT", f"cannot write {path}: {exc.strerror}",
-                              details={"path": str(path)}) from exc
+    from gemini_flow_cli.cli.common import write_output
+
+    write_output(path, text.encode("utf-8"), mode=mode if mode is not None else new_mode)
 
 
 @contextlib.contextmanager
