@@ -31,9 +31,70 @@ def _clean_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HOME", str(home))
 
 
+# GEMINI_FLOW_TEST_DB=postgresql://...: the suite runs a second time with every test's database in
+# a fresh schema of that PostgreSQL database (.ci/run starts a throwaway server). A test that uses
+# its database as a local file (a Path method, sqlite3.connect on it) is skipped, saying what it did.
+TEST_SERVER = os.environ.get("GEMINI_FLOW_TEST_DB")
+
+
+class ServerDatabase(str):
+    """The URL of a test's PostgreSQL schema, standing where tests expect a database file path.
+
+    Any file operation a test asks of it (``.exists()``, ``.parent``, ``.stat()``...) skips the
+    test: what it checks is what only a local file can do (README "Running on PostgreSQL")."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        pytest.skip(f"local file only: the test uses its database as a file (db_path.{name})")
+
+    def __fspath__(self):
+        pytest.skip("local file only: the test opens its database as a file")
+
+    def __truediv__(self, other):
+        pytest.skip("local file only: the test builds a path from its database")
+
+
 @pytest.fixture
-def db_path(tmp_path) -> Path:
-    return tmp_path / ".hive-mind" / "hive.db"
+def db_path(tmp_path, request):
+    if not TEST_SERVER:
+        return tmp_path / ".hive-mind" / "hive.db"
+    return _server_schema(request)
+
+
+def _server_schema(request) -> ServerDatabase:
+    import uuid
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop():
+        with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    request.addfinalizer(drop)
+    joiner = "&" if "?" in TEST_SERVER else "?"
+    return ServerDatabase(f"{TEST_SERVER}{joiner}options=-csearch_path%3D{schema}")
+
+
+@pytest.fixture(autouse=True)
+def _no_sqlite_on_a_server(monkeypatch):
+    """On the PostgreSQL run, a test that opens its database with sqlite3 is about the file."""
+    if not TEST_SERVER:
+        return
+    import sqlite3
+
+    real = sqlite3.connect
+
+    def connect(database, *args, **kwargs):
+        if isinstance(database, str) and database.startswith("postgresql://"):
+            pytest.skip("local file only: the test reads its database with sqlite3")
+        return real(database, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
 
 
 class Result:

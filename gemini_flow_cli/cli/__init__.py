@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from gemini_flow_cli import __version__
 from gemini_flow_cli.cli.common import State
+from gemini_flow_cli.core.storage import is_url
 from gemini_flow_cli.errors import GeminiFlowError, as_error
 from gemini_flow_cli.output import FORMATS, Output
 
@@ -403,8 +404,8 @@ def groups_needed(args: list[str] | None) -> list[str]:
 def root(
     ctx: typer.Context,
     db: Annotated[
-        Optional[Path],
-        typer.Option("--db", envvar="GEMINI_FLOW_DB", help="The database file (default: the nearest .hive-mind/hive.db).", show_default=False),
+        Optional[str],
+        typer.Option("--db", envvar="GEMINI_FLOW_DB", help="The database file (default: the nearest .hive-mind/hive.db), or a postgresql:// URL.", show_default=False),
     ] = None,
     format: Annotated[
         str,
@@ -429,7 +430,7 @@ def root(
     if format not in FORMATS:
         raise GeminiFlowError("USAGE", f"invalid --format {format!r}: use one of {', '.join(FORMATS)}")
     state: State = ctx.ensure_object(State)
-    state.db_path = db
+    state.db_path = db if db is None or is_url(db) else Path(db)
     state.busy_timeout = busy_timeout
     state.debug = debug
     state.out = Output("json" if json_ else format, quiet=quiet, no_color=no_color)

@@ -434,8 +434,8 @@ def set_value(db, key: str, value: Any) -> dict[str, Any]:
                 value = excluded.value, category = excluded.category,
                 description = excluded.description, data_type = excluded.data_type,
                 validation_rules = excluded.validation_rules, is_sensitive = excluded.is_sensitive,
-                updated_at = CASE WHEN ? THEN excluded.updated_at ELSE updated_at END,
-                version = CASE WHEN ? THEN version + 1 ELSE version END
+                updated_at = CASE WHEN ? THEN excluded.updated_at ELSE configuration.updated_at END,
+                version = CASE WHEN ? THEN configuration.version + 1 ELSE configuration.version END
             """,
             (
                 key, json.dumps(value, ensure_ascii=False), s.category, s.description, int(clock.now()),
@@ -484,7 +484,7 @@ def put_internal(conn, key: str, value: Any, description: str, *, only_if_absent
     """Write an ``internal.*`` row (never sensitive: these hold salts, parameters, hashes)."""
     assert key.startswith(INTERNAL_PREFIX)
     conflict = "DO NOTHING" if only_if_absent else (
-        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, version = version + 1"
+        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, version = configuration.version + 1"
     )
     conn.execute(
         f"""

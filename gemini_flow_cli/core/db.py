@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from gemini_flow_cli.core import migrations, trust
+from gemini_flow_cli.core import migrations, storage, trust
 from gemini_flow_cli.errors import GeminiFlowError
 
 DB_DIRNAME = ".hive-mind"
@@ -152,6 +152,8 @@ class Database:
     sees an empty store, and nothing is created on disk (CLI.md §1).
     """
 
+    backend = "sqlite"  # core/storage/postgres.py's PostgresDatabase says "postgresql"
+
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -218,6 +220,9 @@ class Database:
         missing file opens as an empty in-memory store. A file that is not SQLite, or a SQLite
         database of another application, raises CONNECTION_FAILED and is never touched.
         """
+        if storage.is_url(path):
+            return _open_url(path, busy_timeout=busy_timeout, actor=actor, session_id=session_id,
+                             auto_migrate=auto_migrate)
         path = Path(path) if path is not None else discover()
         if path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "not a regular file"
@@ -347,6 +352,11 @@ class Database:
     @property
     def ephemeral(self) -> bool:
         return self.path is None
+
+    @property
+    def location(self) -> str:
+        """The database as messages name it: its file (or the file it will be), or a URL."""
+        return str(self.path or self.target or ":memory:")
 
     def _configure(self, synchronous: str | None) -> None:
         """Pragmas of every connection. ``synchronous`` None: the database's own configuration
@@ -786,6 +796,20 @@ class Database:
             "database": self.path.stat().st_size if self.path.exists() else 0,
             "wal": wal.stat().st_size if wal.exists() else 0,
         }
+
+
+def _open_url(url: str, **kwargs) -> Database:
+    """The PostgreSQL database at ``url`` (core/storage/postgres.py), or CONNECTION_FAILED saying
+    how to install the backend when psycopg is missing."""
+    try:
+        from gemini_flow_cli.core.storage.postgres import PostgresDatabase
+    except ImportError as exc:
+        raise GeminiFlowError(
+            "CONNECTION_FAILED",
+            f"a PostgreSQL database needs the postgres extra (psycopg 3): pip install 'gemini-flow[postgres]' "
+            f"({exc})",
+        ) from None
+    return PostgresDatabase.open_url(url, **kwargs)
 
 
 # Less free space than this on the database's file system, and an I/O error is taken for a full

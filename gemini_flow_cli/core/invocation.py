@@ -132,6 +132,8 @@ def automatic_backup(invocation: Invocation, db) -> None:
 
     Never fails the operation it follows: any problem becomes a warning.
     """
+    if db.backend != "sqlite":
+        return  # a server's database is backed up by its server (README "Running on PostgreSQL")
     try:
         from gemini_flow_cli.core.autobackup import automatic_backup as take
 

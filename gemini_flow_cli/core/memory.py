@@ -386,9 +386,9 @@ class MemoryManager:
                 ttl = excluded.ttl, updated_at = excluded.updated_at,
                 size_bytes = excluded.size_bytes, tags = excluded.tags,
                 encrypted = excluded.encrypted, ttl_seconds = excluded.ttl_seconds,
-                created_at = CASE WHEN :fresh THEN excluded.created_at ELSE created_at END,
-                access_count = CASE WHEN :fresh THEN 0 ELSE access_count END,
-                version = CASE WHEN :fresh THEN 1 ELSE version + 1 END
+                created_at = CASE WHEN :fresh THEN excluded.created_at ELSE memory_store.created_at END,
+                access_count = CASE WHEN :fresh THEN 0 ELSE memory_store.access_count END,
+                version = CASE WHEN :fresh THEN 1 ELSE memory_store.version + 1 END
             RETURNING id, version
             """,
             {
@@ -838,7 +838,7 @@ class MemoryManager:
                        SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN 1 ELSE 0 END),
                        SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN size_bytes ELSE 0 END),
                        SUM(CASE WHEN ttl IS NOT NULL AND ttl <= :now THEN 1 ELSE 0 END),
-                       SUM(CASE WHEN (ttl IS NULL OR ttl > :now) AND encrypted THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN (ttl IS NULL OR ttl > :now) AND encrypted = 1 THEN 1 ELSE 0 END),
                        SUM(CASE WHEN ttl IS NULL OR ttl > :now THEN access_count ELSE 0 END)
                 FROM memory_store {where.replace('?', ':ns')} GROUP BY namespace ORDER BY namespace
                 """,

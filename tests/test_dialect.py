@@ -1,0 +1,114 @@
+"""The SQLite-to-PostgreSQL rules of core/storage/dialect.py, one by one, with no server needed.
+
+tests/test_postgres.py runs the translated statements on a real server; here each rule's text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gemini_flow_cli.core import migrations
+from gemini_flow_cli.core.storage import dialect, is_url, redact
+
+
+def test_positional_named_and_numbered_parameters():
+    assert dialect.translate("SELECT a FROM t WHERE b = ? AND c = ?") == "SELECT a FROM t WHERE b = %s AND c = %s"
+    assert dialect.translate("UPDATE t SET a = :value WHERE id = :id") == "UPDATE t SET a = %(value)s WHERE id = %(id)s"
+    assert dialect.translate("VALUES (?1, ?2, ?1 - ?2)") == "VALUES (%(p1)s, %(p2)s, %(p1)s - %(p2)s)"
+    assert dialect.numbered("VALUES (?1)") and not dialect.numbered("VALUES (?)")
+
+
+def test_text_inside_literals_is_left_alone_and_percent_doubled():
+    sql = "SELECT 'a ? b :c GLOB LIKE 50%' FROM t WHERE x LIKE 'CREATE%'"
+    assert dialect.translate(sql) == "SELECT 'a ? b :c GLOB LIKE 50%%' FROM t WHERE x ILIKE 'CREATE%%'"
+    assert dialect.translate("SELECT a % 2 FROM t") == "SELECT a %% 2 FROM t"
+
+
+def test_glob_and_not_glob_become_operators():
+    assert dialect.translate("SELECT 1 FROM t WHERE m.key GLOB ?") == "SELECT 1 FROM t WHERE m.key #~# %s"
+    assert (dialect.translate("SELECT 1 FROM t WHERE substr(name, ?) NOT GLOB '*[^0-9]*'")
+            == "SELECT 1 FROM t WHERE substr(name, %s)  #!~# '*[^0-9]*'")
+
+
+def test_sqlite_plan_hints_and_schema_names_are_dropped():
+    assert dialect.translate("SELECT 1 FROM t AS m WHERE +m.key GLOB ? AND +m.namespace = ?") == (
+        "SELECT 1 FROM t AS m WHERE m.key #~# %s AND m.namespace = %s")
+    assert dialect.translate("SELECT 1 FROM main.sqlite_master") == "SELECT 1 FROM sqlite_master"
+    assert dialect.translate("SELECT a + b FROM t") == "SELECT a + b FROM t"  # a binary plus stays
+
+
+def test_integers_as_conditions_become_booleans():
+    assert dialect.translate("SELECT 1 FROM t WHERE 1 AND x = ?") == "SELECT 1 FROM t WHERE TRUE AND x = %s"
+    assert dialect.translate("SELECT CASE WHEN ? THEN 1 ELSE 0 END") == "SELECT CASE WHEN (%s <> 0) THEN 1 ELSE 0 END"
+    assert dialect.translate("SELECT CASE WHEN :fresh THEN a END") == "SELECT CASE WHEN (%(fresh)s <> 0) THEN a END"
+
+
+def test_scalar_max_and_min_but_not_the_aggregates():
+    assert dialect.translate("SELECT MAX(1, x - y), MAX(z) FROM t") == "SELECT GREATEST(1, x - y), MAX(z) FROM t"
+    assert dialect.translate("SELECT MIN(a, b) FROM t") == "SELECT LEAST(a, b) FROM t"
+
+
+def test_json_each_becomes_a_set_returning_function_with_a_value_column():
+    assert dialect.translate("SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?") == (
+        "SELECT 1 FROM json_array_elements_text((m.tags)::json) AS json_each(value) WHERE json_each.value = %s")
+    assert dialect.translate("SELECT d.value FROM json_each(t.deps) d LEFT JOIN x ON x.id = d.value") == (
+        "SELECT d.value FROM json_array_elements_text((t.deps)::json) AS d(value) LEFT JOIN x ON x.id = d.value")
+
+
+def test_subqueries_in_from_are_named():
+    assert dialect.translate("SELECT COUNT(*) FROM (SELECT 1 FROM t LIMIT ?)") == (
+        "SELECT COUNT(*) FROM (SELECT 1 FROM t LIMIT %s) AS gf_subquery")
+    assert dialect.translate("SELECT COUNT(*) FROM (SELECT 1 FROM t) AS s") == "SELECT COUNT(*) FROM (SELECT 1 FROM t) AS s"
+
+
+def test_casts_to_sqlite_types_keep_their_width():
+    assert dialect.translate("SELECT CAST(x AS REAL), CAST(y AS INTEGER)") == (
+        "SELECT CAST(x AS DOUBLE PRECISION), CAST(y AS BIGINT)")
+
+
+def test_every_migration_statement_translates_to_postgresql_types():
+    for step in migrations.MIGRATIONS:
+        for statement in (*step.up, *step.down):
+            text = dialect.translate(statement)
+            if statement.lstrip().upper().startswith("CREATE TABLE") or "ADD COLUMN" in statement.upper():
+                assert not re.search(r"\b(INTEGER|REAL|BLOB|BOOLEAN|AUTOINCREMENT|strftime)\b", text), text
+            if statement.lstrip().upper().startswith("CREATE TABLE"):
+                assert "rowid BIGINT GENERATED ALWAYS" in text
+
+
+def test_integer_keys_are_their_rowid_other_tables_get_one():
+    assert "rowid BIGINT GENERATED ALWAYS AS (id) STORED" in dialect.ddl(
+        "CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+    assert "rowid BIGINT GENERATED ALWAYS AS IDENTITY" in dialect.ddl("CREATE TABLE b (id TEXT PRIMARY KEY)")
+    assert 'v TEXT COLLATE "C"' in dialect.ddl("CREATE TABLE a (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)")
+
+
+@given(st.text(alphabet="ab?%:' \"-\n", max_size=40))
+def test_translation_never_fails_and_keeps_quoted_text(text):
+    """Whatever the statement, translation returns text, and a quoted literal survives (with %
+    doubled for psycopg)."""
+    literal = "'" + text.replace("'", "''") + "'"
+    out = dialect.translate(f"SELECT {literal} FROM t")
+    assert literal.replace("%", "%%") in out
+
+
+def test_urls_are_told_from_paths_and_passwords_hidden():
+    assert is_url("postgresql://u@h/db") and is_url("postgres://u@h/db")
+    assert not is_url("./postgresql.db") and not is_url(None)
+    assert redact("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
+    assert redact("postgresql://host/db?password=s3cret&sslmode=require") == (
+        "postgresql://host/db?password=***&sslmode=require")
+
+
+def test_is_between_values_and_insert_or_ignore():
+    assert dialect.translate("SELECT 1 FROM t WHERE x.status IS NOT 'completed' AND y IS ?") == (
+        "SELECT 1 FROM t WHERE x.status IS DISTINCT FROM 'completed' AND y IS NOT DISTINCT FROM %s")
+    assert dialect.translate("SELECT 1 FROM t WHERE y IS NULL AND z IS NOT NULL") == (
+        "SELECT 1 FROM t WHERE y IS NULL AND z IS NOT NULL")
+    assert dialect.translate("INSERT OR IGNORE INTO a (x) VALUES (?)") == (
+        "INSERT INTO a (x) VALUES (%s) ON CONFLICT DO NOTHING")
+    assert dialect.translate("INSERT OR IGNORE INTO a (x) VALUES (?) RETURNING x") == (
+        "INSERT INTO a (x) VALUES (%s) ON CONFLICT DO NOTHING RETURNING x")
