@@ -62,22 +62,63 @@ def db_path(tmp_path, request):
     return _server_schema(request)
 
 
+_POOL: list[str] = []  # schemas of this test process at the latest version, emptied, ready for reuse
+
+
 def _server_schema(request) -> ServerDatabase:
+    """A schema of the test server for one test: a pooled one, emptied after its last test (the
+    migrations run once per schema, not once per test), or a new one. A test that left its schema
+    at another version or with other tables gets a fresh one next time."""
     import uuid
 
     import psycopg
 
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-
-    def drop():
+    if _POOL:
+        schema = _POOL.pop()
+    else:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{TEST_SERVER}{'&' if '?' in TEST_SERVER else '?'}options=-csearch_path%3D{schema}"
 
-    request.addfinalizer(drop)
-    joiner = "&" if "?" in TEST_SERVER else "?"
-    return ServerDatabase(f"{TEST_SERVER}{joiner}options=-csearch_path%3D{schema}")
+    def release():
+        with psycopg.connect(url, autocommit=True) as conn:
+            if _reusable(conn):
+                tables = [r[0] for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                    "AND tablename <> 'schema_migrations'").fetchall()]
+                conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                _POOL.append(schema)
+            else:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    request.addfinalizer(release)
+    return ServerDatabase(url)
+
+
+def _reusable(conn) -> bool:
+    from gemini_flow_cli.core import migrations
+
+    try:
+        versions = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+    except Exception:  # noqa: BLE001 - no schema (the test never wrote): start afresh
+        return False
+    tables = {r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()}
+    return versions == set(migrations.VERSIONS) and tables == _expected_tables()
+
+
+def _expected_tables() -> set[str]:
+    import sqlite3
+
+    from gemini_flow_cli.core import migrations
+
+    scratch = sqlite3.connect(":memory:")
+    migrations.apply(scratch, migrations.plan())
+    names = {r[0] for r in scratch.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    scratch.close()
+    return names
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import gzip
 import hashlib
 import io
@@ -232,12 +233,27 @@ def _schema_objects(conn: sqlite3.Connection, schema: str = "main") -> list[tupl
     Shadow tables of a virtual table (``<vtab>_...``) are listed as tables but created by their
     virtual table, so a rebuild skips their ``CREATE`` (see :func:`_shadow_tables`).
     """
+    if not isinstance(conn, sqlite3.Connection):
+        return _canonical_objects(migrations.current_version(conn))
     rows = conn.execute(
         f"SELECT type, name, sql FROM {schema}.sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, "
         "CASE WHEN sql LIKE 'CREATE VIRTUAL TABLE%' THEN 0 ELSE 1 END, rowid"
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+@functools.lru_cache(maxsize=4)
+def _canonical_objects(version: str | None) -> list[tuple[str, str, str]]:
+    """The SQLite schema objects of a database at ``version``, made by the migrations in memory:
+    what a backup of a PostgreSQL database (core/storage/postgres.py) carries as its schema, so
+    that it restores into either backend."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrations.apply(scratch, migrations.plan(version) if version else [])
+        return _schema_objects(scratch)
+    finally:
+        scratch.close()
 
 
 def _virtual_tables(objects) -> set[str]:
@@ -306,13 +322,31 @@ def backup(
     ``.hive-mind/backups/`` with a timestamped name. An existing file is never overwritten
     (CONFLICT). The snapshot is one read transaction, so writers in other processes may go on.
     """
+    if db.backend != "sqlite":
+        return _backup_server(db, path, format=format, compress=compress, origin=origin, reason=reason,
+                              progress=progress)
     if db.ephemeral or db.path is None:
         raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
     return _create(db.conn, Path(db.path), path, fmt=format, compress=compress, origin=origin,
                    reason=reason, progress=progress)
 
 
-def _create(conn, db_path: Path, path, *, fmt, compress, origin, reason, progress) -> dict[str, Any]:
+def _backup_server(db, path, *, format, compress, origin, reason, progress) -> dict[str, Any]:
+    """A backup of a PostgreSQL database: the JSON and SQL formats (SQLite's schema and the rows,
+    restorable into either backend); the sqlite format is a copy of a file, which a server's
+    database is not. The backup's place must be given: there is no ``.hive-mind`` folder."""
+    if format == "sqlite":
+        raise GeminiFlowError("INVALID_INPUT", "the sqlite backup format copies a database file; a PostgreSQL "
+                              "database is backed up with --format json or --format sql (both restore into "
+                              "either backend)")
+    if path is None:
+        raise GeminiFlowError("INVALID_INPUT", "give the backup's file or folder: a PostgreSQL database has no "
+                              ".hive-mind/backups folder")
+    return _create(db.conn, db.location, path, fmt=format, compress=compress, origin=origin, reason=reason,
+                   progress=progress)
+
+
+def _create(conn, db_path: Path | str, path, *, fmt, compress, origin, reason, progress) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {fmt!r}: use sqlite, json or sql")
     progress = progress or _no_progress
@@ -513,7 +547,7 @@ def _write_json(conn, sink: _TextSink, bar, version: str | None, now: float) -> 
         sink.write(dumps(table, ensure_ascii=False) + ": " + dumps({"columns": columns}, ensure_ascii=False)[:-1] + ', "rows": [\n')
         first = True
         n = 0
-        for row in conn.execute(f"SELECT * FROM {_q(table)}"):
+        for row in conn.execute(f"SELECT {', '.join(map(_q, columns))} FROM {_q(table)}"):
             if any(type(v) is bytes for v in row):
                 row = [_encode_value(v) for v in row]
             sink.write(("" if first else ",\n") + dumps(row, ensure_ascii=False))
@@ -557,7 +591,7 @@ def _write_sql(conn, sink: _TextSink, bar, version: str | None, now: float) -> N
             continue
         prefix = f"INSERT INTO {_q(name)} VALUES("
         n = 0
-        for row in conn.execute(f"SELECT * FROM {_q(name)}"):
+        for row in conn.execute(f"SELECT {', '.join(map(_q, _columns(conn, name)))} FROM {_q(name)}"):
             sink.write(prefix + ",".join(map(_sql_literal, row)) + ");\n")
             n += 1
             if n % 10000 == 0:
@@ -1059,6 +1093,10 @@ def restore(
                 f"understands (latest {migrations.LATEST}); upgrade gemini-flow to restore it"
             )
         migrated = _migrate_copy(temp_db)
+        if db.backend != "sqlite":
+            return _restore_into_server(db, temp_db, report, manifest, merge=merge, migrated=migrated,
+                                        keep_copy=keep_copy, backup_path=Path(path), started=started,
+                                        progress=progress)
         # The target must be at the latest schema too (its first write migrates it), and ATTACH
         # is not allowed inside a transaction: both happen before the restore's transaction.
         with db.write():
@@ -1131,6 +1169,79 @@ def restore(
                 db.conn.execute("DETACH DATABASE backup")
     result["executionTime"] = int((time.perf_counter() - started) * 1000)
     return result
+
+
+def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, migrated, keep_copy: bool,
+                         backup_path: Path, started: float, progress: Progress) -> dict[str, Any]:
+    """``restore`` into a PostgreSQL database (replace only): in one write transaction, a safety
+    backup of the current contents (JSON, gzip, beside the backup being restored), every data
+    table emptied and filled from the verified copy, identity counters moved past the restored
+    ids, one ``restore`` change and the audit row."""
+    from gemini_flow_cli.core import audit
+
+    if merge:
+        raise GeminiFlowError("INVALID_INPUT", "restore --merge into a PostgreSQL database is not available yet: "
+                              "restore into a local file and merge there, or restore without --merge "
+                              "(which replaces the contents)")
+    reader = sqlite3.connect(temp_db, isolation_level=None)
+    try:
+        with db.write() as conn:
+            copy_path = None
+            if keep_copy and _has_data(conn):
+                folder = backup_path.absolute().parent
+                copy_path = Path(_create(conn, db.location, folder, fmt="json", compress=True, origin="safety",
+                                         reason="before-restore", progress=None)["path"])
+            conn.execute("PRAGMA defer_foreign_keys=ON")
+            revision = changes.current_revision(conn)
+            tables = [t for t in data_tables(conn) if t != changes.TABLE]
+            backup_tables = set(data_tables(reader))
+            missing = [t for t in tables if t not in backup_tables]
+            if missing:
+                raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
+            counts: dict[str, int] = {}
+            total = sum(row_counts(reader).values())
+            with progress("Restoring", total) as bar:
+                for table in tables:
+                    conn.execute(f"DELETE FROM {_q(table)}")
+                for table in tables:
+                    theirs = set(_columns(reader, table))
+                    columns = [c for c in _columns(conn, table) if c in theirs]
+                    names = ", ".join(map(_q, columns))
+                    insert = f"INSERT INTO {_q(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"
+                    cursor = reader.execute(f"SELECT {names} FROM {_q(table)}")
+                    counts[table] = 0
+                    while rows := cursor.fetchmany(2000):
+                        conn.executemany(insert, rows)
+                        counts[table] += len(rows)
+                        bar.advance(len(rows))
+                    if "id" in columns and table != migrations.RECORD_TABLE:
+                        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"COALESCE(MAX(id), 0) + 1, false) FROM {_q(table)}"
+                                     ) if _is_identity(conn, table) else None
+            conn.execute(
+                "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
+                "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
+                (revision + 1, int(clock.now())),
+            )
+            result = {
+                "success": True, "path": report["path"], "mode": "replace", "format": manifest["format"],
+                "compressed": manifest["compressed"], "schemaVersion": report["schemaVersion"],
+                "migratedFrom": report["schemaVersion"] if migrated else None,
+                "migratedTo": migrations.LATEST if migrated else None, "tables": counts,
+                "safetyBackup": str(copy_path) if copy_path else None, "skipped": [], "conflicts": {},
+                "reencrypted": 0,
+            }
+            audit.record(db, "database", db.location, "restore",
+                         details={k: result[k] for k in ("path", "mode", "format", "compressed", "schemaVersion",
+                                                         "migratedFrom", "tables", "safetyBackup")})
+    finally:
+        reader.close()
+    result["executionTime"] = int((time.perf_counter() - started) * 1000)
+    return result
+
+
+def _is_identity(conn, table: str) -> bool:
+    return conn.execute("SELECT pg_get_serial_sequence(?, 'id') IS NOT NULL", (table,)).fetchone()[0] == 1
 
 
 # Settings of this database a merge never takes from a backup: a backup must not switch off its

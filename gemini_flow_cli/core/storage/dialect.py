@@ -72,6 +72,9 @@ def translate(sql: str) -> str:
             out.append("TRUE" if text == "1" else "FALSE")
         elif kind == "word" and upper.startswith("MAIN."):
             out.append(text[5:])  # SQLite's main schema: the connection's own in PostgreSQL
+        elif kind == "word" and upper == "MAIN" and i + 1 < len(toks) and toks[i + 1][1] == ".":
+            i += 2  # main."table"
+            continue
         elif kind in ("other", "named") and text[0] in "?:" and _condition(out, toks, i):
             # SQLite takes any integer as a condition; PostgreSQL wants a boolean.
             out.append("(%s <> 0)" % ("%s" if text == "?" else f"%({text[1:]})s"))
@@ -289,6 +292,10 @@ def ddl(sql: str) -> str:
     sql = re.sub(r"(?<![\w.])REAL\b", "DOUBLE PRECISION", sql, flags=re.I)
     sql = re.sub(r"(?<![\w.])BLOB\b", "BYTEA", sql, flags=re.I)
     sql = re.sub(r"(?<![\w.])TEXT\b", 'TEXT COLLATE "C"', sql, flags=re.I)
+    # Foreign keys checked at the statement, as SQLite does, but deferrable, so that a restore can
+    # replace every table in one transaction (PRAGMA defer_foreign_keys: SET CONSTRAINTS ALL DEFERRED).
+    sql = re.sub(r"(REFERENCES\s+\w+\s*\([^)]*\)(?:\s+ON\s+(?:DELETE|UPDATE)\s+(?:CASCADE|RESTRICT|NO\s+ACTION|"
+                 r"SET\s+NULL|SET\s+DEFAULT))*)", r"\1 DEFERRABLE", sql, flags=re.I)
     match = re.match(r"\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(\w+)\s*\(", sql, re.I)
     if match:
         end = sql.rstrip().rstrip(";").rstrip()

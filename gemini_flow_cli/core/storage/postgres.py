@@ -22,6 +22,7 @@ the same transactions as the SQLite one:
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sqlite3
@@ -94,6 +95,23 @@ $$""",
     "CREATE OR REPLACE FUNCTION gf_sum_bool(state bigint, value boolean) RETURNS bigint LANGUAGE sql IMMUTABLE "
     "AS $$ SELECT COALESCE(state, 0) + CASE WHEN value THEN 1 ELSE 0 END $$",
     "CREATE OR REPLACE AGGREGATE sum(boolean) (SFUNC = gf_sum_bool, STYPE = bigint)",
+    # An insert that gives an integer key itself (a restore, an import) moves the identity's
+    # counter past it, as SQLite's AUTOINCREMENT does; never backwards.
+    """
+CREATE OR REPLACE FUNCTION gf_bump(table_name text, column_name text) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    seq text := pg_get_serial_sequence(quote_ident(table_name), column_name);
+    highest bigint;
+    current bigint;
+BEGIN
+    IF seq IS NULL THEN RETURN; END IF;
+    EXECUTE format('SELECT MAX(%I) FROM %I', column_name, table_name) INTO highest;
+    EXECUTE format('SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s', seq) INTO current;
+    IF highest IS NOT NULL AND highest > current THEN
+        PERFORM setval(seq, highest);
+    END IF;
+END
+$$""",
     """
 CREATE OR REPLACE FUNCTION json_valid(value text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -148,7 +166,7 @@ WHERE n.nspname = current_schema()
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
 """,
 )
-BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
+BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_bump", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
 
 _TABLE_INFO = "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(%s)"
 
@@ -258,7 +276,7 @@ class Connection:
         self.raw = raw
         self.busy_ms = int(busy_timeout * 1000)
         self.total_changes = 0
-        self._savepoints = 0
+        self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
 
     @property
     def in_transaction(self) -> bool:
@@ -288,7 +306,8 @@ class Connection:
         text = dialect.translate(sql)
         if dialect.numbered(sql):
             params = ([_numbered(p) for p in params] if many else _numbered(params))
-        guarded = self.in_transaction
+        # DDL needs no savepoint: a failed migration rolls its whole transaction back anyway.
+        guarded = self.in_transaction and not _is_ddl(sql)
         try:
             if guarded:
                 self.raw.execute("SAVEPOINT gf_statement")
@@ -310,9 +329,23 @@ class Connection:
                 print(f"gemini-flow: PostgreSQL refused: {text}", file=sys.stderr)
             raise as_sqlite_error(exc) from exc
         rowcount = cursor.rowcount if cursor.rowcount is not None else -1
+        explicit = _explicit_key(sql)
+        if explicit is not None:
+            table, columns = explicit
+            key = self._identity_columns().get(table)
+            if key is not None and key in columns:
+                self._plain("SELECT gf_bump(%s, %s)", (table, key))
         if rowcount > 0 and not text.lstrip().upper().startswith("SELECT"):
             self.total_changes += rowcount
         return Cursor(cursor, rowcount)
+
+    def _identity_columns(self) -> dict[str, str]:
+        if self._identities is None:
+            rows = self.raw.execute(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND is_identity = 'YES' AND column_name <> 'rowid'").fetchall()
+            self._identities = dict(rows)
+        return self._identities
 
     def _special(self, sql: str):
         """Transaction control and PRAGMAs, which have no direct PostgreSQL text; else None."""
@@ -387,6 +420,22 @@ class Connection:
                                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()")
         # foreign_keys, synchronous, temp_store, ...: what SQLite needs told, PostgreSQL always does.
         return _Rows([])
+
+
+_INSERT = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(?:main\.)?\"?(\w+)\"?\s*\(([^)]*)\)", re.I)
+
+
+@functools.lru_cache(maxsize=1024)
+def _explicit_key(sql: str) -> tuple[str, frozenset] | None:
+    """``(table, columns)`` of an INSERT that names its columns, else None."""
+    match = _INSERT.match(sql)
+    if not match:
+        return None
+    return match.group(1), frozenset(c.strip().strip('"') for c in match.group(2).split(","))
+
+
+def _is_ddl(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() in ("CREATE", "ALTER ", "DROP T", "DROP I")
 
 
 def _numbered(params) -> dict:
