@@ -123,7 +123,7 @@ def down(
         f"Revert {', '.join(s.version for s in steps)}? Tables and columns they added are dropped with their data.",
         yes,
     )
-    copy = safety_copy(db.conn, db.path, "before-migrate-down")
+    copy = safety_copy(db.conn, db.path or db.location, "before-migrate-down")
     st.out.message(f"Backed up the database to {copy}")
     reverted = migrations.downgrade(db.conn, to, then=_audit(db, "migrate-down"))
     st.out.emit({"success": True, "reverted": reverted, "current": db.schema_version(), "backup": str(copy)})

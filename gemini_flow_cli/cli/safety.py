@@ -129,8 +129,13 @@ def sweep_leftovers(st, *extra_folders, remove: bool = True) -> list[str]:
     from gemini_flow_cli.core import leftovers
     from gemini_flow_cli.core.db import discover
 
-    db_path = Path(st.db_path) if st.db_path else discover()
-    folders = [db_path.parent, db_path.parent / "backups", *(Path(f) for f in extra_folders if f)]
+    from gemini_flow_cli.core.storage import is_url
+
+    if is_url(st.db_path):  # a server's database has no folder beside it
+        folders = [Path(f) for f in extra_folders if f]
+    else:
+        db_path = Path(st.db_path) if st.db_path else discover()
+        folders = [db_path.parent, db_path.parent / "backups", *(Path(f) for f in extra_folders if f)]
     if remove:
         paths = leftovers.sweep(folders)
         if paths:

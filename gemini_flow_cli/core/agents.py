@@ -131,14 +131,19 @@ def spawn_many(db, specs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def _insert(conn, agent_type, name, capabilities, metadata, now) -> str:
     for _ in range(5):
         agent_id = new_id("agent")
+        # Under a savepoint: going on after a failed statement needs one on PostgreSQL.
+        conn.execute("SAVEPOINT gf_agent_id")
         try:
             conn.execute(
                 f"INSERT INTO agents ({_COLUMNS}) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, 0.0)",
                 (agent_id, name, agent_type, _dumps(capabilities), now, _dumps(metadata), now, None),
             )
-            return agent_id
         except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO gf_agent_id")
+            conn.execute("RELEASE gf_agent_id")
             continue  # the same millisecond and the same 30 random bits: draw again
+        conn.execute("RELEASE gf_agent_id")
+        return agent_id
     raise GeminiFlowError("INTERNAL", "could not draw a unique agent id")
 
 

@@ -75,9 +75,17 @@ def _fail(message: str, **details: Any) -> GeminiFlowError:
 # -- folders, names, atomic files -------------------------------------------------------------
 
 
-def backups_dir(db_path: Path) -> Path:
-    """``.hive-mind/backups`` beside the database, created 0700."""
-    folder = Path(db_path).parent / "backups"
+def backups_dir(db_path: Path | str) -> Path:
+    """``.hive-mind/backups`` beside the database, created 0700; for a PostgreSQL database (a URL),
+    which has no folder, the user's data folder's ``gemini-flow/backups`` (platformdirs)."""
+    from gemini_flow_cli.core.storage import is_url
+
+    if is_url(db_path):
+        import platformdirs
+
+        folder = Path(platformdirs.user_data_dir("gemini-flow")) / "backups"
+    else:
+        folder = Path(db_path).parent / "backups"
     if not folder.exists():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
@@ -334,14 +342,11 @@ def backup(
 def _backup_server(db, path, *, format, compress, origin, reason, progress) -> dict[str, Any]:
     """A backup of a PostgreSQL database: the JSON and SQL formats (SQLite's schema and the rows,
     restorable into either backend); the sqlite format is a copy of a file, which a server's
-    database is not. The backup's place must be given: there is no ``.hive-mind`` folder."""
+    database is not. Without ``path`` the backup goes to :func:`backups_dir` (the user's data folder)."""
     if format == "sqlite":
         raise GeminiFlowError("INVALID_INPUT", "the sqlite backup format copies a database file; a PostgreSQL "
                               "database is backed up with --format json or --format sql (both restore into "
                               "either backend)")
-    if path is None:
-        raise GeminiFlowError("INVALID_INPUT", "give the backup's file or folder: a PostgreSQL database has no "
-                              ".hive-mind/backups folder")
     return _create(db.conn, db.location, path, fmt=format, compress=compress, origin=origin, reason=reason,
                    progress=progress)
 
@@ -616,9 +621,10 @@ def safety_copy(conn: sqlite3.Connection, db_path: Path, reason: str) -> Path:
     A full backup with its manifest (sqlite format), so it is listed, verified and restored like
     any other. Written to a temporary file in the same folder, fsynced, then renamed.
     """
+    local = isinstance(conn, sqlite3.Connection)
     try:
-        info = _create(conn, Path(db_path), None, fmt="sqlite", compress=False, origin="safety",
-                       reason=reason, progress=None)
+        info = _create(conn, Path(db_path) if local else db_path, None, fmt="sqlite" if local else "json",
+                       compress=not local, origin="safety", reason=reason, progress=None)
     except GeminiFlowError as exc:
         raise _fail(f"could not back up the database before {reason}: {exc.message}") from exc
     return Path(info["path"])
@@ -1188,9 +1194,7 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
         with db.write() as conn:
             copy_path = None
             if keep_copy and _has_data(conn):
-                folder = backup_path.absolute().parent
-                copy_path = Path(_create(conn, db.location, folder, fmt="json", compress=True, origin="safety",
-                                         reason="before-restore", progress=None)["path"])
+                copy_path = safety_copy(conn, db.location, "before-restore")
             conn.execute("PRAGMA defer_foreign_keys=ON")
             revision = changes.current_revision(conn)
             tables = [t for t in data_tables(conn) if t != changes.TABLE]

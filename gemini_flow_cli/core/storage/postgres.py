@@ -9,8 +9,9 @@ the same transactions as the SQLite one:
 - a write transaction (``BEGIN IMMEDIATE`` in SQLite) is ``BEGIN`` and a transaction-scoped
   advisory lock, so writers queue one behind the other exactly as on SQLite, waiting at most
   ``--busy-timeout`` (``lock_timeout``); a read is one ``REPEATABLE READ`` snapshot and never waits;
-- each statement inside a transaction runs under a savepoint, so that a failed statement undoes
-  only itself, as in SQLite (PostgreSQL would abort the whole transaction);
+- a statement that fails inside a transaction aborts the transaction in PostgreSQL, where SQLite
+  undoes only the statement: the core never goes on after a failed statement without a
+  ``SAVEPOINT`` of its own (which both engines have), and every other failure ends the command;
 - errors come out as the DB-API exceptions of the standard ``sqlite3`` module with SQLite's
   messages (a unique violation is ``sqlite3.IntegrityError("UNIQUE constraint failed")``, a lock
   wait past the timeout ``sqlite3.OperationalError("database is locked")``, a server that cannot
@@ -276,6 +277,7 @@ class Connection:
         self.raw = raw
         self.busy_ms = int(busy_timeout * 1000)
         self.total_changes = 0
+        self._lock_timeout: int | None = None  # the session's lock_timeout, once set
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
 
     @property
@@ -306,23 +308,13 @@ class Connection:
         text = dialect.translate(sql)
         if dialect.numbered(sql):
             params = ([_numbered(p) for p in params] if many else _numbered(params))
-        # DDL needs no savepoint: a failed migration rolls its whole transaction back anyway.
-        guarded = self.in_transaction and not _is_ddl(sql)
         try:
-            if guarded:
-                self.raw.execute("SAVEPOINT gf_statement")
             cursor = self.raw.cursor()
             if many:
                 cursor.executemany(text, params)
             else:
                 cursor.execute(text, params if params is not None else ())
-            if guarded:
-                self.raw.execute("RELEASE gf_statement")
         except psycopg.Error as exc:
-            if guarded and self.raw.info.transaction_status == TransactionStatus.INERROR:
-                with contextlib.suppress(psycopg.Error):
-                    self.raw.execute("ROLLBACK TO gf_statement")
-                    self.raw.execute("RELEASE gf_statement")
             if _DEBUG_SQL:
                 import sys
 
@@ -342,8 +334,9 @@ class Connection:
     def _identity_columns(self) -> dict[str, str]:
         if self._identities is None:
             rows = self.raw.execute(
-                "SELECT table_name::text, column_name::text FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND is_identity = 'YES' AND column_name <> 'rowid'").fetchall()
+                "SELECT c.relname::text, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                "AND a.attidentity <> '' AND a.attname <> 'rowid'").fetchall()
             self._identities = dict(rows)
         return self._identities
 
@@ -369,18 +362,22 @@ class Connection:
     def _begin(self, *, immediate: bool):
         if not immediate:
             return self._plain("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        self._plain("BEGIN")
         try:
             if self.busy_ms <= 0:
-                got = self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,)).fetchone()[0]
-                if not got:
+                got = self.raw.execute("BEGIN; SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                got.nextset()
+                if not got.fetchone()[0]:
                     raise sqlite3.OperationalError("database is locked")
             else:
-                self.raw.execute(f"SET LOCAL lock_timeout = {self.busy_ms}")
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                if self._lock_timeout != self.busy_ms:
+                    self.raw.execute(f"SET lock_timeout = {int(self.busy_ms)}")
+                    self._lock_timeout = self.busy_ms
+                # One round trip: the transaction and its place in the writers' queue.
+                self.raw.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
         except BaseException as exc:
-            with contextlib.suppress(psycopg.Error):
-                self.raw.execute("ROLLBACK")
+            if self.raw.info.transaction_status != TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    self.raw.execute("ROLLBACK")
             if isinstance(exc, psycopg.Error):
                 raise as_sqlite_error(exc) from exc
             raise
@@ -540,12 +537,14 @@ class PostgresDatabase(Database):
         db = cls(conn, url, busy_timeout=busy_timeout, actor=actor, session_id=session_id)
         db.auto_migrate = auto_migrate
         try:
-            db._check_foreign()
-            db._bootstrap()
+            present = db._catalog()
+            db._check_foreign(present)
+            db._bootstrap(present)
             db.check_schema()
             if auto_migrate and migrations.pending(conn):
                 with db.write(bookkeeping=True):
                     pass
+            db._up_to_date = auto_migrate  # checked (or migrated) now: a write need not look again
         except sqlite3.Error as exc:
             db.close()
             raise translate_sqlite_error(exc, busy_timeout, path=db.location) from exc
@@ -554,10 +553,16 @@ class PostgresDatabase(Database):
             raise
         return db
 
-    def _check_foreign(self) -> None:
-        tables = [r[0] for r in self.conn.raw.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind = 'r'").fetchall()]
+    def _catalog(self) -> dict[str, str]:
+        """Name -> kind ('r' table, 'v' view, 'f' function) of what the schema holds."""
+        return dict(self.conn.raw.execute(
+            "SELECT c.relname::text, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v') "
+            "UNION ALL SELECT p.proname::text, 'f' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema()").fetchall())
+
+    def _check_foreign(self, present: dict[str, str]) -> None:
+        tables = [name for name, kind in present.items() if kind == "r"]
         if tables and migrations.RECORD_TABLE not in tables:
             raise GeminiFlowError(
                 "CONNECTION_FAILED",
@@ -566,12 +571,7 @@ class PostgresDatabase(Database):
                 "(?options=-csearch_path%3Dgemini_flow)",
             )
 
-    def _bootstrap(self) -> None:
-        present = {r[0] for r in self.conn.raw.execute(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relname = 'sqlite_master' "
-            "UNION SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = current_schema()").fetchall()}
+    def _bootstrap(self, present: dict[str, str]) -> None:
         if all(name in present for name in BOOTSTRAP_OBJECTS):
             return
         # Not through write(): that reads the schema through the objects made here.
@@ -610,7 +610,7 @@ class PostgresDatabase(Database):
         return True
 
     def _prepare_for_writing(self) -> None:
-        if not self.auto_migrate:
+        if not self.auto_migrate or getattr(self, "_up_to_date", False):
             return
         todo = migrations.pending(self.conn)
         if todo:
