@@ -54,6 +54,10 @@ EXAMPLE_SKIPS: dict[str, str] = {
     "curl ": "needs a running `gemini-flow serve` (tests/test_server.py runs the README's HTTP examples against one)",
     "mcp install --client codex": "writes the user's own Codex configuration (~/.codex/config.toml)",
     "--scope user": "writes the user's own configuration, outside the project",
+    "docker run": "starts a container",
+    "apt-get install": "installs system packages",
+    "postgresql://": "needs a PostgreSQL server (tests/test_postgres.py and CI's second run on one cover it)",
+    "$SERVER_URL": "needs a PostgreSQL server (tests/test_postgres.py restores a server's backup both ways)",
 }
 
 

@@ -74,6 +74,11 @@ def enable(db, progress: Callable[[int], None] | None = None) -> dict:
 
     ``progress(n)`` is called after each chunk of ``n`` indexed rows. Enabling twice is a no-op.
     """
+    if db.backend != "sqlite":
+        from gemini_flow_cli.errors import GeminiFlowError
+
+        raise GeminiFlowError("INVALID_INPUT", "the full-text index is SQLite's FTS5 and is not available on "
+                              "PostgreSQL yet; search with patterns and tags there (README \"Running on PostgreSQL\")")
     from gemini_flow_cli.core import audit
 
     with db.write() as conn:
