@@ -28,6 +28,7 @@ import json
 from typing import Any
 
 from gemini_flow_cli.core import clock
+from gemini_flow_cli.core.digests import sha256_constructor
 from gemini_flow_cli.errors import GeminiFlowError
 
 CHAIN_VERSION = "gf-audit-1"
@@ -103,24 +104,6 @@ def row_hash(fields: dict[str, Any], prev_hash: str | None) -> str:
     return sha256_constructor()(text.encode("utf-8")).hexdigest()
 
 
-def sha256_constructor():
-    """SHA-256 from CPython's built-in module when there is one: the same digest as
-    ``hashlib.sha256``, without loading OpenSSL (``import hashlib``), which costs every
-    writing command a few milliseconds for hashing a few hundred bytes."""
-    global _SHA256
-    if _SHA256 is None:
-        try:
-            from _sha2 import sha256  # CPython 3.12+
-        except ImportError:
-            try:
-                from _sha256 import sha256  # CPython 3.10, 3.11
-            except ImportError:
-                from hashlib import sha256
-        _SHA256 = sha256
-    return _SHA256
-
-
-_SHA256 = None
 
 
 def _last_hash(conn) -> str | None:

@@ -474,7 +474,7 @@ class Database:
         # costs ~5 ms, far more on a busy CPU) would hold every other writer up
         # (tests/test_concurrency.py checks that no write command imports anything while it
         # holds the lock).
-        from gemini_flow_cli.core.audit import sha256_constructor
+        from gemini_flow_cli.core.digests import sha256_constructor
 
         sha256_constructor()
 
@@ -801,15 +801,19 @@ class Database:
 def _open_url(url: str, **kwargs) -> Database:
     """The PostgreSQL database at ``url`` (core/storage/postgres.py), or CONNECTION_FAILED saying
     how to install the backend when psycopg is missing."""
+    import importlib
+
     try:
-        from gemini_flow_cli.core.storage.postgres import PostgresDatabase
+        # Looked up by name, as a plugin: the backend builds on this module (its Database is a
+        # subclass of ours), so this module must not import it.
+        backend = importlib.import_module("gemini_flow_cli.core.storage.postgres")
     except ImportError as exc:
         raise GeminiFlowError(
             "CONNECTION_FAILED",
             f"a PostgreSQL database needs the postgres extra (psycopg 3): pip install 'gemini-flow[postgres]' "
             f"({exc})",
         ) from None
-    return PostgresDatabase.open_url(url, **kwargs)
+    return backend.PostgresDatabase.open_url(url, **kwargs)
 
 
 # Less free space than this on the database's file system, and an I/O error is taken for a full

@@ -45,7 +45,7 @@ def init(
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create an active swarm with no members. Returns its record."""
-    from gemini_flow_cli.core.agents import new_id
+    from gemini_flow_cli.core.ids import new_id
 
     if topology not in TOPOLOGIES:
         raise GeminiFlowError("INVALID_INPUT", f"invalid topology {topology!r}: use one of {', '.join(TOPOLOGIES)}")
