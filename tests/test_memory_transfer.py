@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gemini_flow_cli.core.db import Database
-from gemini_flow_cli.core.memory import MemoryManager
+from gemini_flow_cli.core.api import MemoryManager
 
 ROW_SQL = ("SELECT key, namespace, value, agent_id, swarm_id, ttl, created_at, updated_at, access_count, "
            "size_bytes, tags, encrypted FROM memory_store ORDER BY namespace, key")

@@ -429,7 +429,7 @@ def test_export_import_export_is_byte_identical(tmp_path_factory, items):
 
     from gemini_flow_cli.core import crypto
     from gemini_flow_cli.core.db import Database
-    from gemini_flow_cli.core.memory import MemoryManager
+    from gemini_flow_cli.core.api import MemoryManager
 
     folder = tmp_path_factory.mktemp("bytes")
     source, target = Database.open(folder / "a.db"), Database.open(folder / "b.db")

@@ -1,10 +1,10 @@
-"""The Python API mirrors the seed's MemoryManager (store ... backup, restore, migrate)."""
+"""The Python API (core/api.py) mirrors the seed's MemoryManager (store ... backup, restore, migrate)."""
 
 from __future__ import annotations
 
 from gemini_flow_cli.core import migrations
 from gemini_flow_cli.core.db import Database
-from gemini_flow_cli.core.memory import MemoryManager
+from gemini_flow_cli.core.api import MemoryManager
 
 
 def test_backup_and_restore_through_the_memory_manager(tmp_path):

@@ -82,8 +82,10 @@ def set_(
         config.write_user_file(path, values)
         result = {"success": True, "key": key, "value": parsed, "source": "user", "file": str(path)}
     else:
+        from gemini_flow_cli.core import config_writes
+
         db = st.open_db(create=True)
-        result = {"success": True, **config.set_value(db, key, parsed)}
+        result = {"success": True, **config_writes.set_value(db, key, parsed)}
     st.out.done(result, f"{key} = {json.dumps(parsed, ensure_ascii=False)} ({'user file' if user else 'database'})")
 
 
@@ -110,8 +112,10 @@ def unset(
             del values[key]
             config.write_user_file(path, values)
     else:
+        from gemini_flow_cli.core import config_writes
+
         db = st.open_db(create=False)
-        removed = config.unset_value(db, key) if not db.ephemeral else False
+        removed = config_writes.unset_value(db, key) if not db.ephemeral else False
     result = {"success": True, "key": key, "removed": removed, "source": "user" if user else "database"}
     st.out.done(result, f"{key}: {'removed' if removed else 'was not set'} ({'user file' if user else 'database'})")
 

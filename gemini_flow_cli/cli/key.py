@@ -110,7 +110,7 @@ def rotate(
 
         gemini-flow key rotate --new-key-file ~/.config/gemini-flow/key-2026
     """
-    from gemini_flow_cli.core import config, keys
+    from gemini_flow_cli.core import config_writes, keys
 
     st = state()
     if new_key_file is not None:
@@ -136,7 +136,7 @@ def rotate(
 
     def point_at_new_file() -> None:
         if new_key_file is not None:
-            config.set_value(db, "security.keyFile", str(new_key_file))
+            config_writes.set_value(db, "security.keyFile", str(new_key_file))
 
     with st.out.progress("Re-encrypting", total=None) as bar:
         result = keys.rotate(db, old, new_secret, source=new_source, progress=bar.advance, after=point_at_new_file)

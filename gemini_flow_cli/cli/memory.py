@@ -858,6 +858,7 @@ def import_(
 
     from gemini_flow_cli.cli.safety import sweep_leftovers
     from gemini_flow_cli.core.leftovers import import_prefix
+    from gemini_flow_cli.core import transfer
 
     st = state()
     sweep_leftovers(st)
@@ -891,8 +892,9 @@ def import_(
                 bar.advance(n)
 
         try:
-            result = manager.import_(path, on_conflict=on_conflict, owners=owners, progress=advance,
-                                     on_validated=validated)
+            result = transfer.import_file(manager.db, path, on_conflict=on_conflict, owners=owners,
+                                          max_value_size=manager.max_value_size, cipher=manager.cipher,
+                                          progress=advance, on_validated=validated)
         finally:
             if progress_context is not None:
                 progress_context.__exit__(None, None, None)

@@ -13,7 +13,8 @@ Where a value comes from, strongest first (CLI.md §1):
 5. the declared default.
 
 ``get(db, key)`` answers with 3 > 4 > 5 (the core never reads the environment); :func:`resolve`
-answers with 2 > 3 > 4 > 5 and says which one won.
+answers with 2 > 3 > 4 > 5 and says which one won. Writing a database value (``config set``,
+audited) is core/config_writes.py's: the audit log reads this module, so it imports no audit.
 
 Rows the program keeps for itself (the scrypt salt and parameters, the audit prune anchor) live in
 the same table under ``internal.*`` keys, which ``config set`` refuses.
@@ -257,7 +258,7 @@ def check(key: str, value: Any) -> Any:
     if s.kind == "choice" and value not in s.choices:
         raise _bad(s, value, " or ".join(s.choices))
     if s.kind == "name":
-        from gemini_flow_cli.core.memory import validate_namespace
+        from gemini_flow_cli.core.entries import validate_namespace
 
         validate_namespace(value)
     if s.kind == "duration":
@@ -404,71 +405,6 @@ def listing(db, environ: Mapping[str, str] | None = None, *, all_keys: bool = Fa
     """Every known setting that is set somewhere other than its default (or all with ``all_keys``)."""
     rows = [describe(db, key, environ) for key in SETTINGS]
     return rows if all_keys else [r for r in rows if r["source"] != "default"]
-
-
-# -- writing -------------------------------------------------------------------------------
-
-
-def set_value(db, key: str, value: Any) -> dict[str, Any]:
-    """Store ``value`` for ``key`` in the database (version bumped when it changes); audited."""
-    from gemini_flow_cli.core import audit
-
-    s = setting(key)
-    value = check(key, value)
-    if s.user_only:
-        raise GeminiFlowError(
-            "INVALID_INPUT",
-            f"{key} can only be set in your user configuration (add --user): a database must not "
-            "vouch for itself",
-            details={"key": key},
-        )
-    with db.write() as conn:
-        before = stored_row(db, key)
-        changed = before is None or before["value"] != value
-        conn.execute(
-            """
-            INSERT INTO configuration (key, value, category, description, updated_at, data_type,
-                                       validation_rules, is_sensitive, version)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
-            ON CONFLICT (key) DO UPDATE SET
-                value = excluded.value, category = excluded.category,
-                description = excluded.description, data_type = excluded.data_type,
-                validation_rules = excluded.validation_rules, is_sensitive = excluded.is_sensitive,
-                updated_at = CASE WHEN ? THEN excluded.updated_at ELSE configuration.updated_at END,
-                version = CASE WHEN ? THEN configuration.version + 1 ELSE configuration.version END
-            """,
-            (
-                key, json.dumps(value, ensure_ascii=False), s.category, s.description, int(clock.now()),
-                s.data_type, json.dumps(s.validation_rules), int(s.sensitive), int(changed), int(changed),
-            ),
-        )
-        if changed:
-            audit.record(
-                db, "configuration", key, "set",
-                before=_audit_value(s, before["value"]) if before else None,
-                after=_audit_value(s, value),
-                force=key == "audit.enabled",  # switching the log off is itself logged
-            )
-        return describe(db, key)
-
-
-def unset_value(db, key: str) -> bool:
-    """Remove ``key``'s database value (the user file's or the default applies again); audited."""
-    from gemini_flow_cli.core import audit
-
-    s = setting(key)
-    with db.write() as conn:
-        before = stored_row(db, key)
-        if before is None:
-            return False
-        conn.execute("DELETE FROM configuration WHERE key = ?", (key,))
-        audit.record(db, "configuration", key, "unset", before=_audit_value(s, before["value"]), after=None,
-                     force=key == "audit.enabled")
-        return True
-
-
-def _audit_value(s: Setting, value: Any) -> dict[str, Any]:
-    return {"value": "********" if s.sensitive else value}
 
 
 # -- internal rows -------------------------------------------------------------------------

@@ -18,16 +18,15 @@ from typing import Any, Protocol
 
 from gemini_flow_cli.core import audit, changes, clock, durations, events
 from gemini_flow_cli.core.db import Database
+# Key and namespace checks and the metadata block live below the store (core/entries.py); they
+# are imported here for the store's own use and for callers that name them ``memory.X``.
+from gemini_flow_cli.core.entries import _CONTROL, MAX_KEY_LENGTH, metadata, validate_key, validate_namespace
 from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 DEFAULT_NAMESPACE = "default"
 MAX_VALUE_SIZE = 1024 * 1024
-MAX_KEY_LENGTH = 1024
 DEFAULT_AUTO_ENCRYPT = ("*-credentials", "*-api-key", "user-*-personal", "*-financial-*")
-
-_NAMESPACE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 ENTRY_COLUMNS = (
     "id, key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at, "
@@ -41,46 +40,6 @@ class Cipher(Protocol):
     def encrypt(self, namespace: str, key: str, plaintext: str) -> str: ...
 
     def decrypt(self, namespace: str, key: str, stored: str) -> str: ...
-
-
-def validate_key(key: str) -> str:
-    """Keys: 1 to 1024 characters, no control characters (CLI.md §4)."""
-    if not isinstance(key, str):
-        raise GeminiFlowError(
-            "INVALID_KEY", f"invalid key {json.dumps(key)[:40]}: a key is a string, not {_json_type(key)}"
-        )
-    if not key:
-        raise GeminiFlowError("INVALID_KEY", "invalid key: it must not be empty")
-    if len(key) > MAX_KEY_LENGTH:
-        raise GeminiFlowError("INVALID_KEY", f"invalid key: {len(key)} characters, at most {MAX_KEY_LENGTH}")
-    if _CONTROL.search(key):
-        raise GeminiFlowError("INVALID_KEY", f"invalid key {key!r}: control characters are not allowed")
-    return key
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a value's type, for messages (``123`` is a number, not an int)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def validate_namespace(namespace: str) -> str:
-    """Namespaces: 1 to 128 of ASCII letters, digits, ``.``, ``_``, ``-``, ``:`` (CLI.md §4)."""
-    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
-        raise GeminiFlowError(
-            "INVALID_INPUT",
-            f"invalid namespace {namespace!r}: use 1 to 128 letters, digits, '.', '_', '-' or ':'",
-        )
-    return namespace
 
 
 # Bounds on tags, an entry's and a search filter's: far above what a person or an agent tags with,
@@ -1528,37 +1487,7 @@ class MemoryManager:
         found = cursor.fetchone()
         return None if found is None else dict(zip([c[0] for c in cursor.description], found))
 
-    # -- export / import -------------------------------------------------------------------
-
-    def export(self, stream, *, namespace: str | None = None) -> int:
-        """Write every entry (of ``namespace``, or all) as JSON Lines to ``stream``; see ``core.transfer``."""
-        from gemini_flow_cli.core import transfer
-
-        return transfer.export_lines(self.db, stream, namespace=validate_namespace(namespace) if namespace else None)
-
-    def import_(self, path, *, on_conflict: str = "fail", owners: str = "keep",
-                progress: Callable[[int], None] | None = None,
-                on_validated: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Import a JSON Lines file written by :meth:`export`; see ``core.transfer.import_file``."""
-        from gemini_flow_cli.core import transfer
-
-        return transfer.import_file(self.db, path, on_conflict=on_conflict, owners=owners,
-                                    max_value_size=self.max_value_size, cipher=self.cipher,
-                                    progress=progress, on_validated=on_validated)
-
-    # -- backup / restore / migrate --------------------------------------------------------
-
-    def backup(self, path=None, *, format: str = "sqlite", compress: bool = False) -> dict[str, Any]:
-        """A consistent backup of the whole database and its manifest; see ``core.backup.backup``."""
-        from gemini_flow_cli.core import backup
-
-        return backup.backup(self.db, path, format=format, compress=compress)
-
-    def restore(self, path, *, merge: bool = False) -> dict[str, Any]:
-        """Restore a verified backup, replacing the contents or merging; see ``core.backup.restore``."""
-        from gemini_flow_cli.core import backup
-
-        return backup.restore(self.db, path, merge=merge)
+    # -- migrate (export, import, backup and restore: core/api.py) -------------------------
 
     def migrate(self, to: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
         """Apply pending schema migrations up to ``to`` (the latest by default); ``dry_run`` returns the SQL."""
@@ -1569,21 +1498,6 @@ class MemoryManager:
             return {"applied": [], "sql": migrations.plan_sql(steps)}
         self.db.ensure_file()
         return {"applied": migrations.upgrade(self.db.conn, steps), "current": self.db.schema_version()}
-
-
-def metadata(row: dict[str, Any]) -> dict[str, Any]:
-    """The seed's metadata block for a stored row."""
-    return {
-        "createdAt": clock.iso(row["created_at"]),
-        "updatedAt": clock.iso(row["updated_at"]),
-        "accessCount": row["access_count"],
-        "size": row["size_bytes"],
-        "tags": json.loads(row["tags"]) if row["tags"] else [],
-        "expiresAt": clock.iso(row["ttl"]),
-        "encrypted": bool(row["encrypted"]),
-        "agentId": row["agent_id"],
-        "swarmId": row["swarm_id"],
-    }
 
 
 def _audit_state(row: dict[str, Any] | None) -> dict[str, Any] | None:

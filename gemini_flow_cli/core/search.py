@@ -383,7 +383,7 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
 
 def result_item(row: dict[str, Any], decoder, score: float = 1.0) -> dict[str, Any]:
     """One search result: the value (omitted when it cannot be decrypted), score and metadata."""
-    from gemini_flow_cli.core.memory import metadata
+    from gemini_flow_cli.core.entries import metadata
 
     item: dict[str, Any] = {"key": row["key"]}
     found, value = decoder(row)

@@ -1,0 +1,128 @@
+"""core/ reads bottom-up in layers (README "Development"): no import cycle among its modules, and
+nothing of the doors (CLI, HTTP, MCP) or of the terminal libraries they use.
+
+The graph is read from the source with ``ast``, every import counted: module level and inside
+functions alike (an import inside a function is still a dependency; it only runs later).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import gemini_flow_cli
+
+PACKAGE = Path(gemini_flow_cli.__file__).parent
+CORE = "gemini_flow_cli.core"
+# The doors and what only they may use: core must work without any of them.
+DOORS = ("gemini_flow_cli.cli", "gemini_flow_cli.server", "gemini_flow_cli.mcp", "gemini_flow_cli.output",
+         "typer", "click", "rich")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    """Every module ``path`` imports, anywhere in it, as absolute dotted names.
+
+    ``from P import n`` counts as importing ``P.n`` (a submodule, when it is one; else the name
+    is filtered out against the known modules by the caller) and ``P``.
+    """
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x, from .memory import y
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _core_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(core module -> the core modules it imports, core module -> everything it imports)."""
+    everything = {}
+    for path in sorted((PACKAGE / "core").rglob("*.py")):
+        name = _module_name(path)
+        everything[name] = _imports(path, name)
+    graph = {name: {m for m in imported if m in everything and m != name} for name, imported in everything.items()}
+    return graph, everything
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _describe(graph: dict[str, set[str]], component: list[str]) -> str:
+    short = [m.removeprefix(CORE + ".") for m in component]
+    edges = sorted(f"{a.removeprefix(CORE + '.')} -> {b.removeprefix(CORE + '.')}"
+                   for a in component for b in graph[a] if b in component)
+    return f"{', '.join(short)} (edges: {'; '.join(edges)})"
+
+
+def test_the_graph_sees_core_and_its_imports():
+    graph, _ = _core_graph()
+    assert f"{CORE}.memory" in graph and f"{CORE}.db" in graph[f"{CORE}.memory"]
+    assert f"{CORE}.config" in graph[f"{CORE}.audit"]  # a function-level import counts
+
+
+def test_core_modules_import_each_other_without_a_cycle():
+    graph, _ = _core_graph()
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles in core/: " + " | ".join(_describe(graph, c) for c in cycles)
+
+
+def test_core_imports_no_door():
+    _, everything = _core_graph()
+    offending = sorted(
+        f"{name.removeprefix(CORE + '.')} imports {imported}"
+        for name, modules in everything.items()
+        for imported in modules
+        if any(imported == door or imported.startswith(door + ".") for door in DOORS)
+    )
+    assert not offending, offending
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _describe(graph, ["a", "b", "c"]) == "a, b, c (edges: a -> b; b -> c; c -> a)"
