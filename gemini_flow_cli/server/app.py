@@ -182,7 +182,7 @@ class Server:
             try:
                 args: dict[str, Any] = {}
                 for p in path_params:
-                    args[p.name] = request.path_params[p.name]
+                    args[p.name] = parse_query(p, [request.path_params[p.name]])
                     check(args[p.name], p.schema, p.name)
                 for p in query_params:
                     values = request.query_params.getlist(p.name)
@@ -197,7 +197,7 @@ class Server:
             except GeminiFlowError as exc:
                 return error_response(exc)
             client = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
-            limiter = self.writers if op.writes else self.readers
+            limiter = self.writers if op.writes or op.slow else self.readers
             status, payload = await anyio.to_thread.run_sync(self.execute, op, _bearer(request), args, client,
                                                              limiter=limiter)
             return json_response(payload, status, {"WWW-Authenticate": 'Bearer realm="gemini-flow"'} if status == 401 else None)
