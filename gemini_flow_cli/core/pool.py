@@ -118,7 +118,9 @@ class ConnectionPool:
 
     @staticmethod
     def _reusable(db) -> bool:
-        """A plain file at the latest schema, outside any transaction."""
+        """A plain file (or a server's database) at the latest schema, outside any transaction."""
+        if db.backend != "sqlite":
+            return db._depth == 0 and db.auto_migrate and not db.conn.in_transaction
         return (
             not db.ephemeral and db.path == db.target and getattr(db, "_file_id", None) is not None
             and db._file_conn is None and not db.no_room and db._depth == 0 and db.auto_migrate
@@ -131,6 +133,13 @@ class ConnectionPool:
         from gemini_flow_cli.core import trust
         from gemini_flow_cli.core.invocation import _trusted_paths
 
+        if db.backend != "sqlite":
+            # No file to compare: the schema (a migrate run meanwhile means a fresh open) and a
+            # live session (a server restarted or failed over closes it) are what can go stale.
+            try:
+                return db.conn.execute("PRAGMA schema_version").fetchone()[0] == getattr(db, "pool_schema_version", None)
+            except Exception:  # noqa: BLE001 - a broken connection: open afresh
+                return False
         try:
             st = os.stat(db.path)
             if (st.st_dev, st.st_ino) != db._file_id:
