@@ -57,6 +57,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [*GEMINI_FLOW, "--db", str(self.db), "serve", "--host", self.host, "--port", str(self.port), *self.extra],
             stdout=subprocess.DEVNULL, stderr=self._stderr, env=self.env,
+            cwd=self.db.parent,  # what the server's hooks write lands beside the test's database, never in the checkout
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -146,9 +146,14 @@ def install(
     path = installer.config_path(client, scope, project=Path.cwd(), home=Path.home())
     if not name or any(c in name for c in "\"'\n\r\t ."):
         raise GeminiFlowError("INVALID_INPUT", f"invalid --name {name!r}: letters, digits, '-' and '_'")
+    from gemini_flow_cli.core.storage import is_url, redact
+
+    if is_url(st.db_path) and redact(st.db_path) != st.db_path:
+        raise GeminiFlowError("INVALID_INPUT", f"the database URL holds a password, which would be written into "
+                              f"{path}; give it through ~/.pgpass or PGPASSWORD instead and a URL without one")
     args = ["mcp", "serve"]
     if st.db_path is not None:
-        args += ["--db", str(Path(st.db_path).resolve())]
+        args += ["--db", st.db_path if is_url(st.db_path) else str(Path(st.db_path).resolve())]
     for ns in _checked_namespaces(namespace):
         args += ["-n", ns]
     if read_only:

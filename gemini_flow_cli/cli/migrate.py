@@ -25,7 +25,7 @@ def status() -> None:
     todo = migrations.pending(db.conn) if exists else migrations.MIGRATIONS
     st.out.emit(
         {
-            "database": str(db.path) if exists else None,
+            "database": db.location if exists else None,
             "current": current,
             "latest": migrations.LATEST,
             "pending": [m.version for m in todo],

@@ -74,7 +74,9 @@ def serve(
             f"refusing to serve on {host} without TLS: tokens and data would cross the network in clear; "
             "give --certfile and --keyfile, or listen on 127.0.0.1",
         )
-    db_path = (st.db_path or discover()).absolute()
+    from gemini_flow_cli.core.storage import is_url, redact
+
+    db_path = st.db_path if is_url(st.db_path) else (st.db_path or discover()).absolute()
     # Opened once here to create or migrate the file before the first request, and to count keys.
     db = st.open_db(create=True)
     with db.write(bookkeeping=True):
@@ -101,7 +103,7 @@ def serve(
     logger.propagate = False
 
     scheme = "https" if tls else "http"
-    st.out.message(f"Serving {db_path} on {scheme}://{host if ':' not in host else f'[{host}]'}:{port} "
+    st.out.message(f"Serving {redact(str(db_path))} on {scheme}://{host if ':' not in host else f'[{host}]'}:{port} "
                    f"({keys} API key{'s' if keys != 1 else ''}); Ctrl-C to stop")
     config = uvicorn.Config(
         create_app(db_path, busy_timeout=st.busy_timeout), host=host, port=port, log_level="warning",

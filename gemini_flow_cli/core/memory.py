@@ -816,7 +816,7 @@ class MemoryManager:
             "encrypted": sum(v["encrypted"] for v in per_namespace.values()),
             "namespaces": per_namespace,
             "database": {
-                "path": str(self.db.path) if self.db.path else None,
+                "path": str(self.db.path) if self.db.path else (None if self.db.ephemeral else self.db.location),
                 "size": sizes["database"],
                 "walSize": sizes["wal"],
                 "schemaVersion": self.db.schema_version(),
@@ -862,6 +862,8 @@ class MemoryManager:
                 "problems": problems,
                 "note": "the database does not exist yet; it is created on the first write",
             }
+        if self.db.backend != "sqlite":
+            return self._server_health(full)
         pragma = "integrity_check" if full else "quick_check"
         try:
             quick = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
@@ -913,6 +915,33 @@ class MemoryManager:
                 "walSize": sizes["wal"],
             },
             "problems": problems,
+        }
+
+    def _server_health(self, full: bool) -> dict[str, Any]:
+        """health_check of a PostgreSQL database: the server answers, the schema is current, the
+        session may write (a standby's is read-only) and the write lock was free; the integrity of
+        its files is the server's (checksums, ``pg_amcheck``), so ``quickCheck`` is not run."""
+        from gemini_flow_cli.core import migrations
+
+        problems: list[str] = []
+        version = self.db.schema_version()
+        if version != migrations.LATEST:
+            problems.append(f"schema version {version} is behind {migrations.LATEST} (run `gemini-flow migrate up`)")
+        read_only = self.db.conn.execute("SELECT current_setting('transaction_read_only')").fetchone()[0] == "on"
+        if read_only:
+            problems.append("not writable: the server takes no writes (a standby, or default_transaction_read_only)")
+        lock_free = None if read_only else bool(self.db.try_bookkeeping(lambda conn: True))
+        return {
+            "healthy": not problems,
+            "exists": True,
+            "path": self.db.location,
+            "checks": {
+                "quickCheck": None, "integrityCheck": None, "journalMode": None, "schemaVersion": version,
+                "latestSchemaVersion": migrations.LATEST, "writable": not read_only, "writeLockFree": lock_free,
+                "freeBytes": None, "walSize": 0,
+            },
+            "problems": problems,
+            "note": "a PostgreSQL database: the integrity of its files is the server's (checksums, pg_amcheck)",
         }
 
     def cleanup(self, *, dry_run: bool = False, progress: Callable[[int], None] | None = None,

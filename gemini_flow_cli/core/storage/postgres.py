@@ -275,7 +275,7 @@ class Connection:
 
     def __init__(self, raw: psycopg.Connection, busy_timeout: float):
         self.raw = raw
-        self.busy_ms = int(busy_timeout * 1000)
+        self.busy_ms = _lock_ms(busy_timeout * 1000)
         self.total_changes = 0
         self._lock_timeout: int | None = None  # the session's lock_timeout, once set
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
@@ -314,6 +314,12 @@ class Connection:
                 cursor.executemany(text, params)
             else:
                 cursor.execute(text, params if params is not None else ())
+        except psycopg.DataError as exc:
+            if "NUL" in str(exc):
+                raise GeminiFlowError(
+                    "INVALID_INPUT", "the text holds a NUL character (\\x00), which a PostgreSQL database cannot "
+                    "store; nothing was written") from None
+            raise as_sqlite_error(exc) from exc
         except psycopg.Error as exc:
             if _DEBUG_SQL:
                 import sys
@@ -390,7 +396,7 @@ class Connection:
         name, value, argument = match.group(1).lower(), match.group(2), match.group(3)
         if name == "busy_timeout":
             if value is not None:
-                self.busy_ms = int(value)
+                self.busy_ms = _lock_ms(int(value))
                 return _Rows([])
             return _Rows([(self.busy_ms,)])
         if name == "table_info":
@@ -429,6 +435,15 @@ def _explicit_key(sql: str) -> tuple[str, frozenset] | None:
     if not match:
         return None
     return match.group(1), frozenset(c.strip().strip('"') for c in match.group(2).split(","))
+
+
+# PostgreSQL's lock_timeout is an int of milliseconds: a longer --busy-timeout waits this long
+# (24.8 days), which no writer notices.
+MAX_LOCK_MS = 2**31 - 1
+
+
+def _lock_ms(ms: float) -> int:
+    return int(min(ms, MAX_LOCK_MS))
 
 
 def _is_ddl(sql: str) -> bool:
