@@ -3,6 +3,10 @@
 Values are JSON; the column holds their JSON text (or, for encrypted entries, the cipher's stored
 form). ``ttl`` holds the absolute expiry time in epoch seconds, as the seed's schema says, and an
 entry whose expiry has passed is treated as absent everywhere.
+
+Export, import, backup and restore work on the whole database from a layer above this one
+(core/transfer.py, core/backup.py), which uses this module; the Python API's
+``core.api.MemoryManager`` adds them to this class.
 """
 
 from __future__ import annotations
