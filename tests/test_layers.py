@@ -1,5 +1,6 @@
-"""core/ reads bottom-up in layers (README "Development"): no import cycle among its modules, and
-nothing of the doors (CLI, HTTP, MCP) or of the terminal libraries they use.
+"""core/ reads bottom-up in layers (ARCHITECTURE.md "Code map"): no import points up a layer, no
+import cycle among its modules, nothing of the doors (CLI, HTTP, MCP) or of the terminal libraries
+they use, and no import hidden in a string.
 
 The graph is read from the source with ``ast``, every import counted: module level and inside
 functions alike (an import inside a function is still a dependency; it only runs later).
@@ -17,6 +18,20 @@ CORE = "gemini_flow_cli.core"
 # The doors and what only they may use: core must work without any of them.
 DOORS = ("gemini_flow_cli.cli", "gemini_flow_cli.server", "gemini_flow_cli.mcp", "gemini_flow_cli.output",
          "typer", "click", "rich")
+
+
+# ARCHITECTURE.md "Code map": each module's layer, bottom up. A module imports only from its own
+# layer or below. (A module not listed yet is held only to the cycle and door tests.)
+LAYERS = {
+    1: "storage storage.dialect storage.postgres db migrations writelock trust waiting changes clock ids jsontext "
+       "durations digests listing events entries leftovers conditions agent_types",
+    2: "config audit",
+    3: "memory search fts crypto keys config_writes agents swarms sessions tasks consensus workflows neural "
+       "metrics hooks apikeys",
+    4: "transfer backup autobackup api",
+    5: "invocation pool",
+}
+LAYER = {f"{CORE}.{name}": layer for layer, names in LAYERS.items() for name in names.split()} | {CORE: 1}
 
 
 def _module_name(path: Path) -> str:
@@ -109,6 +124,17 @@ def test_core_modules_import_each_other_without_a_cycle():
     graph, _ = _core_graph()
     cycles = _cycles(graph)
     assert not cycles, "import cycles in core/: " + " | ".join(_describe(graph, c) for c in cycles)
+
+
+def test_core_modules_import_only_from_their_layer_or_below():
+    graph, _ = _core_graph()
+    assert set(LAYER) <= set(graph), sorted(set(LAYER) - set(graph))  # the map names real modules
+    upward = sorted(
+        f"{a.removeprefix(CORE + '.')} (layer {LAYER[a]}) imports {b.removeprefix(CORE + '.')} (layer {LAYER[b]})"
+        for a in graph if a in LAYER
+        for b in graph[a] if b in LAYER and LAYER[b] > LAYER[a]
+    )
+    assert not upward, upward
 
 
 def test_core_imports_no_door():
