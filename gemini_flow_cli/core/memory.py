@@ -157,7 +157,7 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
 def loads_strict(text: str, *, what: str = "the value") -> Any:
     """``json.loads`` that refuses NaN/Infinity (ValueError) and numbers JSON cannot carry
     (beyond the float range, or an integer too long to read), and, as ``jsontext.loads``, nesting
-    deeper than its bound or a lone surrogate: INVALID_INPUT (exit 2)."""
+    deeper than its bound, a lone surrogate or an object naming a key twice: INVALID_INPUT (exit 2)."""
     from gemini_flow_cli.core import jsontext
 
     global _STRICT_DECODER
@@ -167,12 +167,17 @@ def loads_strict(text: str, *, what: str = "the value") -> Any:
             # which a bulk load of a million lines pays a million times.
             if _STRICT_DECODER is None:
                 _STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float,
-                                                   parse_int=_int)
+                                                   parse_int=_int, object_pairs_hook=jsontext.unique_object)
             value = _STRICT_DECODER.decode(text)
         else:  # bytes, or the BOM json.loads names in its error
-            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int,
+                               object_pairs_hook=jsontext.unique_object)
     except RecursionError:
         raise jsontext.too_deep(what) from None
+    except GeminiFlowError as exc:
+        if jsontext.is_duplicate_key(exc):
+            raise jsontext.duplicate_key(exc.details["duplicateKey"], f"an object in {what}") from None
+        raise
     return jsontext.check_parsed(text, value, what=what)
 
 
@@ -1865,10 +1870,14 @@ def read_batch(stream, *, source: str = "standard input", limit: int | None = No
 
     first = next_line()
     if first is None:
-        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+        return  # no operations, as {"operations": []}: an empty batch applies nothing and succeeds
     first_number, first_text = first
     try:
         value = loads_strict(first_text.strip(), what="the batch")
+    except GeminiFlowError as exc:
+        if jsontext_is_duplicate_key(exc):
+            raise _duplicate_in_batch(first_text, first_number) from None
+        raise
     except ValueError:
         # A document spread over lines (or JSON Lines whose first line is broken): read it all.
         rest = stream.read() if limit is None else stream.read(limit + 1 - consumed)
@@ -1940,6 +1949,8 @@ def _batch_line(number: int, line: str) -> Any:
     try:
         return loads_strict(line, what=f"line {number}")
     except GeminiFlowError as exc:
+        if jsontext_is_duplicate_key(exc):
+            raise _duplicate_in_batch(line, number) from None
         raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
                               details={"line": number, **exc.details}) from None
     except ValueError as exc:
@@ -1961,14 +1972,56 @@ def _document_operations(document: Any) -> list[Any]:
     raise GeminiFlowError("INVALID_INPUT", "a batch is {\"operations\": [...]} or JSON Lines of operations")
 
 
+def jsontext_is_duplicate_key(exc: BaseException) -> bool:
+    from gemini_flow_cli.core import jsontext
+
+    return jsontext.is_duplicate_key(exc)
+
+
+def _duplicate_in_batch(text: str, line: int | None) -> GeminiFlowError:
+    """INVALID_INPUT for a batch whose ``text`` (a document, or the JSON line numbered ``line``)
+    holds an object naming a key twice, said as other faults of a batch are: where (``operation
+    N`` of a document, counted from 1, or ``line N``), what (the operation, or the object at a
+    path inside it) and the key (``details.duplicateKey``)."""
+    from gemini_flow_cli.core import jsontext
+
+    found = jsontext.first_duplicate(text)
+    path, key = found if found is not None else ([], "?")
+    if path[:1] == ["operations"] and len(path) > 1 and isinstance(path[1], int):
+        index, inner = path[1], path[2:]
+    elif path[:1] and isinstance(path[0], int):
+        index, inner = path[0], path[1:]
+    else:
+        index, inner = None, path
+    if index is not None:
+        where, details = f"operation {index + 1}", {"position": f"operation {index + 1}"}
+    else:
+        where = f"line {line}" if line is not None else "the batch"
+        details = {"line": line} if line is not None else {}
+    what = f"the object at {'.'.join(str(part) for part in inner)}" if inner else "the operation"
+    error = jsontext.duplicate_key(key, what)
+    return GeminiFlowError(error.code, f"{where}: {error.message}; nothing was applied",
+                           details={**details, **error.details})
+
+
 def parse_batch_document(text: str) -> list[Any]:
     """The operations of a batch: ``{"operations": [...]}`` (the seed's shape), a JSON array, or
-    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault."""
+    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault (the
+    operation's index in a document). Blank text is an empty batch (no operations)."""
     stripped = text.strip()
     if not stripped:
-        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+        return []
     try:
-        document = loads_strict(stripped, what="the batch")
+        try:
+            document = loads_strict(stripped, what="the batch")
+        except GeminiFlowError as exc:
+            if not jsontext_is_duplicate_key(exc):
+                raise
+            from gemini_flow_cli.core.jsontext import first_duplicate
+
+            if first_duplicate(stripped) is not None:  # one document: name the operation
+                raise _duplicate_in_batch(stripped, None) from None
+            raise ValueError("not one document") from None  # JSON Lines: name the line
     except ValueError:
         # "\n" only, as the streamed reader: str.splitlines also cuts at \x85, \u2028 and the
         # like, which JSON text may hold raw inside a string.
