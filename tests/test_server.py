@@ -288,6 +288,73 @@ def test_keys_are_stored_hashed_expire_and_revoke_at_once(world):
     error(world["client"].get("/api/v1/memory/list", headers={"Authorization": f"Bearer {token}"}), 401, "PERMISSION_DENIED")
 
 
+# -- hooks (CLI.md §9: administered only by admin keys over HTTP) -------------------------------------------
+
+
+def test_an_admin_key_administers_hooks_that_run_after_the_servers_writes(world, tmp_path):
+    fired = tmp_path / "fired.jsonl"
+    added = ok(call(world, "POST", "/hooks", json={
+        "event": "memory.store", "run": f"sh -c 'cat >> {fired}'", "priority": 5,
+        "condition": 'namespace == "hooked"', "timeout": 10}), 201)
+    hook = added["id"]
+    assert (added["event"], added["enabled"], added["trusted"], added["addedBy"]) == ("memory.store", True, True,
+                                                                                       "root-admin")
+    assert any(h["id"] == hook for h in ok(call(world, "GET", "/hooks", params={"event": "memory.store"}))["hooks"])
+    ok(call(world, "POST", "/memory/store", json={"key": "a", "value": 1, "namespace": "hooked"}))
+    ok(call(world, "POST", "/memory/store", json={"key": "b", "value": 1, "namespace": "not-hooked"}))
+    assert [json.loads(line)["key"] for line in fired.read_text().splitlines()] == ["a"]
+    shown = ok(call(world, "GET", f"/hooks/{hook}"))
+    assert (shown["executionCount"], shown["lastRun"]["status"]) == (1, "ok")
+    # The CLI of the same user sees the hook as its own (signed with the same hooks key).
+    listed = json.loads(cli(world["db"], "hooks", "list", env=world["env"]).stdout)["hooks"]
+    assert [h["trusted"] for h in listed if h["id"] == hook] == [True]
+
+    tried = ok(call(world, "POST", f"/hooks/{hook}/test", json={"event": {"key": "t", "namespace": "hooked"}}))
+    assert (tried["ran"], tried["ok"], tried["input"]["key"]) == (True, True, "t")
+    assert ok(call(world, "GET", f"/hooks/{hook}"))["executionCount"] == 1  # a test records nothing
+
+    assert ok(call(world, "POST", f"/hooks/{hook}/disable"))["enabled"] is False
+    ok(call(world, "POST", "/memory/store", json={"key": "c", "value": 1, "namespace": "hooked"}))
+    assert ok(call(world, "POST", f"/hooks/{hook}/enable"))["enabled"] is True
+    ok(call(world, "POST", "/memory/store", json={"key": "d", "value": 1, "namespace": "hooked"}))
+    assert [json.loads(line)["key"] for line in fired.read_text().splitlines()] == ["a", "t", "d"]
+    assert ok(call(world, "POST", f"/hooks/{hook}/remove")) == {"success": True, "id": hook}
+    error(call(world, "GET", f"/hooks/{hook}"), 404, "NOT_FOUND")
+    error(call(world, "POST", f"/hooks/{hook}/remove"), 404, "NOT_FOUND")
+    actions = [r[0] for r in sqlite3.connect(world["db"]).execute(
+        "SELECT action FROM audit_log WHERE entity_type = 'hook' AND entity_id = ? AND actor_id = 'root-admin' "
+        "ORDER BY id", (str(hook),))]
+    assert actions == ["add", "disable", "enable", "remove"]
+
+
+def test_hooks_refuse_bad_input_with_400(world):
+    error(call(world, "POST", "/hooks", json={"event": "memory.nope", "run": "true"}), 400, "INVALID_INPUT")
+    error(call(world, "POST", "/hooks", json={"event": "memory.store", "run": "'unclosed"}), 400, "INVALID_INPUT")
+    error(call(world, "POST", "/hooks", json={"event": "memory.store", "run": "true", "condition": "key ~"}), 400,
+          "INVALID_INPUT")
+    error(call(world, "POST", "/hooks", json={"event": "memory.store", "run": "true", "timeout": 0}), 400,
+          "INVALID_INPUT")
+    error(call(world, "GET", "/hooks/abc"), 400, "INVALID_INPUT")
+    error(call(world, "GET", "/hooks/0"), 400, "INVALID_INPUT")
+    error(call(world, "GET", "/hooks", params={"event": "nope"}), 400, "INVALID_INPUT")
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/hooks"), ("POST", "/hooks"), ("GET", "/hooks/1"), ("POST", "/hooks/1/enable"),
+    ("POST", "/hooks/1/disable"), ("POST", "/hooks/1/remove"), ("POST", "/hooks/1/test"),
+])
+def test_hooks_are_for_admin_keys_only(world, method, path):
+    body = {"event": "memory.store", "run": "true"} if (method, path) == ("POST", "/hooks") else None
+    kwargs = {"json": body} if method == "POST" else {}
+    error(call(world, method, path, who=None, **kwargs), 401, "PERMISSION_DENIED")
+    for who in ("reader", "writer", "scoped", "bound"):
+        error(call(world, method, path, who=who, **kwargs), 403, "PERMISSION_DENIED")
+    if "scoped-admin" not in world["tokens"]:
+        world["tokens"]["scoped-admin"] = create_key(world["db"], "team-admin", "--role", "admin", "-n", "team")
+    refused = error(call(world, method, path, who="scoped-admin", **kwargs), 403, "PERMISSION_DENIED")
+    assert "spans every namespace" in refused["message"]
+
+
 # -- concurrency --------------------------------------------------------------------------------------------
 
 
@@ -453,7 +520,9 @@ def test_the_readmes_http_examples_run_as_written(tmp_path):
              and not any(piece in line for piece in skips)]
     assert any(line.startswith("curl") for line in lines)
     db = tmp_path / ".hive-mind" / "hive.db"
-    env = {**CLEAN_ENV, "GEMINI_FLOW_DB": str(db), "PATH": f"{Path(GEMINI_FLOW[0]).parent}:{os.environ['PATH']}"}
+    # A home of its own: the hooks example makes a hooks key in the user's configuration folder.
+    env = {**CLEAN_ENV, "GEMINI_FLOW_DB": str(db), "PATH": f"{Path(GEMINI_FLOW[0]).parent}:{os.environ['PATH']}",
+           "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     cli(db, "swarm", "init", "--topology", "mesh")  # creates the database the server serves
     with ServerProcess(db, env=env) as server:
         script = "set -e -o pipefail\n" + "\n".join(

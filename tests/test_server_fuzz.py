@@ -36,8 +36,20 @@ def served(tmp_path_factory):
     swarm = json.loads(cli(db, "swarm", "init", "--topology", "mesh").stdout)["id"]
     cli(db, "agent", "spawn", "--type", "coder", "--swarm", swarm)
     token = create_key(db, "fuzzer", "--role", "admin")
-    with ServerProcess(db, env={**CLEAN_ENV, "HOME": str(folder)}) as server:
+    # The fuzzer holds an admin key, so it may add hooks: commands it made up, which must never
+    # run. Its hooks key is a folder, which no hook can be signed with: every add is refused (400),
+    # after its input has been checked as any other's.
+    config = folder / "config"
+    (config / "gemini-flow" / "hooks.key").mkdir(parents=True)
+    with ServerProcess(db, env={**CLEAN_ENV, "HOME": str(folder), "XDG_CONFIG_HOME": str(config)}) as server:
         yield server, token
+
+
+def test_the_fuzzer_can_add_no_hook(served):
+    server, token = served
+    response = httpx.post(f"{server.url}/api/v1/hooks", json={"event": "memory.store", "run": "true"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400 and "hooks key" in response.json()["error"]["message"]
 
 
 def test_the_served_document_is_the_one_fuzzed(served):

@@ -86,7 +86,7 @@ class Invocation:
         """After the operation: run the after-write actions if a write committed, then close.
 
         An after-write action must not raise (each reports through ``warn``); if one does, the
-        database is still closed.
+        database is still closed (or given back, :meth:`release`).
         """
         db, self.db = self.db, None
         if db is None:
@@ -96,7 +96,11 @@ class Invocation:
                 for action in self.after_write:
                     action(self, db)
         finally:
-            db.close()
+            self.release(db)
+
+    def release(self, db) -> None:
+        """Done with ``db``: close it (a pooled invocation, core/pool.py, gives it back instead)."""
+        db.close()
 
 
 def memory_api(db, namespace: str | None = None):

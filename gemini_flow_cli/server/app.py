@@ -1,11 +1,13 @@
 """The ASGI application of `gemini-flow serve` (CLI.md §9), on Starlette.
 
-Every request runs one :class:`~gemini_flow_cli.core.invocation.Invocation` in a worker thread:
-open the database (reads never create it), authenticate the bearer token against ``api_keys``,
-check the role, namespaces and agent, call the operation's core function, then ``finish()`` (the
-after-write actions the CLI runs: automatic backups, hooks) and close. One connection per request:
-opening one costs well under a millisecond (benchmarks/server.py), and it keeps every request's
-transaction as separate as two CLI processes are.
+Every request runs one :class:`~gemini_flow_cli.core.pool.PooledInvocation` in a worker thread:
+take a database connection (reads never create the file), authenticate the bearer token against
+``api_keys``, check the role, namespaces and agent, call the operation's core function, then
+``finish()`` (the after-write actions the CLI runs: automatic backups, hooks) and give the
+connection back. Connections come from a :class:`~gemini_flow_cli.core.pool.ConnectionPool`:
+opening one was most of a small request's cost; a connection serves one request at a time, writes
+still run in the writers' queue with ``BEGIN IMMEDIATE``, and one whose file, schema or trust
+changed is opened afresh (core/pool.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -31,6 +35,15 @@ log = logging.getLogger("gemini_flow.server")
 # A request body larger than this is refused before it is parsed (413): the largest value the
 # configuration allows is 16 MiB, and a batch of them in one request is bounded here.
 MAX_BODY = 64 * 1024 * 1024
+# Reads run in at most this many worker threads at once. A read takes a fraction of a millisecond,
+# so threads beyond the cores only fight over the GIL: with 32 clients on 2 cores, 40 threads (the
+# default) gave ~620 retrieves/s at p99 85 ms, 4 threads ~1,000 at 45 ms, 2 threads ~1,650 at
+# 27 ms (benchmarks/server.py). Not fewer than 2, so one slow read (a large search) does not stop
+# every other.
+READ_THREADS = max(2, os.cpu_count() or 2)
+# Writes wait their turn in the writers' queue anyway; more threads only let more of them wait
+# (and run their after-write hooks) without holding up the reads.
+WRITE_THREADS = 16
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -103,16 +116,24 @@ class Server:
     """The application's settings: the database path and the writers' busy timeout."""
 
     def __init__(self, db_path: Path, *, busy_timeout: float = 10.0):
+        from gemini_flow_cli.core.pool import ConnectionPool
+
         self.db_path = db_path
         self.busy_timeout = busy_timeout
         self.accesses: AccessCounter | None = None
+        self.pool = ConnectionPool()
+        # Worker threads, apart for reads and writes: a write waiting its turn in the writers'
+        # queue (up to --busy-timeout) or running its hooks never holds a thread a read needs.
+        self.readers = anyio.CapacityLimiter(READ_THREADS)
+        self.writers = anyio.CapacityLimiter(WRITE_THREADS)
 
     def execute(self, op: Operation, token: str | None, args: dict[str, Any], client: str) -> tuple[int, Any]:
         """Run one operation (in a worker thread): (HTTP status, JSON document)."""
         from gemini_flow_cli.core import apikeys
-        from gemini_flow_cli.core.invocation import Invocation
+        from gemini_flow_cli.core.pool import PooledInvocation
 
-        invocation = Invocation(self.db_path, busy_timeout=self.busy_timeout, warn=log.warning, message=log.info)
+        invocation = PooledInvocation(self.pool, self.db_path, busy_timeout=self.busy_timeout, warn=log.warning,
+                                      message=log.info)
         authenticated = op.public
         try:
             db = invocation.open_db(create=op.writes)
@@ -161,7 +182,7 @@ class Server:
             try:
                 args: dict[str, Any] = {}
                 for p in path_params:
-                    args[p.name] = request.path_params[p.name]
+                    args[p.name] = parse_query(p, [request.path_params[p.name]])
                     check(args[p.name], p.schema, p.name)
                 for p in query_params:
                     values = request.query_params.getlist(p.name)
@@ -176,7 +197,9 @@ class Server:
             except GeminiFlowError as exc:
                 return error_response(exc)
             client = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
-            status, payload = await run_in_threadpool(self.execute, op, _bearer(request), args, client)
+            limiter = self.writers if op.writes or op.slow else self.readers
+            status, payload = await anyio.to_thread.run_sync(self.execute, op, _bearer(request), args, client,
+                                                             limiter=limiter)
             return json_response(payload, status, {"WWW-Authenticate": 'Bearer realm="gemini-flow"'} if status == 401 else None)
 
         handle.__name__ = op.operation_id
@@ -259,5 +282,6 @@ def create_app(db_path: Path, *, busy_timeout: float = 10.0) -> Starlette:
         finally:
             accesses, server.accesses = server.accesses, None
             await run_in_threadpool(accesses.close)
+            server.pool.close()
 
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)

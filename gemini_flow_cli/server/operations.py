@@ -58,6 +58,9 @@ class Operation:
     tag: str = "memory"
     public: bool = False  # no token needed (health)
     status: int = 200
+    # May run for long without writing (a hook's command, up to its timeout): runs among the
+    # writers' worker threads, so that it never holds up the reads (server/app.py).
+    slow: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -436,6 +439,76 @@ def list_decisions(c: Call) -> Any:
                                     limit=a.get("limit", 100), offset=a.get("offset", 0))
 
 
+# -- hooks (CLI.md §10): administered by admin keys only, over every namespace --------------------
+
+
+def _hooks_key(create: bool = False):
+    """The server user's hooks key (core/hooks.py): a hook added over HTTP is signed with it, so
+    it runs after the writes of this server and of this user's CLI, as if added with the CLI."""
+    import os
+
+    from gemini_flow_cli.core import hooks
+
+    path = hooks.key_path(os.environ)
+    return hooks.ensure_key(path) if create else hooks.load_key(path)
+
+
+def list_hooks(c: Call) -> Any:
+    from gemini_flow_cli.core import hooks
+
+    c.unscoped("hooks")
+    a = c.args
+    return hooks.list_hooks(c.db, key=_hooks_key(), event=a.get("event"), limit=a.get("limit", 100),
+                            offset=a.get("offset", 0))
+
+
+def add_hook(c: Call) -> Any:
+    from gemini_flow_cli.core import hooks
+
+    c.unscoped("hooks")
+    a = c.args
+    hooks.check_event(a["event"])
+    hooks.split_command(a["run"])
+    return hooks.add(c.db, a["event"], a["run"], key=_hooks_key(create=True), priority=a.get("priority", 0),
+                     condition=a.get("condition"), timeout=a.get("timeout", hooks.DEFAULT_TIMEOUT))
+
+
+def show_hook(c: Call) -> Any:
+    from gemini_flow_cli.core import hooks
+
+    c.unscoped("hooks")
+    return hooks.show(c.db, c.args["hookId"], key=_hooks_key())
+
+
+def _enable_hook(enabled: bool):
+    def change(c: Call) -> Any:
+        from gemini_flow_cli.core import hooks
+
+        c.unscoped("hooks")
+        return hooks.set_enabled(c.db, c.args["hookId"], enabled, key=_hooks_key())
+
+    change.__name__ = "enable_hook" if enabled else "disable_hook"
+    return change
+
+
+def remove_hook(c: Call) -> Any:
+    from gemini_flow_cli.core import hooks
+
+    c.unscoped("hooks")
+    return hooks.remove(c.db, c.args["hookId"])
+
+
+def _test_hook(c: Call) -> Any:
+    import os
+
+    from gemini_flow_cli.core import hooks
+
+    c.unscoped("hooks")
+    a = c.args
+    return hooks.test(c.db, a["hookId"], key=_hooks_key(), data=a.get("event"), environ=os.environ,
+                      event=a.get("name"))
+
+
 # -- the table --------------------------------------------------------------------------------------
 
 P = Param
@@ -446,6 +519,10 @@ AGENT_PATH = P("agentId", ID, "path", True)
 SWARM_PATH = P("swarmId", ID, "path", True)
 TASK_PATH = P("taskId", ID, "path", True)
 DECISION_PATH = P("decisionId", ID, "path", True)
+HOOK_PATH = P("hookId", {"type": "integer", "minimum": 1, "maximum": INT64}, "path", True,
+              description="the hook id, as adding it returned")
+EVENT_PATTERN = {"type": "string", "minLength": 1, "maxLength": 64,
+                 "description": "an event name (memory.store, task.failed, ...), a group such as task.*, or *"}
 SEARCH = (
     # Bounded so that a URL stays within what HTTP servers read (uvicorn: about 64 KiB of headers).
     NS_Q, P("tag", {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 32}, "query",
@@ -569,6 +646,35 @@ OPERATIONS: tuple[Operation, ...] = (
               ), tag="consensus", status=201),
     Operation("GET", f"{V1}/consensus", "Decisions", list_decisions, tag="consensus", params=(
         P("swarm", ID, "query"), P("decision", {"type": "string", "maxLength": 64}, "query"), *PAGE)),
+    Operation("GET", f"{V1}/hooks", "Hooks in the order they run, with their counts", list_hooks, "admin",
+              params=(P("event", EVENT_PATTERN, "query", description="only hooks added for this event or pattern"),
+                      *PAGE), tag="hooks"),
+    Operation("POST", f"{V1}/hooks", "Add a hook: a command run after the writes that fire its event", add_hook,
+              "admin", True, (
+                  P("event", EVENT_PATTERN, required=True),
+                  P("run", {"type": "string", "minLength": 1, "maxLength": 10_000}, required=True,
+                    description="the command, split like a shell line and run without a shell"),
+                  P("priority", {"type": "integer", "minimum": -1_000_000, "maximum": 1_000_000, "default": 0}),
+                  P("condition", {"type": "string", "minLength": 1, "maxLength": 10_000},
+                    description="run only when this condition holds for the event"),
+                  P("timeout", {"type": "number", "exclusiveMinimum": 0, "maximum": 3600, "default": 5},
+                    description="seconds before the hook's processes are killed"),
+              ), tag="hooks", status=201),
+    Operation("GET", f"{V1}/hooks/{{hookId}}", "One hook and its last run", show_hook, "admin",
+              params=(HOOK_PATH,), tag="hooks"),
+    Operation("POST", f"{V1}/hooks/{{hookId}}/enable", "Enable a hook", _enable_hook(True), "admin", True,
+              (HOOK_PATH,), tag="hooks"),
+    Operation("POST", f"{V1}/hooks/{{hookId}}/disable", "Disable a hook (kept, with its counts)",
+              _enable_hook(False), "admin", True, (HOOK_PATH,), tag="hooks"),
+    Operation("POST", f"{V1}/hooks/{{hookId}}/remove", "Remove a hook", remove_hook, "admin", True,
+              (HOOK_PATH,), tag="hooks"),
+    Operation("POST", f"{V1}/hooks/{{hookId}}/test", "Run one hook now on a sample event, recording nothing",
+              _test_hook, "admin", False, (
+                  HOOK_PATH,
+                  P("event", OBJECT, description="the event's data (default: a sample of its event)"),
+                  P("name", {"type": "string", "minLength": 1, "maxLength": 64},
+                    description="which event, for a hook on a group or * (default: the first)"),
+              ), tag="hooks", slow=True),
     Operation("GET", f"{V1}/consensus/{{decisionId}}", "One decision and its votes", show_decision,
               params=(DECISION_PATH,), tag="consensus"),
     Operation("POST", f"{V1}/consensus/{{decisionId}}/vote", "Vote on a decision", vote, "writer", True, (
