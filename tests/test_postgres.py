@@ -151,5 +151,13 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
     gf(schema_url, "backup", "create", str(backup), "--format", "json")
     local = tmp_path / "local" / "hive.db"
     gf(local, "backup", "restore", str(backup), "--yes")
-    assert gf(local, "memory", "retrieve", "a") == {"x": 1}
-    assert gf(local, "memory", "retrieve", "b", "-n", "other") == "two"
+    assert gf(local, "memory", "retrieve", "a")["value"] == {"x": 1}
+    assert gf(local, "memory", "retrieve", "b", "-n", "other")["value"] == "two"
+    # and back: the local file's backup replaces the server's contents
+    gf(local, "memory", "store", "c", "3")
+    back = tmp_path / "back.sql"
+    gf(local, "backup", "create", str(back), "--format", "sql")
+    gf(schema_url, "backup", "restore", str(back), "--yes")
+    assert gf(schema_url, "memory", "retrieve", "c")["value"] == 3
+    assert gf(schema_url, "memory", "retrieve", "a")["value"] == {"x": 1}
+    assert gf(schema_url, "memory", "store", "d", "4")["success"]  # identity counters moved past the restored ids

@@ -65,8 +65,21 @@ def build(cli, folder: Path) -> dict[str, str]:
     return ids
 
 
+# What a PostgreSQL database does not offer (README "Running on PostgreSQL"): on the suite's
+# second run, a walking test skips these commands with the reason, instead of expecting success.
+NOT_ON_A_SERVER = {
+    ("memory", "fts", "enable"): "full-text search (SQLite's FTS5) is not available on PostgreSQL yet",
+}
+
+
 def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
     """One command line (after the command's path) that succeeds on :func:`build`'s database."""
+    from tests.conftest import TEST_SERVER
+
+    if TEST_SERVER and path in NOT_ON_A_SERVER:
+        import pytest
+
+        pytest.skip(f"not on PostgreSQL: {NOT_ON_A_SERVER[path]}")
     f = ids["folder"]
     table: dict[tuple[str, ...], list[str]] = {
         ("memory", "store"): ["delta", "4"],
@@ -121,7 +134,8 @@ def invocation(path: tuple[str, ...], ids: dict[str, str]) -> list[str] | None:
         ("metrics", "list"): [],
         ("backup", "create"): [f"{f}/three.db"],
         ("backup", "verify"): [ids["backup"]],
-        ("backup", "restore"): [ids["backup"], "--merge", "--yes"],
+        # On PostgreSQL a restore replaces (merge: not yet there), which succeeds as well.
+        ("backup", "restore"): [ids["backup"], "--yes"] if TEST_SERVER else [ids["backup"], "--merge", "--yes"],
         ("backup", "list"): [],
         ("backup", "prune"): ["--dry-run"],
         ("migrate", "status"): [],

@@ -73,11 +73,11 @@ def record(conn, action: str, key: str | None, namespace: str | None, version: i
            previous_value: str | None, previous_encrypted: bool, at: int) -> int:
     """Record one change; returns its revision. ``previous_value`` is the stored text (ciphertext
     if ``previous_encrypted``) this change replaced or removed, None when there was none."""
-    cursor = conn.execute(
-        f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    # RETURNING rather than lastrowid, which only SQLite's driver fills in (core/storage).
+    return conn.execute(
+        f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING revision",
         (action, key, namespace, version, previous_value, int(bool(previous_encrypted)), at),
-    )
-    return cursor.lastrowid
+    ).fetchone()[0]
 
 
 def record_removal(conn, action: str, where: str, params: tuple | list, at: int) -> int:

@@ -76,7 +76,7 @@ def insert(
     """Insert one row inside the caller's transaction (no audit row: the caller writes it). Returns its id."""
     cursor = conn.execute(
         "INSERT INTO metrics (entity_type, entity_id, metric_name, metric_value, timestamp, metadata, "
-        "aggregation_period, unit, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "aggregation_period, unit, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             entity_type,
             entity_id,
@@ -89,7 +89,7 @@ def insert(
             source,
         ),
     )
-    return cursor.lastrowid
+    return cursor.fetchone()[0]  # RETURNING rather than lastrowid, which only SQLite's driver fills in
 
 
 def record(

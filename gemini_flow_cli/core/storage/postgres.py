@@ -40,9 +40,11 @@ from gemini_flow_cli.core.db import Database, translate_sqlite_error
 from gemini_flow_cli.core.storage import dialect, redact
 from gemini_flow_cli.errors import GeminiFlowError
 
-# The advisory lock every write transaction takes: a constant, so that all gemini-flow writers of
-# one database (and schema) queue on it. "gflw" in ASCII.
+# The advisory lock every write transaction takes: (this constant, a hash of the schema's name), so
+# that all gemini-flow writers of one schema queue on it, and memories in other schemas of the same
+# database do not wait for each other. "gflw" in ASCII.
 WRITE_LOCK = 0x67666C77
+_LOCK_ARGS = "%s, hashtext(current_schema())"
 # GEMINI_FLOW_DEBUG_SQL=1: print each statement PostgreSQL refuses, as translated, on stderr.
 _DEBUG_SQL = bool(os.environ.get("GEMINI_FLOW_DEBUG_SQL"))
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout when the URL gives none
@@ -370,7 +372,7 @@ class Connection:
             return self._plain("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             if self.busy_ms <= 0:
-                got = self.raw.execute("BEGIN; SELECT pg_try_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                got = self.raw.execute(f"BEGIN; SELECT pg_try_advisory_xact_lock({_LOCK_ARGS})", (WRITE_LOCK,))
                 got.nextset()
                 if not got.fetchone()[0]:
                     raise sqlite3.OperationalError("database is locked")
@@ -379,7 +381,7 @@ class Connection:
                     self.raw.execute(f"SET lock_timeout = {int(self.busy_ms)}")
                     self._lock_timeout = self.busy_ms
                 # One round trip: the transaction and its place in the writers' queue.
-                self.raw.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({_LOCK_ARGS})", (WRITE_LOCK,))
         except BaseException as exc:
             if self.raw.info.transaction_status != TransactionStatus.IDLE:
                 with contextlib.suppress(psycopg.Error):
