@@ -12,8 +12,9 @@ copy of the same empty database (schema applied):
   writing the same memory rows with `executemany` (a plain INSERT, chunks of 20,000), the same
   change-feed rows (one INSERT ... SELECT per chunk, as the CLI does) and one audit row, in one
   transaction with the same pragmas (WAL, synchronous FULL, foreign keys on, 64 MiB cache).
-Prints the median of each side, the ratio (records/s of the CLI over the floor's) and the CLI's
-peak RSS (largest of the rounds).
+Prints the median of each side (wall and CPU time), the ratio (records/s of the CLI over the
+floor's; also of CPU time, which other jobs on a shared machine disturb less) and the CLI's peak
+RSS (largest of the rounds).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ _LAUNCHER = (
     "t = time.perf_counter()\n"
     "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "_, status, usage = os.wait4(p.pid, 0)\n"
-    "print(time.perf_counter() - t, usage.ru_maxrss)\n"
+    "print(time.perf_counter() - t, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
@@ -91,13 +92,13 @@ def records(n: int):
                "tags": ["note", f"agent-{a}"]}
 
 
-def measured(argv: list[str], env: dict) -> tuple[float, int]:
-    """(seconds, peak RSS in KiB) of one process."""
+def measured(argv: list[str], env: dict) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, peak RSS in KiB) of one process."""
     done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
-    seconds, rss = done.stdout.split()[-2:]
-    return float(seconds), int(rss)
+    seconds, cpu, rss = done.stdout.split()[-3:]
+    return float(seconds), float(cpu), int(rss)
 
 
 def main() -> None:
@@ -120,19 +121,21 @@ def main() -> None:
                        check=True, capture_output=True, env=env)
         raw = folder / "raw.py"
         raw.write_text(RAW)
-        cli_s, raw_s, rss = [], [], []
+        cli_s, raw_s, rss, cli_cpu, raw_cpu = [], [], [], [], []
         for round_ in range(args.runs):
             for side in (("cli",) if args.rss_only else ("cli", "raw")):
                 work = folder / f"{side}-{round_}"
                 shutil.copytree(template.parent, work)
                 db = work / "hive.db"
                 if side == "cli":
-                    seconds, peak = measured([str(GEMINI_FLOW), "--db", str(db), "memory", "batch", str(ops)], env)
+                    seconds, cpu, peak = measured([str(GEMINI_FLOW), "--db", str(db), "memory", "batch", str(ops)], env)
                     cli_s.append(seconds)
+                    cli_cpu.append(cpu)
                     rss.append(peak)
                 else:
-                    seconds, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
+                    seconds, cpu, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
                     raw_s.append(seconds)
+                    raw_cpu.append(cpu)
                 count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
                                         ".execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
                                        capture_output=True, text=True).stdout.strip()
@@ -144,11 +147,14 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f}")
         cli_med = statistics.median(cli_s)
         print(f"  gemini-flow memory batch        {cli_med:7.2f} s  {args.n / cli_med:9,.0f} stores/s  "
-              f"peak RSS {max(rss) / 1024:.0f} MB")
+              f"CPU {statistics.median(cli_cpu):6.2f} s  peak RSS {max(rss) / 1024:.0f} MB")
         if raw_s:
             raw_med = statistics.median(raw_s)
-            print(f"  floor: raw sqlite3 executemany  {raw_med:7.2f} s  {args.n / raw_med:9,.0f} stores/s")
-            print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x")
+            print(f"  floor: raw sqlite3 executemany  {raw_med:7.2f} s  {args.n / raw_med:9,.0f} stores/s  "
+                  f"CPU {statistics.median(raw_cpu):6.2f} s")
+            print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x  "
+                  f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x; on a shared "
+                  "machine the CPU ratio is the steadier one)")
     finally:
         shutil.rmtree(folder)
 

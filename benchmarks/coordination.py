@@ -138,26 +138,57 @@ def bench_claims(folder: Path, count: int, workers: int, claim_index: bool = Tru
           f"every task claimed exactly once; set-up {setup:.1f} s)")
 
 
+def cached_bytecode_env(folder: Path) -> dict[str, str]:
+    """The environment of the measured processes: bytecode cached, as an installed copy has it
+    (some shells set PYTHONDONTWRITEBYTECODE, which would recompile every module of every
+    process and measure the compiler instead of the command)."""
+    env = {**os.environ, "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+# Builds the claims database with a checkout's own code, so an older checkout gets a schema it
+# knows (it refuses a database from a newer one). Run as `python -c` with the checkout first.
+_MAKE_CLAIMS_DB = """
+import sys
+from pathlib import Path
+sys.path[:0] = [{checkout!r}, {tests!r}]
+from coordination_fixtures import add_agent, add_swarm, open_db
+from gemini_flow_cli.core import tasks
+db = open_db(Path({path!r}))
+names = [f"agent-{{i}}" for i in range({workers})]
+for name in names:
+    add_agent(db, name, performance_score=0.5)
+add_swarm(db, "swarm-1", members=names, max_agents={workers})
+with db.write():
+    for i in range({count}):
+        tasks.orchestrate(db, f"job {{i}}", swarm_id="swarm-1", strategy="adaptive")
+db.close()
+"""
+
+
 def bench_cli_claims(folder: Path, count: int, workers: int, checkout: Path | None = None,
                      label: str = "") -> float:
     """Claims/s of ``workers`` loops of `gemini-flow task claim` processes; with ``checkout``,
-    of that checkout's code (`python -m` with it first on sys.path)."""
+    of that checkout's code (`python -m` with it first on sys.path, its own database)."""
     path = folder / f"cli-claims-{len(list(folder.glob('cli-claims-*.db')))}.db"
-    names = make_swarm(path, workers)
-    db = Database.open(path)
-    with db.write():
-        for i in range(count):
-            tasks.orchestrate(db, f"job {i}", swarm_id="swarm-1", strategy="adaptive")
-    db.close()
+    env = cached_bytecode_env(folder)
+    source = checkout if checkout is not None else ROOT
+    subprocess.run([sys.executable, "-c", _MAKE_CLAIMS_DB.format(
+        checkout=str(source), tests=str(source / "tests"), path=str(path), workers=workers, count=count)],
+        env=env, check=True)
+    names = [f"agent-{i}" for i in range(workers)]
     command = gemini_flow()
     if checkout is not None:
         command = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(checkout)!r}); import runpy; "
                    "runpy.run_module('gemini_flow_cli', run_name='__main__', alter_sys=True)"]
     argv = [*command, "--db", str(path), "--json", "task", "claim", "--agent"]
+    # Warm: bytecode written, pages cached (an unknown agent claims nothing and exits 1).
+    subprocess.run([*argv, "no-such-agent"], capture_output=True, env=env)
 
     def loop(agent: str) -> int:
         got = 0
-        while subprocess.run([*argv, agent], capture_output=True).returncode == 0:
+        while subprocess.run([*argv, agent], capture_output=True, env=env).returncode == 0:
             got += 1
         return got
 
@@ -213,7 +244,12 @@ def main() -> None:
     parser.add_argument("--claims-only", action="store_true", help="only the CLI claims")
     args = parser.parse_args()
     os.environ.pop("GEMINI_FLOW_DB", None)
-    with tempfile.TemporaryDirectory() as tmp:
+    # Older checkouts refuse a database below a folder others can write, sticky /tmp included.
+    under = None
+    if args.before is not None:
+        under = Path.home() / ".cache"
+        under.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=under) as tmp:
         folder = Path(tmp)
         if not args.claims_only:
             bench_orchestrate(folder)

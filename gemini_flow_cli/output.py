@@ -451,11 +451,25 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]
             yield f"{prefix}{name}", value
 
 
+# A CSV cell a spreadsheet would run as a formula (CSV injection, OWASP): text starting with one of
+# these, unless it is a plain number (-5, +1.5e3: a number, not a formula, which spreadsheets can
+# still add up). Such a cell is written with a leading apostrophe, which spreadsheets show as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
 def _csv_cell(value: Any) -> Any:
+    """A CSV cell: blank for null, compact JSON for objects, lists and booleans, numbers as they
+    are, and text as it is unless a spreadsheet would take it for a formula (:data:`FORMULA_STARTS`,
+    a plain number excepted): then with a leading ``'``. CSV is for reading by people and spreadsheets; scripts that need
+    the exact text read JSON (``--format json``/``jsonl``), and `memory export` writes JSON Lines
+    only, so what an export carries back into `memory import` is never altered."""
     if value is None:
         return ""
     if isinstance(value, (dict, list, bool)):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _pattern(_PLAIN_NUMBER).fullmatch(value):
+        return "'" + value
     return value
 
 

@@ -715,6 +715,12 @@ class _BatchResults:
         self._known: set[str] = set()
 
     def add(self, item: dict) -> None:
+        if self.file is not None and len(item) == 4 and item["success"] is True and item["action"] == "store":
+            # The common line, as json.dumps writes it, without a trip through the encoder (its
+            # four names, which every result has, are among the columns already).
+            self.file.write('{"action": "store", "key": ' + self._string(item["key"]) + ', "namespace": '
+                            + self._string(item["namespace"]) + ', "success": true}\n')
+            return
         for name in item:
             if name not in self._known:
                 self._known.add(name)
@@ -731,10 +737,6 @@ class _BatchResults:
                 for row in self.rows:
                     self.file.write(self._encode(row) + "\n")
                 self.rows = []
-        elif len(item) == 4 and item["success"] is True and item["action"] == "store":
-            # The common line, as json.dumps writes it, without a trip through the encoder.
-            self.file.write('{"action": "store", "key": ' + self._string(item["key"]) + ', "namespace": '
-                            + self._string(item["namespace"]) + ', "success": true}\n')
         else:
             self.file.write(self._encode(item) + "\n")
 

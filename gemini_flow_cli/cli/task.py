@@ -111,10 +111,13 @@ def claim(
         while task=$(gemini-flow task claim --agent "$AGENT" --json); do id=$(echo "$task" | jq -r .id); gemini-flow task complete "$id" --result '{"ok": true}'; done
     """
     from gemini_flow_cli.core import tasks
-    from gemini_flow_cli.core.durations import parse_duration
 
     st = state()
-    seconds = parse_duration(lease, what="lease") if lease is not None else None
+    seconds = None
+    if lease is not None:
+        from gemini_flow_cli.core.durations import parse_duration
+
+        seconds = parse_duration(lease, what="lease")
     db = st.open_db(create=True, actor=agent)
     _emit_task(tasks.claim(db, agent, swarm_id=swarm, lease=seconds))
 

@@ -32,14 +32,14 @@ def _seconds(value: Any, what: str) -> int:
 
 def newest_auto_backup(folder: Path) -> float | None:
     """When the newest automatic backup was made (from its name), or None."""
-    import calendar
-
     newest = None
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             if entry.name.startswith("hive-auto-") and not entry.name.endswith(".manifest.json"):
                 match = _STAMP.search(entry.name)
                 if match:
+                    import calendar  # only with a backup to date: every write checks, few have one
+
                     ts = float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%SZ")))
                     newest = ts if newest is None else max(newest, ts)
     return newest

@@ -3,8 +3,9 @@
 ``json.loads`` alone accepts what later fails deep inside the program: nesting a few hundred
 levels deep parses but then breaks ``json.dumps``, SQLite's JSON functions (depth 1000) or the
 recursion limit (``RecursionError``, which used to end as exit 70); a ``"\\ud83d"`` escape gives a
-lone surrogate that no UTF-8 encoder accepts. :func:`loads` refuses both up front with
-INVALID_INPUT (exit 2), naming what was wrong.
+lone surrogate that no UTF-8 encoder accepts; an object naming a key twice (``{"a": 1, "a": 2}``)
+silently keeps the last, so what was meant is a guess (RFC 8259 §4: names SHOULD be unique).
+:func:`loads` refuses all three up front with INVALID_INPUT (exit 2), naming what was wrong.
 """
 
 from __future__ import annotations
@@ -31,15 +32,75 @@ def reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number (use null or a string)", name, 0)
 
 
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for text from outside: the object, or INVALID_INPUT (the key in
+    ``details.duplicateKey``) when it names a key twice. Only the lengths are compared on the way: C work, so a
+    bulk load of a million objects pays little for it."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise duplicate_key(key)
+            seen.add(key)
+    return obj
+
+
+def duplicate_key(key: str, where: str | None = None) -> GeminiFlowError:
+    shown = key if len(key) <= 80 else key[:80] + "..."
+    return GeminiFlowError(
+        "INVALID_INPUT",
+        f"{where + ' has' if where else 'a JSON object has'} the key {shown!r} twice: name each key once "
+        "(which value was meant is a guess)",
+        details={"duplicateKey": shown},
+    )
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` is :func:`duplicate_key`'s refusal."""
+    return isinstance(exc, GeminiFlowError) and "duplicateKey" in exc.details
+
+
+def first_duplicate(text: str | bytes) -> tuple[list[Any], str] | None:
+    """Where the first object naming a key twice is in JSON ``text``: its path (keys and
+    indexes from the top) and the key; None when there is none or ``text`` is not JSON.
+    Slow (every object kept as its pairs): for the error message only."""
+
+    class Pairs(list):
+        pass
+
+    try:
+        value = json.loads(text, object_pairs_hook=Pairs, parse_constant=lambda name: None)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[list[Any], Any]] = [([], value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, Pairs):
+            seen: set[str] = set()
+            for key, _ in node:
+                if key in seen:
+                    return path, key
+                seen.add(key)
+            stack.extend((path + [key], child) for key, child in reversed(node))
+        elif isinstance(node, list):
+            stack.extend((path + [index], child) for index, child in reversed(list(enumerate(node))))
+    return None
+
+
 def loads(text: str | bytes, *, what: str = "the JSON", parse_constant: Callable[[str], Any] | None = None) -> Any:
     """``json.loads(text)`` with the limits above; ``json.JSONDecodeError`` (a ValueError, as
     ``json.loads``) for text that is not JSON, NaN and Infinity included (:func:`reject_constant`,
     unless ``parse_constant`` says otherwise); INVALID_INPUT for nesting deeper than
-    :data:`MAX_DEPTH` or a lone surrogate."""
+    :data:`MAX_DEPTH`, a lone surrogate, or an object naming a key twice (:func:`unique_object`)."""
     try:
-        value = json.loads(text, parse_constant=parse_constant or reject_constant)
+        value = json.loads(text, parse_constant=parse_constant or reject_constant, object_pairs_hook=unique_object)
     except RecursionError:
         raise too_deep(what) from None
+    except GeminiFlowError as exc:
+        if is_duplicate_key(exc):
+            raise duplicate_key(exc.details["duplicateKey"], f"an object in {what}") from None
+        raise
     return check_parsed(text, value, what=what)
 
 

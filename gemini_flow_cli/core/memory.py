@@ -11,8 +11,10 @@ import contextlib
 import fnmatch
 import json
 import math
+import operator
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -121,10 +123,38 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 _TAGS_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+def _one_shot(encoder: json.JSONEncoder) -> Callable[[Any], str]:
+    """``encoder.encode`` without the C encoder it builds on every call (most of the cost of
+    encoding a small value, paid a million times by a bulk load): built once here, with the same
+    settings, no circular-reference bookkeeping (a value from JSON text has no cycles; one that
+    recurses without end falls back to ``encoder.encode``, which names the cycle)."""
+    from json import encoder as json_encoder
+
+    make = getattr(json_encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return encoder.encode
+    encode = make(None, encoder.default,
+                  json_encoder.encode_basestring_ascii if encoder.ensure_ascii else json_encoder.encode_basestring,
+                  encoder.indent, encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                  encoder.skipkeys, encoder.allow_nan)
+    join = "".join
+
+    def one_shot(value: Any) -> str:
+        try:
+            return join(encode(value, 0))
+        except RecursionError:
+            return encoder.encode(value)
+
+    return one_shot
+
+
+_ENCODE = _one_shot(_ENCODER)
+
+
 def dumps(value: Any) -> str:
     """The stored JSON text of a value: compact, UTF-8, NaN refused."""
     try:
-        return _ENCODER.encode(value)
+        return _ENCODE(value)
     except (TypeError, ValueError) as exc:
         raise GeminiFlowError("INVALID_INPUT", f"the value is not JSON: {exc}") from exc
 
@@ -157,7 +187,7 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
 def loads_strict(text: str, *, what: str = "the value") -> Any:
     """``json.loads`` that refuses NaN/Infinity (ValueError) and numbers JSON cannot carry
     (beyond the float range, or an integer too long to read), and, as ``jsontext.loads``, nesting
-    deeper than its bound or a lone surrogate: INVALID_INPUT (exit 2)."""
+    deeper than its bound, a lone surrogate or an object naming a key twice: INVALID_INPUT (exit 2)."""
     from gemini_flow_cli.core import jsontext
 
     global _STRICT_DECODER
@@ -165,14 +195,25 @@ def loads_strict(text: str, *, what: str = "the value") -> Any:
         if type(text) is str and not text.startswith("\ufeff"):
             # One decoder for every call: json.loads with options builds a new one each time,
             # which a bulk load of a million lines pays a million times.
+            # Integers are left to the decoder's own C path (a parse_int hook would be a Python
+            # call per number); one too long to read raises ValueError, turned into our error below.
             if _STRICT_DECODER is None:
                 _STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float,
-                                                   parse_int=_int)
+                                                   object_pairs_hook=jsontext.unique_object)
             value = _STRICT_DECODER.decode(text)
         else:  # bytes, or the BOM json.loads names in its error
-            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int)
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                               object_pairs_hook=jsontext.unique_object)
     except RecursionError:
         raise jsontext.too_deep(what) from None
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise _too_many_digits(exc) from None
+        raise
+    except GeminiFlowError as exc:
+        if jsontext.is_duplicate_key(exc):
+            raise jsontext.duplicate_key(exc.details["duplicateKey"], f"an object in {what}") from None
+        raise
     return jsontext.check_parsed(text, value, what=what)
 
 
@@ -189,14 +230,13 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:  # more digits than Python reads (sys.get_int_max_str_digits)
-        raise GeminiFlowError(
-            "INVALID_INPUT", f"the number {text[:20]}... has too many digits ({len(text)})",
-            details={"digits": len(text)},
-        ) from None
+def _too_many_digits(exc: ValueError) -> GeminiFlowError:
+    """The decoder's ValueError for an integer with more digits than Python reads
+    (sys.get_int_max_str_digits) as INVALID_INPUT with the count."""
+    found = re.search(r"value has (\d+) digits", str(exc))
+    digits = int(found.group(1)) if found else None
+    return GeminiFlowError("INVALID_INPUT", f"a number has too many digits ({digits if digits else 'too many'})",
+                           details={"digits": digits})
 
 
 def _reject_constant(name: str) -> Any:
@@ -1064,14 +1104,18 @@ class MemoryManager:
             self._auto_regex = re.compile("|".join(parts)) if parts else False
         return self._auto_regex
 
-    def prepare_row(self, item: dict[str, Any], now: int, valid_namespaces: set) -> tuple:
+    def prepare_row(self, item: dict[str, Any], now: int, valid_namespaces: set,
+                    fields: frozenset | None = None) -> tuple:
         """Validate and encode one store for :data:`UPSERT_SQL` (a tuple, in its column order).
 
         The same rules as :meth:`store`, written for the million-row path: no per-call option
         parsing, the namespace check cached, one compiled regex for the auto-encrypt patterns.
+        ``fields``: the names ``item`` may have (a batch's plain store also has its ``action``).
         """
-        if not _STORE_FIELDS.issuperset(item):
-            unknown = set(item) - _STORE_FIELDS
+        if fields is None:
+            fields = _STORE_FIELDS
+        if not fields.issuperset(item):
+            unknown = set(item) - fields
             raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
         get = item.get
         key = get("key")
@@ -1207,7 +1251,11 @@ class MemoryManager:
         return run, changes.plaintext_pairs(conn, encrypting)
 
     def _store_rows(self, conn, rows: list[tuple], per_namespace: dict[str, int], checked: set) -> int:
-        owners = {("agents", r[3]) for r in rows if r[3] is not None} | {("swarms", r[4]) for r in rows if r[4] is not None}
+        # Per-row passes written as map/itemgetter/set (C loops): a chunk is 20,000 rows.
+        agents, swarms = set(map(_ROW_AGENT, rows)), set(map(_ROW_SWARM, rows))
+        agents.discard(None)
+        swarms.discard(None)
+        owners = {("agents", owner) for owner in agents} | {("swarms", owner) for owner in swarms}
         for table, owner in owners - checked:
             self._check_owners(conn, owner if table == "agents" else None, owner if table == "swarms" else None)
             checked.add((table, owner))
@@ -1217,7 +1265,7 @@ class MemoryManager:
             # its TTL), then the store's change (its version and the value it replaces, read
             # before the upsert), then the upsert itself.
             now = run[0][7]
-            pairs = [(r[0], r[2]) for r in run]
+            pairs = list(map(_ROW_PAIR, run))
             changes.expire_before_store(conn, pairs, now)
             # Only new entries is the usual bulk load: tried first as a plain INSERT under a
             # savepoint (a run names each entry once and we hold the write lock); their changes
@@ -1240,12 +1288,12 @@ class MemoryManager:
                 changes.record_stores_after(conn, last_id, now)
             else:
                 conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
-                owned = any(r[3] is not None or r[4] is not None for r in run) or _any_owned(conn, pairs)
+                owned = bool(agents or swarms) or _any_owned(conn, pairs)
                 conn.executemany(UPSERT_SQL if owned else UPSERT_UNOWNED_SQL, run)
             if plain_history:
                 changes.encrypt_history(conn, plain_history, self.cipher())
-        for row in rows:
-            per_namespace[row[2]] = per_namespace.get(row[2], 0) + 1
+        for namespace, count in Counter(map(_ROW_NAMESPACE, rows)).items():
+            per_namespace[namespace] = per_namespace.get(namespace, 0) + count
         return len(rows)
 
     def batch_retrieve(self, keys: Iterable[str], *, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -1288,7 +1336,14 @@ class MemoryManager:
                 if not isinstance(op, dict):
                     raise GeminiFlowError("INVALID_INPUT", "an operation must be a JSON object")
                 action = op.get("action")
-                if action == "store":
+                if action == "store" and _BATCH_PLAIN_STORE_KEYS.issuperset(op) and type(op.get("ttl")) is not str:
+                    # The usual bulk store (no owners, conditions or duration text): its fields are
+                    # prepare_row's own, read from the operation as it is, without a copy.
+                    if "value" not in op:
+                        raise GeminiFlowError("INVALID_INPUT", "a store needs a 'value'")
+                    prepared = ("store", (self.prepare_row(op, now, valid_namespaces, fields=_BATCH_PLAIN_STORE_KEYS),
+                                          False, None))
+                elif action == "store":
                     if not _BATCH_STORE_KEYS.issuperset(op):
                         unknown = set(op) - _BATCH_STORE_KEYS
                         raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
@@ -1395,6 +1450,8 @@ class MemoryManager:
                 writes: list[tuple[str, str, str]] | None = (
                     [] if self.db.listens("memory.store") or self.db.listens("memory.delete") else None)
 
+                stores_reported = 0
+
                 def flush() -> None:
                     self._store_rows(conn, run, per_namespace, checked_owners)
                     counts["store"] = sum(per_namespace.values())
@@ -1425,7 +1482,10 @@ class MemoryManager:
                             except GeminiFlowError as exc:
                                 raise _at_position(exc, f"operation {position}") from None
                         run.append(row)
-                        report({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        # report() without its bookkeeping, which is added up once below: a
+                        # store's result always succeeds, in a namespace per_namespace counts.
+                        stores_reported += 1
+                        emit({"action": "store", "key": row[0], "namespace": row[2], "success": True})
                         if writes is not None:
                             writes.append(("store", row[0], row[2]))
                         if len(run) >= BATCH_CHUNK:
@@ -1477,6 +1537,9 @@ class MemoryManager:
                         progress(1)
                 if run:
                     flush()
+                tally["total"] += stores_reported
+                tally["succeeded"] += stores_reported
+                namespaces.update(per_namespace)
                 if writes:
                     self._batch_events(conn, writes)
                 if counts["store"] or counts["delete"] or counts["retrieve"]:
@@ -1630,6 +1693,8 @@ def _audit_state(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 _STORE_FIELDS = frozenset({"key", "value", "namespace", "ttl", "tags", "encrypted", "agent_id", "swarm_id"})
+# A batch store with only these fields (and a ttl in seconds) goes to prepare_row as it is.
+_BATCH_PLAIN_STORE_KEYS = frozenset({"action", "key", "value", "namespace", "ttl", "tags", "encrypted"})
 # Batch operations use the seed's (camelCase) names for the store options.
 _BATCH_STORE_KEYS = frozenset({"action", "key", "value", "namespace", "ttl", "tags", "encrypted", "agentId",
                                "swarmId", "ifAbsent", "ifVersion"})
@@ -1739,9 +1804,17 @@ def _any_owned(conn, pairs: list[tuple[str, str]], *, part: int = 4000) -> bool:
     return False
 
 
+# Fields of a prepared row (prepare_row's tuple), for map() over a chunk.
+_ROW_PAIR, _ROW_NAMESPACE = operator.itemgetter(0, 2), operator.itemgetter(2)
+_ROW_AGENT, _ROW_SWARM = operator.itemgetter(3), operator.itemgetter(4)
+
+
 def _distinct_runs(rows: list[tuple]) -> Iterator[list[tuple]]:
     """``rows`` cut into consecutive runs with no (key, namespace) twice, so that a run's
     changes can be read back after one ``executemany`` and still be one per store."""
+    if len(set(map(_ROW_PAIR, rows))) == len(rows):
+        yield rows  # the usual chunk: every entry once
+        return
     run: list[tuple] = []
     seen: set[tuple[str, str]] = set()
     for row in rows:
@@ -1894,10 +1967,14 @@ def read_batch(stream, *, source: str = "standard input", limit: int | None = No
 
     first = next_line()
     if first is None:
-        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+        return  # no operations, as {"operations": []}: an empty batch applies nothing and succeeds
     first_number, first_text = first
     try:
         value = loads_strict(first_text.strip(), what="the batch")
+    except GeminiFlowError as exc:
+        if jsontext_is_duplicate_key(exc):
+            raise _duplicate_in_batch(first_text, first_number) from None
+        raise
     except ValueError:
         # A document spread over lines (or JSON Lines whose first line is broken): read it all.
         rest = stream.read() if limit is None else stream.read(limit + 1 - consumed)
@@ -1953,13 +2030,27 @@ def _STRICT_DECODER_FOR_LINES() -> Callable[[str, int], Any]:
 
     loads_strict("0")  # builds the shared strict decoder
     decode = _STRICT_DECODER.decode
+    # The decoder's C scanner, called without decode()'s two regex matches for the blanks around
+    # the document: a line that starts with a blank or has more than blanks after its document
+    # goes through decode(), which then says what is wrong.
+    scan = _STRICT_DECODER.scan_once
     check_parsed = jsontext.check_parsed
+    max_depth = jsontext.MAX_DEPTH
 
     def line(text: str, number: int) -> Any:
         try:
-            value = decode(text)
+            try:
+                value, end = scan(text, 0)
+            except StopIteration:
+                value, end = decode(text), len(text)
+            if end != len(text) and not text[end:].isspace():
+                value = decode(text)
         except RecursionError:
             raise jsontext.too_deep(f"line {number}") from None
+        # check_parsed's test, shortened: text decoded from UTF-8 holds no raw surrogate, and a
+        # JSON escape of one starts with a lowercase \u (JSON has no other).
+        if text.count("[") + text.count("{") <= max_depth and "\\u" not in text:
+            return value
         return check_parsed(text, value, what=f"line {number}")
 
     return line
@@ -1969,6 +2060,8 @@ def _batch_line(number: int, line: str) -> Any:
     try:
         return loads_strict(line, what=f"line {number}")
     except GeminiFlowError as exc:
+        if jsontext_is_duplicate_key(exc):
+            raise _duplicate_in_batch(line, number) from None
         raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was applied",
                               details={"line": number, **exc.details}) from None
     except ValueError as exc:
@@ -1990,14 +2083,56 @@ def _document_operations(document: Any) -> list[Any]:
     raise GeminiFlowError("INVALID_INPUT", "a batch is {\"operations\": [...]} or JSON Lines of operations")
 
 
+def jsontext_is_duplicate_key(exc: BaseException) -> bool:
+    from gemini_flow_cli.core import jsontext
+
+    return jsontext.is_duplicate_key(exc)
+
+
+def _duplicate_in_batch(text: str, line: int | None) -> GeminiFlowError:
+    """INVALID_INPUT for a batch whose ``text`` (a document, or the JSON line numbered ``line``)
+    holds an object naming a key twice, said as other faults of a batch are: where (``operation
+    N`` of a document, counted from 1, or ``line N``), what (the operation, or the object at a
+    path inside it) and the key (``details.duplicateKey``)."""
+    from gemini_flow_cli.core import jsontext
+
+    found = jsontext.first_duplicate(text)
+    path, key = found if found is not None else ([], "?")
+    if path[:1] == ["operations"] and len(path) > 1 and isinstance(path[1], int):
+        index, inner = path[1], path[2:]
+    elif path[:1] and isinstance(path[0], int):
+        index, inner = path[0], path[1:]
+    else:
+        index, inner = None, path
+    if index is not None:
+        where, details = f"operation {index + 1}", {"position": f"operation {index + 1}"}
+    else:
+        where = f"line {line}" if line is not None else "the batch"
+        details = {"line": line} if line is not None else {}
+    what = f"the object at {'.'.join(str(part) for part in inner)}" if inner else "the operation"
+    error = jsontext.duplicate_key(key, what)
+    return GeminiFlowError(error.code, f"{where}: {error.message}; nothing was applied",
+                           details={**details, **error.details})
+
+
 def parse_batch_document(text: str) -> list[Any]:
     """The operations of a batch: ``{"operations": [...]}`` (the seed's shape), a JSON array, or
-    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault."""
+    JSON Lines with one operation per line. Raises INVALID_INPUT naming the line at fault (the
+    operation's index in a document). Blank text is an empty batch (no operations)."""
     stripped = text.strip()
     if not stripped:
-        raise GeminiFlowError("INVALID_INPUT", "the batch is empty: give {\"operations\": [...]} or JSON Lines")
+        return []
     try:
-        document = loads_strict(stripped, what="the batch")
+        try:
+            document = loads_strict(stripped, what="the batch")
+        except GeminiFlowError as exc:
+            if not jsontext_is_duplicate_key(exc):
+                raise
+            from gemini_flow_cli.core.jsontext import first_duplicate
+
+            if first_duplicate(stripped) is not None:  # one document: name the operation
+                raise _duplicate_in_batch(stripped, None) from None
+            raise ValueError("not one document") from None  # JSON Lines: name the line
     except ValueError:
         # "\n" only, as the streamed reader: str.splitlines also cuts at \x85, \u2028 and the
         # like, which JSON text may hold raw inside a string.

@@ -62,7 +62,9 @@ def parse(text: str, *, yaml: bool = False, what: str = "the workflow definition
             "INVALID_INPUT", "reading YAML needs PyYAML: pip install 'gemini-flow[yaml]' (or give the definition as JSON)",
         ) from None
     try:
-        value = pyyaml.safe_load(text)
+        value = pyyaml.load(text, Loader=_unique_keys_loader(pyyaml))
+    except GeminiFlowError:
+        raise
     except pyyaml.YAMLError as exc:
         raise GeminiFlowError("INVALID_INPUT", f"{what} is not valid YAML: {exc}") from None
     except RecursionError:
@@ -73,6 +75,31 @@ def parse(text: str, *, yaml: bool = False, what: str = "the workflow definition
         return jsontext.parse(json.dumps(value, allow_nan=False), what=what)
     except (TypeError, ValueError, RecursionError) as exc:
         raise GeminiFlowError("INVALID_INPUT", f"{what} holds a value JSON cannot (dates, sets, ...): {exc}") from None
+
+
+def _unique_keys_loader(pyyaml):
+    """PyYAML's safe loader, refusing a mapping that names a key twice (YAML 1.2 §3.2.1.1 says
+    keys are unique; PyYAML would keep the last one silently), as JSON text is refused
+    (core/jsontext.py)."""
+
+    class UniqueKeysLoader(pyyaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults`: the keys written beside it override the merged ones
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    repeated = key in seen
+                except TypeError:  # an unhashable key: construct_mapping names it
+                    break
+                if repeated:
+                    where = f"the mapping at line {node.start_mark.line + 1} of the workflow definition"
+                    raise jsontext.duplicate_key(str(key), where)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeysLoader
 
 
 def _text(value: Any, where: str, *, label: bool = False) -> str:
