@@ -67,13 +67,14 @@ _POOL: list[str] = []  # schemas of this test process at the latest version, emp
 
 def _server_schema(request) -> ServerDatabase:
     """A schema of the test server for one test: a pooled one, emptied after its last test (the
-    migrations run once per schema, not once per test), or a new one. A test that left its schema
+    migrations run once per schema, not once per test), or a new one (always for a test marked
+    ``fresh_schema``: it starts from no schema at all, as from a missing file). A test that left its schema
     at another version or with other tables gets a fresh one next time."""
     import uuid
 
     import psycopg
 
-    if _POOL:
+    if _POOL and request.node.get_closest_marker("fresh_schema") is None:
         schema = _POOL.pop()
     else:
         schema = f"t_{uuid.uuid4().hex[:16]}"
@@ -119,6 +120,11 @@ def _expected_tables() -> set[str]:
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
     scratch.close()
     return names
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fresh_schema: on the PostgreSQL run, start from an empty schema "
+                                       "(not a pooled one at the latest version)")
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,9 @@ from gemini_flow_cli.core import migrations
 
 SEED_SQL = (Path(__file__).parent / "data" / "seed-schema.sql").read_text()
 
+# On the PostgreSQL run these start from an empty schema, as they start from no file here.
+pytestmark = pytest.mark.fresh_schema
+
 
 def seed_database(tmp_path) -> sqlite3.Connection:
     """A database made from the seed's own SQL text (tests/data/seed-schema.sql, copied from the seed)."""
@@ -35,7 +38,7 @@ def schema(conn: sqlite3.Connection, *, exclude=("schema_migrations",)) -> dict:
 
 
 def digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()  # a Path (on the PostgreSQL run: skips)
 
 
 def test_version_1_0_4_is_the_seed_schema_exactly(cli, db_path, tmp_path):

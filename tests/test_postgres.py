@@ -161,3 +161,7 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
     assert gf(schema_url, "memory", "retrieve", "c")["value"] == 3
     assert gf(schema_url, "memory", "retrieve", "a")["value"] == {"x": 1}
     assert gf(schema_url, "memory", "store", "d", "4")["success"]  # identity counters moved past the restored ids
+    # a sqlite-format backup of the server is a local database file, usable as it is
+    copy = tmp_path / "server.db"
+    gf(schema_url, "backup", "create", str(copy))
+    assert gf(copy, "memory", "retrieve", "d")["value"] == 4

@@ -28,7 +28,7 @@ def _folder(st, directory: Optional[Path]) -> Path:
 @app.command()
 def create(
     path: Annotated[Optional[Path], typer.Argument(help="File or folder to write (default: .hive-mind/backups/ with a timestamped name).", show_default=False)] = None,
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="sqlite, json or sql (default: sqlite; json on PostgreSQL).", show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="sqlite, json or sql.")] = "sqlite",
     compress: Annotated[bool, typer.Option("--compress", "-z", help="Gzip the backup.")] = False,
 ) -> None:
     """Write a consistent backup of the database, with a manifest beside it.
@@ -50,14 +50,12 @@ def create(
     from gemini_flow_cli.errors import GeminiFlowError
 
     st = state()
-    if format is not None and format not in core.FORMATS:
+    if format not in core.FORMATS:
         raise GeminiFlowError("INVALID_INPUT", f"unknown backup format {format!r}: use sqlite, json or sql")
     db = st.open_db(create=False, migrate=False)  # the file as it is, whatever its schema
     if db.ephemeral:
         raise GeminiFlowError("NOT_FOUND", "there is no database to back up")
     sweep_leftovers(st)
-    if format is None:
-        format = "sqlite" if db.backend == "sqlite" else "json"
     info = core.backup(db, path, format=format, compress=compress, progress=st.out.progress)
     st.out.message(f"Backed up to {info['path']}")
     st.out.emit({"success": True, **{k: info[k] for k in (

@@ -340,13 +340,10 @@ def backup(
 
 
 def _backup_server(db, path, *, format, compress, origin, reason, progress) -> dict[str, Any]:
-    """A backup of a PostgreSQL database: the JSON and SQL formats (SQLite's schema and the rows,
-    restorable into either backend); the sqlite format is a copy of a file, which a server's
-    database is not. Without ``path`` the backup goes to :func:`backups_dir` (the user's data folder)."""
-    if format == "sqlite":
-        raise GeminiFlowError("INVALID_INPUT", "the sqlite backup format copies a database file; a PostgreSQL "
-                              "database is backed up with --format json or --format sql (both restore into "
-                              "either backend)")
+    """A backup of a PostgreSQL database in any of the three formats (SQLite's schema at the same
+    version and the rows: a ``sqlite`` backup is the local database file it would be), restorable
+    into either backend. Without ``path`` the backup goes to :func:`backups_dir` (the user's data
+    folder)."""
     return _create(db.conn, db.location, path, fmt=format, compress=compress, origin=origin, reason=reason,
                    progress=progress)
 
@@ -472,7 +469,14 @@ def _check_source(conn, db_path: Path) -> None:
 
 
 def _sqlite_copy(conn: sqlite3.Connection, dest_path: Path, progress: Progress) -> None:
-    """SQLite's online backup API into ``dest_path``, made a self-contained rollback-journal file."""
+    """SQLite's online backup API into ``dest_path``, made a self-contained rollback-journal file.
+
+    From a PostgreSQL database (core/storage/postgres.py): a new SQLite file with the schema of
+    the same version (the migrations' own SQL) and every data table's rows, read in the caller's
+    snapshot: the same file a local database at that version would give."""
+    if not isinstance(conn, sqlite3.Connection):
+        _server_to_sqlite(conn, dest_path, progress)
+        return
     total = conn.execute("PRAGMA page_count").fetchone()[0]
     dest = sqlite3.connect(dest_path, isolation_level=None)
     try:
@@ -489,6 +493,32 @@ def _sqlite_copy(conn: sqlite3.Connection, dest_path: Path, progress: Progress) 
             conn.backup(dest, pages=4096, progress=step)
         # The copy inherits WAL mode from the source header; a backup is one file, not three.
         dest.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dest.close()
+
+
+def _server_to_sqlite(conn, dest_path: Path, progress: Progress) -> None:
+    objects = _schema_objects(conn)
+    dest = sqlite3.connect(dest_path, isolation_level=None)
+    try:
+        dest.execute("BEGIN")
+        for kind, _, sql in objects:
+            if kind == "table":
+                dest.execute(sql)
+        tables = data_tables(conn)
+        with progress("Backing up (sqlite)", sum(row_counts(conn).values())) as bar:
+            for table in tables:
+                columns = _columns(conn, table)
+                names = ", ".join(map(_q, columns))
+                cursor = conn.execute(f"SELECT {names} FROM {_q(table)}")
+                insert = f"INSERT INTO {_q(table)} ({names}) VALUES ({', '.join('?' * len(columns))})"
+                while rows := cursor.fetchmany(2000):
+                    dest.executemany(insert, rows)
+                    bar.advance(len(rows))
+        for kind, _, sql in objects:
+            if kind != "table":
+                dest.execute(sql)
+        dest.execute("COMMIT")
     finally:
         dest.close()
 

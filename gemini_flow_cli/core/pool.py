@@ -24,6 +24,12 @@ What stays the same as one connection per request:
   through an upgraded copy of an older schema, or a file opened as it is on a full disk are closed
   after their operation, as before.
 
+One thing a pool cannot check: a cursor the operation left half-read and still referenced keeps
+its connection's read snapshot open (SQLite reads through it until the statement is reset), and
+``in_transaction`` does not show it. The core reads what it needs and drops its cursors (a
+released cursor is reset), and every operation's result is plain data, never a live cursor;
+keep it so.
+
 Nothing here knows HTTP: a door makes one :class:`PooledInvocation` per operation instead of an
 :class:`~gemini_flow_cli.core.invocation.Invocation`.
 """
