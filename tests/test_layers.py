@@ -24,7 +24,7 @@ DOORS = ("gemini_flow_cli.cli", "gemini_flow_cli.server", "gemini_flow_cli.mcp",
 # layer or below. (A module not listed yet is held only to the cycle and door tests.)
 LAYERS = {
     1: "storage storage.dialect storage.postgres db migrations writelock trust waiting changes clock ids jsontext "
-       "durations digests listing events entries leftovers conditions agent_types",
+       "durations digests listing events entries leftovers conditions agent_types arguments",
     2: "config audit",
     3: "memory search fts crypto keys config_writes agents swarms sessions tasks consensus workflows neural "
        "metrics hooks apikeys",
