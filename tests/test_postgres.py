@@ -165,3 +165,35 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
     copy = tmp_path / "server.db"
     gf(schema_url, "backup", "create", str(copy))
     assert gf(copy, "memory", "retrieve", "d")["value"] == 4
+
+
+@server
+def test_what_a_server_lacks_says_so(schema_url):
+    """Full-text search and a merge into a server database: exit 2 naming what is missing."""
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "fts", "enable"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "PostgreSQL" in result.stderr
+
+
+@server
+def test_migrate_down_and_up_on_a_server(schema_url, tmp_path):
+    def gf(*args):
+        return subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+
+    assert gf("memory", "store", "k", "v").returncode == 0
+    down = gf("migrate", "down", "--to", "1.0.12", "--yes")
+    assert down.returncode == 0, down
+    assert json.loads(gf("migrate", "status").stdout)["current"] == "1.0.12"
+    assert gf("migrate", "up").returncode == 0
+    assert json.loads(gf("memory", "retrieve", "k").stdout)["value"] == "v"
+
+
+@server
+def test_health_of_a_server_database(schema_url):
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "health"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result
+    health = json.loads(result.stdout)
+    assert health["healthy"] is True and health["checks"]["writable"] is True
+    assert health["checks"]["writeLockFree"] is True and health["path"].startswith("postgresql://")
