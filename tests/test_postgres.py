@@ -191,9 +191,17 @@ def test_migrate_down_and_up_on_a_server(schema_url, tmp_path):
 
 @server
 def test_health_of_a_server_database(schema_url):
-    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "health"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result
-    health = json.loads(result.stdout)
+    def health():
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "health"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout)
+
+    assert health()["exists"] is False  # an empty schema, like a missing file: left untouched
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "migrate", "status"], capture_output=True,
+                          timeout=60).returncode == 0
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    health = health()
     assert health["healthy"] is True and health["checks"]["writable"] is True
     assert health["checks"]["writeLockFree"] is True and health["path"].startswith("postgresql://")
