@@ -214,3 +214,14 @@ def test_no_read_of_the_server_leaves_its_connection_on_an_old_snapshot(db_path)
         status, result = server.execute(retrieve, token, {"key": "k", "namespace": "team"}, "test")
         assert (status, result["value"]) == (200, n), op.path
     server.pool.close()
+
+
+def test_a_database_of_another_kind_is_closed_not_kept(pool):
+    closed = []
+
+    class Elsewhere:  # e.g. a server database: none of a SQLite file's attributes
+        def close(self):
+            closed.append(True)
+
+    pool.release(Elsewhere())
+    assert (pool.idle, closed) == (0, [True])
