@@ -143,7 +143,7 @@ def _no_sqlite_on_a_server(monkeypatch):
     real = sqlite3.connect
 
     def connect(database, *args, **kwargs):
-        if isinstance(database, str) and database.startswith("postgresql://"):
+        if str(database).startswith(("postgresql://", "postgresql:/")):  # a URL, or a Path made of one
             pytest.skip("local file only: the test reads its database with sqlite3")
         return real(database, *args, **kwargs)
 

@@ -205,3 +205,24 @@ def test_health_of_a_server_database(schema_url):
     health = health()
     assert health["healthy"] is True and health["checks"]["writable"] is True
     assert health["checks"]["writeLockFree"] is True and health["path"].startswith("postgresql://")
+
+
+@server
+def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
+    import psycopg
+
+    from gemini_flow_cli.core.storage.postgres import WRITE_LOCK
+
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "seed", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    with psycopg.connect(schema_url, autocommit=True) as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (WRITE_LOCK,))
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "--busy-timeout", "0.5", "memory", "store",
+                                 "blocked", "1"], capture_output=True, text=True, timeout=60)
+        holder.execute("ROLLBACK")
+    assert result.returncode == 6, result
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "CONNECTION_FAILED"
+    out = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "retrieve", "blocked"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1  # nothing was written

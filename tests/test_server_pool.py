@@ -15,6 +15,12 @@ import threading
 
 import pytest
 
+from tests.conftest import TEST_SERVER
+
+# The pool's checks of a file (device, inode, modes, synchronous); a server's connections are kept by
+# schema version (tests/test_postgres.py runs the HTTP server on one).
+pytestmark = pytest.mark.skipif(bool(TEST_SERVER), reason="not on PostgreSQL: the pool's checks of a local file")
+
 from gemini_flow_cli.core.invocation import Invocation
 from gemini_flow_cli.core.pool import ConnectionPool, PooledInvocation
 from gemini_flow_cli.errors import GeminiFlowError
