@@ -43,12 +43,11 @@ from gemini_flow_cli.core import audit, clock
 from gemini_flow_cli.core.memory import (
     _CONTROL,
     _ENCODER,
-    _TAGS_ENCODER,
+    _tags_text,
     bulk_cache,
     MAX_KEY_LENGTH,
     MAX_VALUE_SIZE,
     dumps,
-    normalize_tags,
     validate_key,
     validate_namespace,
 )
@@ -369,7 +368,8 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
     tags = record.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
-    tags = normalize_tags(tags)
+    # normalised and encoded once per distinct list (bulk data repeats tag sets), as batch does
+    tags_text = _tags_text(tags) if tags else None
     accesses = record.get("accessCount", 0)
     if type(accesses) is not int or accesses < 0:
         raise GeminiFlowError("INVALID_INPUT", f"invalid accessCount {accesses!r}")
@@ -395,7 +395,7 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
     if type(version) is not int or version < 1:
         raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
     return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
-            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version), kdf
+            tags_text, int(encrypted), version), kdf
 
 
 # The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
