@@ -37,8 +37,11 @@ class ServerProcess:
     """``with ServerProcess(db) as server: server.url``: started, waited for, stopped with SIGTERM."""
 
     def __init__(self, db: Path, *extra: str, host: str = "127.0.0.1", scheme: str = "http", env: dict | None = None,
-                 verify=None):
+                 verify=None, cwd: Path | None = None):
         self.db, self.extra, self.host, self.scheme = db, extra, host, scheme
+        # The server's working folder, where the hooks it runs run: the database's folder unless
+        # told, never the checkout the tests run from.
+        self.cwd = cwd or db.parent
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.verify = verify
@@ -56,7 +59,7 @@ class ServerProcess:
         self._stderr = open(self.stderr_path, "w")
         self.process = subprocess.Popen(
             [*GEMINI_FLOW, "--db", str(self.db), "serve", "--host", self.host, "--port", str(self.port), *self.extra],
-            stdout=subprocess.DEVNULL, stderr=self._stderr, env=self.env,
+            stdout=subprocess.DEVNULL, stderr=self._stderr, env=self.env, cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

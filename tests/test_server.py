@@ -189,6 +189,69 @@ def test_bad_requests_are_400_and_unknown_paths_404_never_500(world):
     assert call(world, "DELETE", "/memory/store").status_code == 405
 
 
+def _raw(world, request: bytes, *, chunks: int = 0, timeout: float = 10) -> bytes:
+    """``request`` sent on a socket of its own (then ``chunks`` MiB more of the same header line
+    and the head's end), and what came back until the server closed or went quiet."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", world["server"].port), timeout=timeout) as sock:
+        try:
+            sock.sendall(request)
+            for _ in range(chunks):
+                sock.sendall(b"a" * (1 << 20))
+            if chunks:
+                sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass  # refused while sending: what came back says why
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+        return answer
+
+
+def test_a_request_head_beyond_64_kib_is_refused_and_the_server_goes_on(world):
+    answer = _raw(world, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Big: ", chunks=16)
+    assert b" 200 " not in answer.split(b"\r\n", 1)[0]  # 431 or the connection closed, never served
+    assert answer == b"" or answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer[:100]
+    # A large body behind a small head is not a large head.
+    big = {"key": "big-body", "value": "x" * 300_000, "namespace": "hostile"}
+    assert ok(call(world, "POST", "/memory/store", json=big))["size"] > 300_000
+    ok(call(world, "GET", "/health", who=None))
+
+
+def test_a_declared_body_beyond_the_limit_is_refused_before_it_is_sent(world):
+    token = world["tokens"]["writer"].encode()
+    started = time.monotonic()
+    answer = _raw(world, b"POST /api/v1/memory/store HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token
+                  + b"\r\nContent-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n{", timeout=20)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"VALUE_TOO_LARGE" in answer and time.monotonic() - started < 15
+
+
+def test_a_client_gone_mid_body_leaves_no_traceback(world):
+    import socket
+
+    token = world["tokens"]["writer"].encode()
+    with socket.create_connection(("127.0.0.1", world["server"].port)) as sock:
+        sock.sendall(b"POST /api/v1/memory/store HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"key\": ")
+        time.sleep(0.5)
+    time.sleep(0.5)
+    ok(call(world, "GET", "/health", who=None))
+    assert "Traceback" not in world["server"].stderr and "ClientDisconnect" not in world["server"].stderr
+
+
+def test_an_unknown_query_parameter_is_400_not_ignored(world):
+    # A misspelt parameter would otherwise read the default namespace without a word.
+    refused = error(call(world, "GET", "/memory/retrieve", params={"key": "k", "namespcae": "team"}), 400,
+                    "INVALID_INPUT")
+    assert "namespcae" in refused["message"]
+    error(call(world, "GET", "/memory/retrieve", params={}), 400, "INVALID_INPUT")
+
+
 # -- authentication and authorization ----------------------------------------------------------------------
 
 
@@ -524,11 +587,12 @@ def test_the_readmes_http_examples_run_as_written(tmp_path):
     env = {**CLEAN_ENV, "GEMINI_FLOW_DB": str(db), "PATH": f"{Path(GEMINI_FLOW[0]).parent}:{os.environ['PATH']}",
            "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     cli(db, "swarm", "init", "--topology", "mesh")  # creates the database the server serves
-    with ServerProcess(db, env=env) as server:
+    with ServerProcess(db, env=env, cwd=tmp_path) as server:
         script = "set -e -o pipefail\n" + "\n".join(
             line.replace("127.0.0.1:8765", f"127.0.0.1:{server.port}") for line in lines)
         result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert result.returncode == 0, result
+    assert (tmp_path / "failures.jsonl").exists()  # the hook the example tested ran in the server's folder
 
 
 @pytest.mark.parametrize("raised, status, code", [

@@ -92,6 +92,7 @@ def serve(
                     "(401) until one is created with `gemini-flow apikey create`")
 
     from gemini_flow_cli.server.app import create_app
+    from gemini_flow_cli.server.protocol import MAX_HEAD, http_protocol
 
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -107,6 +108,7 @@ def serve(
         create_app(db_path, busy_timeout=st.busy_timeout), host=host, port=port, log_level="warning",
         access_log=access_log, ssl_certfile=str(certfile) if tls else None, ssl_keyfile=str(keyfile) if tls else None,
         lifespan="on", timeout_graceful_shutdown=30, server_header=False,
+        http=http_protocol(), h11_max_incomplete_event_size=MAX_HEAD,
     )
     server = uvicorn.Server(config)
     try:

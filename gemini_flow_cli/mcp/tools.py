@@ -13,13 +13,11 @@ tests and ``benchmarks/mcp.py`` measure the tool list without it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gemini_flow_cli.core import jsontext
 from gemini_flow_cli.errors import GeminiFlowError
 
 # How long `memory_changes` may wait for a change: MCP clients give a tool call a timeout of
@@ -415,65 +413,11 @@ def as_error(exc: BaseException, busy_timeout: float) -> GeminiFlowError:
 
 # -- arguments --------------------------------------------------------------------------------------
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-}
-
 
 def check_arguments(schema: dict[str, Any], arguments: Any) -> dict[str, Any]:
-    """``arguments`` if they satisfy ``schema`` (the subset of JSON Schema the tools use: type,
-    enum, minimum, maximum, items, required, additionalProperties false), else INVALID_INPUT
-    naming the argument. A JSON null counts as absent."""
-    if not isinstance(arguments, dict):
-        raise GeminiFlowError("INVALID_INPUT", "the arguments must be a JSON object")
-    # JSON may spell a lone surrogate ("\ud800"), which no UTF-8 encoder (SQLite's) takes, and
-    # nest deeper than anything can be stored: refused here as the CLI refuses them.
-    jsontext.check(arguments, what="the arguments")
-    properties = schema.get("properties", {})
-    # null stands for "not given", except where any JSON value is welcome (a stored value, a result)
-    arguments = {k: v for k, v in arguments.items() if v is not None or "type" not in properties.get(k, {"type": 0})}
-    for name in arguments:
-        if name not in properties:
-            known = ", ".join(properties) or "none"
-            raise GeminiFlowError("INVALID_INPUT", f"unknown argument {name!r} (arguments: {known})",
-                                  details={"argument": name})
-    for name in schema.get("required", ()):
-        if name not in arguments:
-            raise GeminiFlowError("INVALID_INPUT", f"missing argument {name!r}", details={"argument": name})
-    for name, value in arguments.items():
-        _check_value(name, properties[name], value)
-    return arguments
+    """``arguments`` if they satisfy the tool's ``schema``, without the nulls that stand for "not
+    given"; else INVALID_INPUT naming the argument. The one check the HTTP server's fields go
+    through too (core/arguments.py), so both doors refuse the same input alike."""
+    from gemini_flow_cli.core.arguments import check_object
 
-
-def _check_value(name: str, schema: dict[str, Any], value: Any) -> None:
-    def refuse(why: str) -> None:
-        raise GeminiFlowError("INVALID_INPUT", f"invalid {name}: {why}", details={"argument": name})
-
-    types = schema.get("type")
-    if types is not None:
-        types = [types] if isinstance(types, str) else types
-        if not any(_TYPES[t](value) for t in types):
-            refuse(f"expected {' or '.join(types)}, got {json.dumps(value)[:80]}")
-    if "enum" in schema and value not in schema["enum"]:
-        refuse(f"use one of {', '.join(map(str, schema['enum']))}")
-    if types is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        # Whatever a schema allows, a number must be one SQLite stores as it is (CLI.md §9: a
-        # number out of range is bad input, never an internal error).
-        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-            refuse("out of range (a 64-bit integer)")
-        if isinstance(value, float) and not math.isfinite(value):
-            refuse("not a finite number")
-        if "minimum" in schema and value < schema["minimum"]:
-            refuse(f"at least {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            refuse(f"at most {schema['maximum']}")
-    if "items" in schema and isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_value(f"{name}[{i}]", schema["items"], item)
+    return check_object(arguments, schema, noun="argument")

@@ -23,12 +23,13 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gemini_flow_cli.core.arguments import check_object
 from gemini_flow_cli.errors import GeminiFlowError, as_error, http_status
-from gemini_flow_cli.server.operations import OPERATIONS, Call, Operation, check, parse_query
+from gemini_flow_cli.server.operations import OPERATIONS, Call, Operation, body_schema, check, parse_query
 
 log = logging.getLogger("gemini_flow.server")
 
@@ -174,9 +175,13 @@ class Server:
                 log.exception("closing the database after %s %s", op.method, op.path)
 
     def endpoint(self, op: Operation):
-        query_params = [p for p in op.params if p.where == "query"]
+        query_params = {p.name: p for p in op.params if p.where == "query"}
+        query_schema = {"type": "object", "additionalProperties": False,
+                        "properties": {name: p.schema for name, p in query_params.items()},
+                        "required": [name for name, p in query_params.items() if p.required]}
         path_params = [p for p in op.params if p.where == "path"]
-        body_params = {p.name: p for p in op.params if p.where == "body"}
+        has_body = any(p.where == "body" for p in op.params) or op.method == "POST"
+        schema = body_schema(op)
 
         async def handle(request: Request) -> Response:
             try:
@@ -184,18 +189,20 @@ class Server:
                 for p in path_params:
                     args[p.name] = parse_query(p, [request.path_params[p.name]])
                     check(args[p.name], p.schema, p.name)
-                for p in query_params:
-                    values = request.query_params.getlist(p.name)
-                    if values:
-                        args[p.name] = parse_query(p, values)
-                        check(args[p.name], p.schema, p.name)
-                    elif p.required:
-                        raise GeminiFlowError("INVALID_INPUT", f"missing query parameter {p.name}",
-                                              details={"field": p.name})
-                if body_params or op.method == "POST":
-                    args.update(await _body(request, body_params))
+                # Query parameters as their schemas' types, then checked as a body is: an unknown
+                # one (a misspelt namespace would silently read the default) is refused.
+                query = {name: parse_query(query_params[name], request.query_params.getlist(name))
+                         if name in query_params else request.query_params[name]
+                         for name in request.query_params}
+                args.update(check_object(query, query_schema, noun="parameter", text_checked=True))
+                if has_body:
+                    args.update(await _body(request, schema))
             except GeminiFlowError as exc:
                 return error_response(exc)
+            except ClientDisconnect:
+                # The client left while sending its body: nobody reads an answer, and nothing ran.
+                log.info("%s %s: the client disconnected before sending its whole body", op.method, op.path)
+                return Response(status_code=400)
             client = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
             limiter = self.writers if op.writes or op.slow else self.readers
             status, payload = await anyio.to_thread.run_sync(self.execute, op, _bearer(request), args, client,
@@ -214,9 +221,16 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _body(request: Request, params: dict) -> dict[str, Any]:
+async def _body(request: Request, schema: dict[str, Any]) -> dict[str, Any]:
+    """The request body: read up to :data:`MAX_BODY` bytes, parsed as strict JSON (an empty body is
+    ``{}``) and checked against the operation's body schema (core/arguments.py)."""
     from gemini_flow_cli.core.memory import loads_strict
 
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        # Refused before reading it: a client need not send 64 MiB to learn it is too much.
+        raise GeminiFlowError("VALUE_TOO_LARGE", f"the request body is larger than {MAX_BODY} bytes",
+                              details={"limit": MAX_BODY})
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -238,20 +252,8 @@ async def _body(request: Request, params: dict) -> dict[str, Any]:
             raise GeminiFlowError("INVALID_INPUT", f"the request body is not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise GeminiFlowError("INVALID_INPUT", "the request body must be a JSON object")
-    unknown = sorted(set(document) - set(params))
-    if unknown:
-        raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(unknown)}; known: {', '.join(params) or 'none'}",
-                              details={"unknown": unknown})
-    for name, p in params.items():
-        kind = p.schema.get("type")
-        if name in document and document[name] is None and kind is not None and "null" not in kind:
-            del document[name]  # an explicit null is the field left out
-        if name not in document:
-            if p.required:
-                raise GeminiFlowError("INVALID_INPUT", f"missing field {name}", details={"field": name})
-            continue
-        check(document[name], p.schema, name)
-    return document
+    # loads_strict refused nesting too deep and lone surrogates already.
+    return check_object(document, schema, noun="field", text_checked=True)
 
 
 def create_app(db_path: Path, *, busy_timeout: float = 10.0) -> Starlette:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gemini_flow_cli import __version__
-from gemini_flow_cli.server.operations import OPERATIONS, Operation
+from gemini_flow_cli.server.operations import OPERATIONS, Operation, body_schema
 
 ERROR = {
     "type": "object",
@@ -58,14 +58,10 @@ def _operation(op: Operation) -> dict[str, Any]:
             parameters.append(entry)
     if parameters:
         spec["parameters"] = parameters
-    body = [p for p in op.params if p.where == "body"]
-    if body or op.method == "POST":
-        properties = {p.name: ({**p.schema, "description": p.description} if p.description else p.schema) for p in body}
-        schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-        required = [p.name for p in body if p.required]
-        if required:
-            schema["required"] = required
-        spec["requestBody"] = {"required": bool(required), "content": {"application/json": {"schema": schema}}}
+    if any(p.where == "body" for p in op.params) or op.method == "POST":
+        schema = body_schema(op)
+        spec["requestBody"] = {"required": bool(schema.get("required")),
+                               "content": {"application/json": {"schema": schema}}}
     responses: dict[str, Any] = {
         str(op.status): {"description": "the matching CLI command's --json document",
                          "content": {"application/json": {"schema": {"type": "object"}}}},

@@ -685,49 +685,25 @@ OPERATIONS: tuple[Operation, ...] = (
 
 # -- validation --------------------------------------------------------------------------------------
 
-_TYPES = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-    "null": lambda v: v is None,
-}
-
 
 def check(value: Any, schema: dict[str, Any], where: str) -> None:
-    """Validate ``value`` against the subset of JSON Schema used in :data:`OPERATIONS`; INVALID_INPUT
-    naming ``where`` on the first mismatch."""
-    import re
+    """``value`` of a path parameter against its JSON Schema: the check the MCP server's arguments
+    go through too (core/arguments.py); INVALID_INPUT naming the parameter ``where``."""
+    from gemini_flow_cli.core.arguments import check_value
 
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_TYPES[k](value) for k in kinds):
-            raise GeminiFlowError("INVALID_INPUT", f"{where} must be {' or '.join(kinds)}", details={"field": where})
-    if value is None:
-        return
-    if "enum" in schema and value not in schema["enum"]:
-        raise GeminiFlowError("INVALID_INPUT", f"{where} must be one of {', '.join(map(str, schema['enum']))}",
-                              details={"field": where})
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            raise GeminiFlowError("INVALID_INPUT", f"{where} has a length outside {schema.get('minLength', 0)}.."
-                                  f"{schema.get('maxLength', 'any')}", details={"field": where})
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            raise GeminiFlowError("INVALID_INPUT", f"{where} does not match {schema['pattern']}", details={"field": where})
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if ("minimum" in schema and value < schema["minimum"]) or ("maximum" in schema and value > schema["maximum"]) \
-                or ("exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]):
-            raise GeminiFlowError("INVALID_INPUT", f"{where} is out of range", details={"field": where})
-    elif isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
-            raise GeminiFlowError("INVALID_INPUT", f"{where} has too few or too many items", details={"field": where})
-        items = schema.get("items")
-        if items:
-            for i, item in enumerate(value):
-                check(item, items, f"{where}[{i}]")
+    check_value(value, schema, where, noun="parameter")
+
+
+def body_schema(op: Operation) -> dict[str, Any]:
+    """The JSON Schema of ``op``'s request body: an object of its body fields, no others. The one
+    the server enforces (server/app.py) and the OpenAPI document publishes (server/openapi.py)."""
+    body = [p for p in op.params if p.where == "body"]
+    properties = {p.name: ({**p.schema, "description": p.description} if p.description else p.schema) for p in body}
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [p.name for p in body if p.required]
+    if required:
+        schema["required"] = required
+    return schema
 
 
 def parse_query(param: Param, values: list[str]) -> Any:
@@ -741,6 +717,11 @@ def parse_query(param: Param, values: list[str]) -> Any:
             return int(text, 10) if len(text) <= 30 else _not(param, "an integer")
         except ValueError:
             _not(param, "an integer")
+    if kind == "number":
+        try:
+            return float(text) if len(text) <= 30 else _not(param, "a number")
+        except ValueError:
+            _not(param, "a number")
     if kind == "boolean":
         if text.lower() in ("true", "1", "yes"):
             return True
@@ -751,4 +732,4 @@ def parse_query(param: Param, values: list[str]) -> Any:
 
 
 def _not(param: Param, what: str):
-    raise GeminiFlowError("INVALID_INPUT", f"{param.name} must be {what}", details={"field": param.name})
+    raise GeminiFlowError("INVALID_INPUT", f"invalid {param.name}: expected {what}", details={"parameter": param.name})
