@@ -189,3 +189,39 @@ def test_closing_the_pool_closes_its_connections(db_path, pool):
         db.conn.execute("SELECT 1")
     read(pool, db_path, "k")  # still works, without keeping anything
     assert pool.idle == 0
+
+
+def test_no_read_of_the_server_leaves_its_connection_on_an_old_snapshot(db_path):
+    """A cursor left half-read keeps its connection's snapshot (core/pool.py): after each reading
+    endpoint, the next request on the same connection must see a write made elsewhere since."""
+    pytest.importorskip("starlette")
+    from gemini_flow_cli.core import apikeys
+    from gemini_flow_cli.server.app import Server
+    from gemini_flow_cli.server.operations import OPERATIONS
+
+    store(db_path, "k", 0)
+    invocation = Invocation(db_path)
+    token = apikeys.create(invocation.open_db(create=True), "reader", role="admin")["token"]
+    invocation.finish()
+    server = Server(db_path)
+    retrieve = next(op for op in OPERATIONS if op.operation_id == "retrieve")
+    reads = [op for op in OPERATIONS if op.method == "GET" and not any(p.required for p in op.params)]
+    assert len(reads) >= 10
+    for n, op in enumerate(reads, start=1):
+        status, _ = server.execute(op, token, {}, "test")
+        assert status in (200, 503), op.path
+        store(db_path, "k", n)
+        status, result = server.execute(retrieve, token, {"key": "k", "namespace": "team"}, "test")
+        assert (status, result["value"]) == (200, n), op.path
+    server.pool.close()
+
+
+def test_a_database_of_another_kind_is_closed_not_kept(pool):
+    closed = []
+
+    class Elsewhere:  # e.g. a server database: none of a SQLite file's attributes
+        def close(self):
+            closed.append(True)
+
+    pool.release(Elsewhere())
+    assert (pool.idle, closed) == (0, [True])

@@ -24,6 +24,12 @@ What stays the same as one connection per request:
   through an upgraded copy of an older schema, or a file opened as it is on a full disk are closed
   after their operation, as before.
 
+One thing a pool cannot check: a cursor the operation left half-read and still referenced keeps
+its connection's read snapshot open (SQLite reads through it until the statement is reset), and
+``in_transaction`` does not show it. The core reads what it needs and drops its cursors (a
+released cursor is reset), and every operation's result is plain data, never a live cursor;
+keep it so.
+
 Nothing here knows HTTP: a door makes one :class:`PooledInvocation` per operation instead of an
 :class:`~gemini_flow_cli.core.invocation.Invocation`.
 """
@@ -118,12 +124,17 @@ class ConnectionPool:
 
     @staticmethod
     def _reusable(db) -> bool:
-        """A plain file at the latest schema, outside any transaction."""
-        return (
-            not db.ephemeral and db.path == db.target and getattr(db, "_file_id", None) is not None
-            and db._file_conn is None and not db.no_room and db._depth == 0 and db.auto_migrate
-            and not db.conn.in_transaction and not (db._queue is not None and db._queue.held)
-        )
+        """A SQLite file opened as usual (not a stand-in in memory, an upgraded copy, or a file
+        opened as it is on a full disk), outside any transaction. Anything else, a database of
+        another kind included, is closed after its operation as before."""
+        try:
+            return (
+                getattr(db, "_file_id", None) is not None and not db.ephemeral and db.path == db.target
+                and db._file_conn is None and not db.no_room and db._depth == 0 and db.auto_migrate
+                and not db.conn.in_transaction and not (db._queue is not None and db._queue.held)
+            )
+        except Exception:  # noqa: BLE001 - what cannot be examined is not kept
+            return False
 
     def _still_good(self, db) -> bool:
         """Whether ``db`` may serve another operation: same file, same schema, still trusted;
