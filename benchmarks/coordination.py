@@ -192,14 +192,17 @@ def bench_cli_claims(folder: Path, count: int, workers: int, checkout: Path | No
             got += 1
         return got
 
-    start = time.perf_counter()
+    start, before = time.perf_counter(), os.times()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         got = list(pool.map(loop, names))
-    elapsed = time.perf_counter() - start
+    elapsed, after = time.perf_counter() - start, os.times()
     assert sum(got) == count, got
+    # CPU time of the claim processes (all of them, the last failing claim of each loop included):
+    # on a machine shared with other jobs the steadier figure, since claims/s is bound by it.
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
     print(f"claims, {workers} competing `gemini-flow task claim` loops{label} over {count} tasks: "
-          f"{count / elapsed:.0f} claims/s ({elapsed:.2f} s)")
-    return count / elapsed
+          f"{count / elapsed:.1f} claims/s ({elapsed:.2f} s), CPU {cpu / count * 1000:.1f} ms per claim")
+    return count / elapsed, cpu / count
 
 
 def bench_decision(folder: Path, voters: int, workers: int) -> None:
@@ -265,8 +268,13 @@ def main() -> None:
                 now.append(bench_cli_claims(folder, args.cli_tasks, args.workers, ROOT, f" (this checkout {round_})"))
                 before.append(bench_cli_claims(folder, args.cli_tasks, args.workers, args.before.resolve(),
                                                f" (before {round_})"))
-            print(f"claims/s, median of {args.rounds}: this checkout {statistics.median(now):.1f}, before "
-                  f"{statistics.median(before):.1f}: x{statistics.median(now) / statistics.median(before):.2f}")
+            rate = [statistics.median(r[0] for r in side) for side in (now, before)]
+            cpu = [statistics.median(r[1] for r in side) for side in (now, before)]
+            paired = statistics.median(n[0] / b[0] for n, b in zip(now, before))
+            print(f"claims/s, median of {args.rounds}: this checkout {rate[0]:.1f}, before {rate[1]:.1f}: "
+                  f"x{rate[0] / rate[1]:.2f} (median of the rounds' ratios x{paired:.2f}); CPU per claim "
+                  f"{cpu[0] * 1000:.1f} ms against {cpu[1] * 1000:.1f} ms: x{cpu[1] / cpu[0]:.2f} the claims per "
+                  "CPU-second")
         if not args.claims_only:
             bench_decision(folder, args.voters, args.workers)
 

@@ -82,6 +82,12 @@ def main() -> None:
             code = f"import sys; sys.path.insert(0, {str(src)!r}); import runpy; " \
                    "runpy.run_module('gemini_flow_cli', run_name='__main__', alter_sys=True)"
             py = [sys.executable, "-c", code]
+            if label == "before":
+                # Its own database, made by its own code: an older checkout refuses a newer schema.
+                own = folder / "before" / ".hive-mind" / "hive.db"
+                py += ["--db", str(own)]
+                subprocess.run([*py, "memory", "store", "bench-key", '{"theme": "dark", "n": 1}'], env=env,
+                               check=True, capture_output=True)
             cases[f"{label}: memory store"] = [*py, "memory", "store", "bench-key", '{"theme": "dark", "n": 3}']
             cases[f"{label}: memory retrieve"] = [*py, "memory", "retrieve", "bench-key"]
     encrypted = subprocess.run([*gf, "memory", "store", "bench-secret", '"s3cret"', "--encrypt"], env=env,

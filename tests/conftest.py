@@ -37,6 +37,12 @@ def _clean_env(monkeypatch, tmp_path_factory):
 TEST_SERVER = os.environ.get("GEMINI_FLOW_TEST_DB")
 
 
+def not_on_a_server(reason: str):
+    """Mark a test of something a PostgreSQL database does not offer (README "Running on
+    PostgreSQL"): skipped on the second run, saying what."""
+    return pytest.mark.skipif(bool(TEST_SERVER), reason=f"not on PostgreSQL: {reason}")
+
+
 class ServerDatabase(str):
     """The URL of a test's PostgreSQL schema, standing where tests expect a database file path.
 
@@ -137,7 +143,7 @@ def _no_sqlite_on_a_server(monkeypatch):
     real = sqlite3.connect
 
     def connect(database, *args, **kwargs):
-        if isinstance(database, str) and database.startswith("postgresql://"):
+        if str(database).startswith(("postgresql://", "postgresql:/")):  # a URL, or a Path made of one
             pytest.skip("local file only: the test reads its database with sqlite3")
         return real(database, *args, **kwargs)
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import not_on_a_server
+
 from gemini_flow_cli.core import backup as core
 from gemini_flow_cli.core import clock, migrations
 from gemini_flow_cli.core.db import Database
@@ -136,6 +138,7 @@ def test_sql_backup_rebuilds_the_database_with_the_sqlite3_shell(db_path, tmp_pa
     assert canonical(rebuilt) == canonical(db_path)
 
 
+@not_on_a_server("AUTOINCREMENT counters (sqlite_sequence) are SQLite's")
 def test_json_backup_is_one_documented_json_document(db_path):
     populate(db_path)
     info = make_backup(db_path, format="json")
@@ -193,6 +196,7 @@ def test_create_refuses_to_overwrite_an_existing_file(cli, db_path, tmp_path):
     assert target.read_text() == "precious"
 
 
+@pytest.mark.fresh_schema
 def test_create_without_a_database_is_not_found_and_creates_nothing(cli, db_path):
     result = cli("backup", "create")
     assert result.exit_code == 1
@@ -441,6 +445,7 @@ def test_kill_9_during_restore_leaves_the_old_or_the_new_database(db_path, tmp_p
 # -- merge ------------------------------------------------------------------------------------
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_keeps_the_newer_memory_entry_and_adds_missing_rows(cli, db_path, tmp_path):
     source = tmp_path / "src" / "hive.db"
     for path, rows in (

@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import not_on_a_server
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -180,6 +182,7 @@ def opened_synchronous(db_path) -> int:
         db.close()
 
 
+@not_on_a_server("synchronous is a SQLite pragma")
 def test_synchronous_setting_follows_env_then_database_then_user(cli, db_path, monkeypatch):
     cli("memory", "store", "k", "v")
     assert opened_synchronous(db_path) == 2  # the default, full

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import not_on_a_server
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -141,6 +143,7 @@ def test_scrypt_parameters_and_salt_are_read_back_from_the_database(cli, db_path
     assert json.loads(plaintext) == PLAINTEXT
 
 
+@not_on_a_server("reads both databases with sqlite3")
 def test_a_second_database_gets_its_own_salt(cli, tmp_path, keyed):
     other = tmp_path / "other.db"
     cli("memory", "store", "a", "1", "--encrypt")
@@ -300,6 +303,7 @@ def test_batch_after_an_expired_encrypted_entry_follows_store(cli, db_path, keye
     assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'k'") == [(0,)]
 
 
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 @pytest.mark.parametrize("how", ["store", "batch"])
 def test_encrypting_an_entry_encrypts_its_plaintext_history(cli, db_path, tmp_path, monkeypatch, how):
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
@@ -355,6 +359,7 @@ def test_import_of_ciphertext_over_plaintext_hides_the_plaintext_history(cli, db
     assert PLAINTEXT not in cli("memory", "history", "notes").stdout
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_keeps_an_encrypted_entry_encrypted(cli, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
     cli("memory", "store", "notes", "old-plain-word")

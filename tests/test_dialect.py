@@ -112,3 +112,8 @@ def test_is_between_values_and_insert_or_ignore():
         "INSERT INTO a (x) VALUES (%s) ON CONFLICT DO NOTHING")
     assert dialect.translate("INSERT OR IGNORE INTO a (x) VALUES (?) RETURNING x") == (
         "INSERT INTO a (x) VALUES (%s) ON CONFLICT DO NOTHING RETURNING x")
+
+
+def test_a_constant_condition_before_any_clause():
+    for clause in ("ORDER BY k", "GROUP BY k", "LIMIT 1", ""):
+        assert dialect.translate(f"SELECT k FROM t WHERE 1 {clause}").startswith("SELECT k FROM t WHERE TRUE")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import not_on_a_server
+
 from tests.helpers import sql
 
 # -- a full disk -------------------------------------------------------------------------------
@@ -223,6 +225,7 @@ def test_a_read_only_folder_still_answers_reads(read_only_db):
     assert json.loads(out)["value"] == {"a": 1}
 
 
+@not_on_a_server("file modes are a local file's")
 def test_a_database_with_lax_modes_is_tightened_without_adding_any_permission(cli, db_path):
     assert cli("memory", "store", "k", "1").exit_code == 0
     os.chmod(db_path, 0o444)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from tests.conftest import not_on_a_server
 
 
 def damage_an_index(db_path) -> None:
@@ -42,6 +43,7 @@ def test_full_health_finds_a_damaged_index_that_quick_check_misses(run, db_path)
     assert any(p.startswith("integrity:") for p in report["problems"])
 
 
+@not_on_a_server("integrity_check is a file's (the server checks its own files)")
 def test_full_health_of_a_sound_database_is_ok(run):
     assert run("memory", "store", "k", "v").returncode == 0
     full = run("memory", "health", "--full")

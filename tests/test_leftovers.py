@@ -29,8 +29,11 @@ def spools(folder):
 
 def start_import(db_path, tmp_path, temp):
     env = {**os.environ, "TMPDIR": str(temp)}
+    # SIGINT as a terminal delivers it: a suite started from a background job of a shell inherits
+    # it ignored, and so would the import (it would then finish instead of being interrupted).
     proc = subprocess.Popen([*GEMINI_FLOW, "--db", str(db_path), "memory", "import", "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     proc.stdin.write(b'{"key": "a", "value": 1}\n')
     proc.stdin.flush()
     deadline = time.monotonic() + 30

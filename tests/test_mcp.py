@@ -22,6 +22,7 @@ from mcp import Client, StdioServerParameters  # noqa: E402
 from conftest import gemini_flow_command  # noqa: E402
 from gemini_flow_cli.mcp.server import build_server  # noqa: E402
 from gemini_flow_cli.mcp.tools import TOOLS, Scope, list_tools, token_estimate  # noqa: E402
+from tests.conftest import not_on_a_server
 
 WRITING = {"memory_store", "memory_delete", "memory_incr", "task_claim", "task_complete", "task_fail",
            "consensus_vote"}
@@ -371,6 +372,7 @@ def test_two_stdio_servers_on_one_database_see_each_others_writes_and_the_clis(d
     assert json.loads(run("memory", "retrieve", "count").stdout) == 2
 
 
+@not_on_a_server("automatic backups are a local file's")
 def test_a_write_through_the_server_runs_the_after_write_actions(db_path, run, cli):
     for name, value in (("backup.auto.enabled", "true"), ("backup.auto.interval", "1s")):
         assert cli("config", "set", name, value).exit_code == 0
@@ -515,6 +517,7 @@ def test_no_argument_value_makes_a_tool_fail_as_a_bug(scope, cli, tool):
             assert body["error"]["code"] != "INTERNAL", (name, {k: str(v)[:40] for k, v in arguments.items()}, body)
 
 
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_full_text_search_with_a_nul_is_invalid_input(scope, cli):
     assert cli("memory", "store", "k", "v").exit_code == 0
     assert cli("memory", "fts", "enable").exit_code == 0

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from gemini_flow_cli.core import clock
+from tests.conftest import not_on_a_server
 
 
 def test_namespaces_lists_keys_and_bytes(cli):
@@ -34,6 +35,7 @@ def test_stats_counts_from_the_rows(cli, db_path):
     assert cli("memory", "stats", "-n", "one").json["totalKeys"] == 1
 
 
+@not_on_a_server("the journal mode and quick_check are a file's (a server's health is tests/test_postgres.py)")
 def test_health_ok_on_a_good_database(cli):
     cli("memory", "store", "a", "1")
     result = cli("memory", "health")

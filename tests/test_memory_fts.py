@@ -8,6 +8,11 @@ import pytest
 
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core.memory import MemoryManager
+from tests.conftest import TEST_SERVER
+
+# The second run (GEMINI_FLOW_TEST_DB): FTS5 is SQLite's; on PostgreSQL `memory fts enable` exits 2
+# saying so (tests/test_postgres.py holds that).
+pytestmark = pytest.mark.skipif(bool(TEST_SERVER), reason="not on PostgreSQL: full-text search (FTS5) is SQLite's")
 
 
 def test_text_search_without_the_index_exits_2_and_says_how_to_enable(cli):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import gemini_flow_command
+from tests.conftest import not_on_a_server
 
 N = 100_000
 
@@ -54,6 +55,7 @@ def seeded(db_path, run):
     return db_path
 
 
+@not_on_a_server("the kill lands by timing a local file's transaction")
 def test_kill_9_mid_batch_leaves_all_or_nothing(seeded, tmp_path):
     ops = tmp_path / "ops.jsonl"
     with ops.open("w") as handle:
@@ -67,6 +69,7 @@ def test_kill_9_mid_batch_leaves_all_or_nothing(seeded, tmp_path):
     assert count_and_check(seeded) in (1, 1 + N)
 
 
+@not_on_a_server("the kill lands by timing a local file's transaction")
 def test_kill_9_mid_import_leaves_all_or_nothing(seeded, tmp_path):
     lines = tmp_path / "import.jsonl"
     with lines.open("w") as handle:
@@ -140,6 +143,7 @@ def test_concurrent_processes_all_succeed_and_contents_are_exact(db_path, run):
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+@not_on_a_server("holds SQLite's lock with sqlite3 (tests/test_postgres.py holds the advisory lock)")
 def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(db_path, run):
     assert run("memory", "store", "seed", "1").returncode == 0
     holder = subprocess.Popen(

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import not_on_a_server
+
 KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
 
@@ -14,6 +16,7 @@ KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
 @pytest.mark.parametrize("fmt", ["sqlite", "json", "sql"])
 @pytest.mark.parametrize("compress", [False, True])
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_restore_a_backup_taken_with_fts_on_into_the_same_database(cli, tmp_path, fmt, compress):
     assert cli("memory", "store", "a", "alpha words").exit_code == 0
     assert cli("memory", "fts", "enable").exit_code == 0
@@ -32,6 +35,7 @@ def test_restore_a_backup_taken_with_fts_on_into_the_same_database(cli, tmp_path
     assert cli("memory", "health").exit_code == 0
 
 
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_restore_without_fts_into_a_database_with_fts_drops_the_index(cli, tmp_path):
     assert cli("memory", "store", "a", "alpha").exit_code == 0
     out = tmp_path / "plain.db"
@@ -43,6 +47,7 @@ def test_restore_without_fts_into_a_database_with_fts_drops_the_index(cli, tmp_p
     assert cli("memory", "health").exit_code == 0
 
 
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_merge_keeps_the_index_when_either_side_has_it(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     assert cli("memory", "store", "theirs", "shared words", db=other).exit_code == 0
@@ -107,6 +112,7 @@ def test_import_with_a_different_key_exits_4_and_writes_nothing(cli, tmp_path, t
 # -- 3. a merge keeps this database's key derivation, security and audit settings --------------
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env=KEY_ENV)
@@ -129,6 +135,7 @@ def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tm
     assert len(rows) == 1 and rows[0]["details"]["skipped"]
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_with_a_different_key_exits_4_and_changes_nothing(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env={"GEMINI_FLOW_ENCRYPTION_KEY": "theirs"})
@@ -195,6 +202,7 @@ def _swarm_with_task(cli, db, text):
     return task, decision["decisionId"]
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_teammates_backup_keeps_both_sides_tasks_and_decisions(cli, tmp_path, db_path):
     other = tmp_path / "other" / "hive.db"
     theirs = _swarm_with_task(cli, other, "their work")
@@ -459,6 +467,7 @@ def test_export_import_export_is_byte_identical(tmp_path_factory, items):
         target.close()
 
 
+@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_path):
     import sqlite3
 
@@ -481,6 +490,7 @@ def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_pa
 
 
 @pytest.mark.parametrize("fmt", ["json", "sqlite"])  # (the old SQL writer already skipped their CREATEs)
+@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_backups_written_before_the_fix_with_index_pages_still_verify_and_restore(cli, tmp_path, monkeypatch, fmt):
     """Older backups carried the index's shadow tables (rows, and their CREATE statements)."""
     from gemini_flow_cli.core import backup as core

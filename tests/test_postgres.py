@@ -165,3 +165,64 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
     copy = tmp_path / "server.db"
     gf(schema_url, "backup", "create", str(copy))
     assert gf(copy, "memory", "retrieve", "d")["value"] == 4
+
+
+@server
+def test_what_a_server_lacks_says_so(schema_url):
+    """Full-text search and a merge into a server database: exit 2 naming what is missing."""
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "fts", "enable"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "PostgreSQL" in result.stderr
+
+
+@server
+def test_migrate_down_and_up_on_a_server(schema_url, tmp_path):
+    def gf(*args):
+        return subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+
+    assert gf("memory", "store", "k", "v").returncode == 0
+    down = gf("migrate", "down", "--to", "1.0.12", "--yes")
+    assert down.returncode == 0, down
+    assert json.loads(gf("migrate", "status").stdout)["current"] == "1.0.12"
+    assert gf("migrate", "up").returncode == 0
+    assert json.loads(gf("memory", "retrieve", "k").stdout)["value"] == "v"
+
+
+@server
+def test_health_of_a_server_database(schema_url):
+    def health():
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "health"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout)
+
+    assert health()["exists"] is False  # an empty schema, like a missing file: left untouched
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "migrate", "status"], capture_output=True,
+                          timeout=60).returncode == 0
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    health = health()
+    assert health["healthy"] is True and health["checks"]["writable"] is True
+    assert health["checks"]["writeLockFree"] is True and health["path"].startswith("postgresql://")
+
+
+@server
+def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
+    import psycopg
+
+    from gemini_flow_cli.core.storage.postgres import WRITE_LOCK
+
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "seed", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    with psycopg.connect(schema_url, autocommit=True) as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (WRITE_LOCK,))
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "--busy-timeout", "0.5", "memory", "store",
+                                 "blocked", "1"], capture_output=True, text=True, timeout=60)
+        holder.execute("ROLLBACK")
+    assert result.returncode == 6, result
+    assert json.loads(result.stderr.strip().splitlines()[-1])["error"]["code"] == "CONNECTION_FAILED"
+    out = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "retrieve", "blocked"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1  # nothing was written

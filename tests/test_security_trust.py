@@ -25,6 +25,11 @@ import gemini_flow_cli
 from gemini_flow_cli.core import db as dbmod
 from gemini_flow_cli.core import trust
 
+from tests.conftest import TEST_SERVER
+
+# File modes, owners and planted files are a local database's; a server's are its roles and grants.
+pytestmark = pytest.mark.skipif(bool(TEST_SERVER), reason="not on PostgreSQL: file modes and owners are a local file's")
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="handing a file to another user (chown) needs root")
 

@@ -15,6 +15,12 @@ import threading
 
 import pytest
 
+from tests.conftest import TEST_SERVER
+
+# The pool's checks of a file (device, inode, modes, synchronous); a server's connections are kept by
+# schema version (tests/test_postgres.py runs the HTTP server on one).
+pytestmark = pytest.mark.skipif(bool(TEST_SERVER), reason="not on PostgreSQL: the pool's checks of a local file")
+
 from gemini_flow_cli.core.invocation import Invocation
 from gemini_flow_cli.core.pool import ConnectionPool, PooledInvocation
 from gemini_flow_cli.errors import GeminiFlowError
@@ -214,3 +220,14 @@ def test_no_read_of_the_server_leaves_its_connection_on_an_old_snapshot(db_path)
         status, result = server.execute(retrieve, token, {"key": "k", "namespace": "team"}, "test")
         assert (status, result["value"]) == (200, n), op.path
     server.pool.close()
+
+
+def test_a_database_of_another_kind_is_closed_not_kept(pool):
+    closed = []
+
+    class Elsewhere:  # e.g. a server database: none of a SQLite file's attributes
+        def close(self):
+            closed.append(True)
+
+    pool.release(Elsewhere())
+    assert (pool.idle, closed) == (0, [True])

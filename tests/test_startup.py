@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gemini_flow_cli.cli import COMMANDS, GROUPS
+from tests.conftest import not_on_a_server
 
 # Each of these costs a plain store or retrieve a millisecond or more, and none is needed there:
 # hashlib loads OpenSSL (the audit chain uses CPython's built-in SHA-256), getpass loads termios,
@@ -30,6 +31,7 @@ def _imported(db_path: Path, *args: str) -> set[str]:
     return {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
 
+@not_on_a_server("psycopg's import is the PostgreSQL floor (benchmarks/backends.py)")
 @pytest.mark.parametrize("args", [("memory", "store", "k", "2"), ("memory", "retrieve", "k")])
 def test_a_plain_store_or_retrieve_imports_nothing_it_does_not_need(run, db_path, args):
     run("memory", "store", "k", "1")

@@ -653,8 +653,8 @@ def safety_copy(conn: sqlite3.Connection, db_path: Path, reason: str) -> Path:
     """
     local = isinstance(conn, sqlite3.Connection)
     try:
-        info = _create(conn, Path(db_path) if local else db_path, None, fmt="sqlite" if local else "json",
-                       compress=not local, origin="safety", reason=reason, progress=None)
+        info = _create(conn, Path(db_path) if local else db_path, None, fmt="sqlite", compress=False,
+                       origin="safety", reason=reason, progress=None)
     except GeminiFlowError as exc:
         raise _fail(f"could not back up the database before {reason}: {exc.message}") from exc
     return Path(info["path"])

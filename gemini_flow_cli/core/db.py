@@ -222,7 +222,7 @@ class Database:
         """
         if storage.is_url(path):
             return _open_url(path, busy_timeout=busy_timeout, actor=actor, session_id=session_id,
-                             auto_migrate=auto_migrate)
+                             auto_migrate=auto_migrate, create=create)
         path = Path(path) if path is not None else discover()
         if path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "not a regular file"

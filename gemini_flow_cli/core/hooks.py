@@ -337,6 +337,8 @@ def _child_environment(environ: Mapping[str, str], db, hook_id: int, name: str) 
     if db.path is not None:
         # absolute: a hook that calls gemini-flow from another folder works on the same database
         env["GEMINI_FLOW_DB"] = os.path.abspath(db.path)
+    elif getattr(db, "url", None):
+        env["GEMINI_FLOW_DB"] = db.url  # a PostgreSQL database: the hook calls back into the same one
     return env
 
 

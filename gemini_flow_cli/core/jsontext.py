@@ -88,13 +88,24 @@ def first_duplicate(text: str | bytes) -> tuple[list[Any], str] | None:
     return None
 
 
+_DECODER: json.JSONDecoder | None = None
+
+
 def loads(text: str | bytes, *, what: str = "the JSON", parse_constant: Callable[[str], Any] | None = None) -> Any:
     """``json.loads(text)`` with the limits above; ``json.JSONDecodeError`` (a ValueError, as
     ``json.loads``) for text that is not JSON, NaN and Infinity included (:func:`reject_constant`,
     unless ``parse_constant`` says otherwise); INVALID_INPUT for nesting deeper than
     :data:`MAX_DEPTH`, a lone surrogate, or an object naming a key twice (:func:`unique_object`)."""
     try:
-        value = json.loads(text, parse_constant=parse_constant or reject_constant, object_pairs_hook=unique_object)
+        if parse_constant is None and type(text) is str and not text.startswith("\ufeff"):
+            # One decoder for every call (json.loads with options builds one each time, which an
+            # import of a million records would pay twice per record).
+            global _DECODER
+            if _DECODER is None:
+                _DECODER = json.JSONDecoder(parse_constant=reject_constant, object_pairs_hook=unique_object)
+            value = _DECODER.decode(text)
+        else:  # bytes (json.loads finds their encoding), a BOM (json.loads names it), other constants
+            value = json.loads(text, parse_constant=parse_constant or reject_constant, object_pairs_hook=unique_object)
     except RecursionError:
         raise too_deep(what) from None
     except GeminiFlowError as exc:

@@ -1778,7 +1778,8 @@ class Spool:
     temporary file (mode 0600, deleted when closed), read back in order: what lets a batch of
     any size be validated whole before any of it is applied, in flat memory.
 
-    Items are tuples of str, int, float, bool and None (``marshal``). Use as a context manager.
+    Items are tuples (and dicts) of str, int, float, bool and None (``marshal``). Use as a
+    context manager.
     """
 
     IN_MEMORY = 10_000

@@ -124,14 +124,19 @@ class ConnectionPool:
 
     @staticmethod
     def _reusable(db) -> bool:
-        """A plain file (or a server's database) at the latest schema, outside any transaction."""
-        if db.backend != "sqlite":
-            return db._depth == 0 and db.auto_migrate and not db.conn.in_transaction
-        return (
-            not db.ephemeral and db.path == db.target and getattr(db, "_file_id", None) is not None
-            and db._file_conn is None and not db.no_room and db._depth == 0 and db.auto_migrate
-            and not db.conn.in_transaction and not (db._queue is not None and db._queue.held)
-        )
+        """A SQLite file opened as usual (not a stand-in in memory, an upgraded copy, or a file
+        opened as it is on a full disk), or a PostgreSQL database, outside any transaction.
+        Anything else is closed after its operation as before."""
+        try:
+            if getattr(db, "backend", None) == "postgresql":
+                return db._depth == 0 and db.auto_migrate and not db.conn.in_transaction
+            return (
+                getattr(db, "_file_id", None) is not None and not db.ephemeral and db.path == db.target
+                and db._file_conn is None and not db.no_room and db._depth == 0 and db.auto_migrate
+                and not db.conn.in_transaction and not (db._queue is not None and db._queue.held)
+            )
+        except Exception:  # noqa: BLE001 - what cannot be examined is not kept
+            return False
 
     def _still_good(self, db) -> bool:
         """Whether ``db`` may serve another operation: same file, same schema, still trusted;

@@ -17,10 +17,8 @@ search over a million keys take milliseconds.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from gemini_flow_cli.core import changes, clock
@@ -174,21 +172,42 @@ def literal_prefix(pattern: str) -> str:
 MAX_PATTERN_LENGTH = 4096
 
 
-@dataclass
 class SearchOptions:
-    """The seed's SearchOptions, plus tags and full text."""
+    """The seed's SearchOptions, plus tags and full text.
 
-    pattern: str = "*"
-    namespace: str | None = None
-    # Only these namespaces (an API key limited to some, core/apikeys.py); None: no such limit.
-    namespaces: tuple[str, ...] | None = None
-    tags: list[str] = field(default_factory=list)
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    sort_by: str | None = None
-    sort_order: str = "asc"
-    include_expired: bool = False
-    text: str | None = None
+    ``namespaces``: only these namespaces (an API key limited to some, core/apikeys.py); None:
+    no such limit. A plain class rather than a dataclass: building a dataclass costs about a
+    millisecond at import, paid by every `memory search` and `list` process.
+    """
+
+    __slots__ = ("pattern", "namespace", "namespaces", "tags", "limit", "offset", "sort_by", "sort_order",
+                 "include_expired", "text")
+
+    def __init__(self, pattern: str = "*", namespace: str | None = None,
+                 namespaces: tuple[str, ...] | None = None, tags: list[str] | None = None,
+                 limit: int = DEFAULT_LIMIT, offset: int = 0, sort_by: str | None = None,
+                 sort_order: str = "asc", include_expired: bool = False, text: str | None = None) -> None:
+        self.pattern = pattern
+        self.namespace = namespace
+        self.namespaces = namespaces
+        self.tags = [] if tags is None else tags
+        self.limit = limit
+        self.offset = offset
+        self.sort_by = sort_by
+        self.sort_order = sort_order
+        self.include_expired = include_expired
+        self.text = text
+
+    def replace(self, **changes: Any) -> SearchOptions:
+        """A copy with ``changes`` applied."""
+        return SearchOptions(**{**{name: getattr(self, name) for name in self.__slots__}, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is SearchOptions and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"SearchOptions({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 
     def validate(self) -> None:
         if not isinstance(self.pattern, str):
@@ -281,7 +300,7 @@ def count_query(options: SearchOptions, now: int, *, few_expired: bool = False) 
     if options.include_expired or options.tags or not few_expired:
         where, params = where_clause(options, now)
         return f"SELECT COUNT(*) FROM memory_store AS m WHERE {where}", params
-    every, params = where_clause(dataclasses.replace(options, include_expired=True), now)
+    every, params = where_clause(options.replace(include_expired=True), now)
     expired = every.replace("m.key GLOB ?", "+m.key GLOB ?").replace("m.namespace = ?", "+m.namespace = ?")
     return (f"SELECT (SELECT COUNT(*) FROM memory_store AS m WHERE {every}) - (SELECT COUNT(*) FROM memory_store "
             f"AS m WHERE {expired} AND m.ttl IS NOT NULL AND m.ttl <= ?)", [*params, *params, now])

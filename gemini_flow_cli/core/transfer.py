@@ -43,12 +43,11 @@ from gemini_flow_cli.core import audit, clock
 from gemini_flow_cli.core.memory import (
     _CONTROL,
     _ENCODER,
-    _TAGS_ENCODER,
+    _tags_text,
     bulk_cache,
     MAX_KEY_LENGTH,
     MAX_VALUE_SIZE,
     dumps,
-    normalize_tags,
     validate_key,
     validate_namespace,
 )
@@ -369,7 +368,8 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
     tags = record.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
-    tags = normalize_tags(tags)
+    # normalised and encoded once per distinct list (bulk data repeats tag sets), as batch does
+    tags_text = _tags_text(tags) if tags else None
     accesses = record.get("accessCount", 0)
     if type(accesses) is not int or accesses < 0:
         raise GeminiFlowError("INVALID_INPUT", f"invalid accessCount {accesses!r}")
@@ -395,7 +395,7 @@ def parse_record(line: str, ctx: ImportContext) -> tuple[tuple, dict[str, Any] |
     if type(version) is not int or version < 1:
         raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
     return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
-            _TAGS_ENCODER.encode(tags) if tags else None, int(encrypted), version), kdf
+            tags_text, int(encrypted), version), kdf
 
 
 # The longest line an import reads: a record holds one value (at most 16 MiB of JSON, the
@@ -425,19 +425,23 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def validate_file(db, path: Path, *, progress: Callable[[int], None] | None = None,
-                  ctx: ImportContext | None = None) -> int:
+                  ctx: ImportContext | None = None,
+                  sink: Callable[[tuple[tuple, dict[str, Any] | None]], None] | None = None) -> int:
     """Pass one: every line parses and is valid, and every owner it names exists here or travels
     in the file (with ``owners="keep"``). Returns the number of records; ``ctx`` collects the
-    owner rows and key-derivation records. Nothing is locked or written."""
+    owner rows and key-derivation records; ``sink`` receives each ``(row, kdf)`` as
+    :func:`parse_record` made it, in order. Nothing is locked or written."""
     ctx = ctx or ImportContext(int(clock.now()))
     owners: dict[tuple[str, str], int] = {}
     count = 0
     for number, line in _lines(path):
         try:
-            row, _kdf = parse_record(line, ctx)
+            row, kdf = parse_record(line, ctx)
         except GeminiFlowError as exc:
             raise GeminiFlowError(exc.code, f"line {number}: {exc.message}; nothing was imported",
                                   details={**exc.details, "line": number}) from None
+        if sink is not None:
+            sink((row, kdf))
         if row[3] is not None:
             owners.setdefault(("agent", row[3]), number)
         if row[4] is not None:
@@ -494,15 +498,30 @@ def import_file(
         raise GeminiFlowError("INVALID_INPUT", f"invalid --on-conflict {on_conflict!r}: use skip, replace or fail")
     if owners not in OWNERS:
         raise GeminiFlowError("INVALID_INPUT", f"invalid --owners {owners!r}: use keep or drop")
+    from gemini_flow_cli.core.memory import Spool
+
     started = time.perf_counter()
     path = Path(path)
     ctx = ImportContext(int(clock.now()), max_value_size=max_value_size, owners=owners)
-    records = validate_file(db, path, ctx=ctx)
+    # The validated rows wait in a spool (memory up to 10,000, then a 0600 temporary file) for
+    # the applying pass: reading them back costs far less than parsing the file a second time.
+    with Spool() as validated:
+        records = validate_file(db, path, ctx=ctx, sink=validated.append)
+        return _import_validated(db, path, validated, records, ctx, on_conflict=on_conflict, owners=owners,
+                                 cipher=cipher, progress=progress, on_validated=on_validated,
+                                 chunk_size=chunk_size, started=started)
+
+
+def _import_validated(db, path: Path, validated, records: int, ctx: ImportContext, *, on_conflict: str,
+                      owners: str, cipher, progress, on_validated, chunk_size: int, started: float) -> dict[str, Any]:
+    """Pass two of :func:`import_file`: apply the ``validated`` ``(row, kdf)`` pairs in one
+    transaction."""
+    from gemini_flow_cli.core import crypto
+
     plan = crypto.reconcile(db, db.conn, list(ctx.kdfs.values()), cipher or _no_cipher, where=str(path))
     if on_validated:
         on_validated(records)
     owner_rows = ctx.owner_rows
-    ctx = ImportContext(ctx.now, max_value_size=max_value_size, owners=owners)
     per_namespace: dict[str, int] = {}
     written = 0
     reencrypted = 0
@@ -515,8 +534,7 @@ def import_file(
             crypto.adopt_params(conn, plan.adopt)
         created_owners = _create_owners(conn, owner_rows) if owners == "keep" else {}
         chunk: list[tuple] = []
-        for _number, line in _lines(path):
-            row, kdf = parse_record(line, ctx)
+        for row, kdf in validated:
             if kdf is not None and plan.reencrypts:
                 converted = plan.convert(kdf, row[2], row[0], row[1])
                 if converted is not row[1]:

@@ -175,7 +175,7 @@ def _drop_previous_word(out: list[str]) -> None:
 
 
 _CONDITION_BEFORE = ("WHEN", "AND", "OR", "WHERE", "NOT")
-_CONDITION_AFTER = ("THEN", "AND", "OR", ")", None)
+_CONDITION_AFTER = ("THEN", "AND", "OR", ")", "ORDER", "GROUP", "LIMIT", "HAVING", "UNION", "ELSE", "END", ";", None)
 
 
 def _condition(out: list[str], toks, i: int) -> bool:

@@ -541,6 +541,11 @@ class PostgresDatabase(Database):
     @property
     def ephemeral(self) -> bool:
         return False
+        try:
+            return self.conn.raw.execute(
+                f"SELECT to_regclass('{migrations.RECORD_TABLE}') IS NULL").fetchone()[0]
+        except psycopg.Error:
+            return False
 
     @property
     def location(self) -> str:
@@ -548,14 +553,21 @@ class PostgresDatabase(Database):
 
     @classmethod
     def open_url(cls, url: str, *, busy_timeout: float, actor: str | None = None, session_id: str | None = None,
-                 auto_migrate: bool = True, **_ignored) -> PostgresDatabase:
-        """Connect, refuse a schema that belongs to another application, and create or migrate ours."""
+                 auto_migrate: bool = True, create: bool = True, **_ignored) -> Database:
+        """Connect, refuse a schema that belongs to another application, and create or migrate ours.
+
+        A schema without gemini-flow's tables, opened to read as it is (``create`` and
+        ``auto_migrate`` false: ``memory health``, ``backup create``, ``migrate status``), is like
+        a missing file: an empty stand-in in memory answers, and the schema is left untouched."""
         conn = connect(url, busy_timeout)
         db = cls(conn, url, busy_timeout=busy_timeout, actor=actor, session_id=session_id)
         db.auto_migrate = auto_migrate
         try:
             present = db._catalog()
             db._check_foreign(present)
+            if not create and not auto_migrate and migrations.RECORD_TABLE not in present:
+                conn.close()
+                return Database.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db._bootstrap(present)
             db.check_schema()
             if auto_migrate and migrations.pending(conn):
