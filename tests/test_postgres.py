@@ -226,3 +226,38 @@ def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
     out = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "retrieve", "blocked"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1  # nothing was written
+
+
+@server
+def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wrong(schema_url):
+    import psycopg
+
+    missing = schema_url.rsplit("%3D", 1)[0] + "%3Dno_such_schema_here"
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", missing, "memory", "list"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 6 and "CREATE SCHEMA" in result.stderr, result
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    schema = schema_url.rsplit("%3D", 1)[1]
+    role = f"reader_{schema}"
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    try:
+        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
+        if as_reader == schema_url:
+            pytest.skip("the test server's URL does not log in as postgres")
+        read = subprocess.run([*GEMINI_FLOW, "--db", as_reader, "memory", "retrieve", "k"], capture_output=True,
+                              text=True, timeout=60)
+        assert (read.returncode, read.stdout.strip()) == (0, "1"), read  # its access count is skipped
+        write = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "store", "k", "2"],
+                               capture_output=True, text=True, timeout=60)
+        assert write.returncode == 4 and "PERMISSION_DENIED" in write.stderr and "file" not in write.stderr
+    finally:
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+    text = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "search", "*", "--text", "x"],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 2 and "not available on PostgreSQL" in text.stderr

@@ -561,7 +561,7 @@ class Database:
                     self.conn.execute("ROLLBACK")
                 raise
             return result
-        except sqlite3.Error:
+        except (sqlite3.Error, GeminiFlowError):  # a PostgreSQL role that may only read, too
             return None
 
     def _writer_queue(self):

@@ -365,6 +365,9 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
     db = manager.db
     results: list[dict[str, Any]] = []
     total = 0
+    if options.text is not None and db.backend != "sqlite":
+        raise GeminiFlowError("INVALID_INPUT", "full-text search (SQLite's FTS5) is not available on PostgreSQL "
+                              "yet; search with patterns and tags there (README \"Running on PostgreSQL\")")
     with db.read() as conn:
         if options.text is not None and not fts.is_enabled(conn):
             raise GeminiFlowError(

@@ -316,6 +316,10 @@ class Connection:
                 cursor.executemany(text, params)
             else:
                 cursor.execute(text, params if params is not None else ())
+        except pg_errors.InsufficientPrivilege as exc:
+            raise GeminiFlowError(
+                "PERMISSION_DENIED", f"the PostgreSQL server refused this role: {_first_line(exc)} (a grant is "
+                "missing; nothing was written)") from None
         except psycopg.DataError as exc:
             if "NUL" in str(exc):
                 raise GeminiFlowError(
@@ -448,6 +452,11 @@ def _lock_ms(ms: float) -> int:
     return int(min(ms, MAX_LOCK_MS))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _is_ddl(sql: str) -> bool:
     return sql.lstrip()[:6].upper() in ("CREATE", "ALTER ", "DROP T", "DROP I")
 
@@ -563,6 +572,12 @@ class PostgresDatabase(Database):
         db = cls(conn, url, busy_timeout=busy_timeout, actor=actor, session_id=session_id)
         db.auto_migrate = auto_migrate
         try:
+            if conn.raw.execute("SELECT current_schema() IS NULL").fetchone()[0]:
+                conn.close()
+                raise GeminiFlowError(
+                    "CONNECTION_FAILED", f"{redact(url)}: the schema its search_path names does not exist; "
+                    "create it first (CREATE SCHEMA name) or leave search_path out for public",
+                    details={"database": redact(url)})
             present = db._catalog()
             db._check_foreign(present)
             if not create and not auto_migrate and migrations.RECORD_TABLE not in present:
