@@ -86,18 +86,29 @@ def _server_schema(request) -> ServerDatabase:
         schema = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
-    url = f"{TEST_SERVER}{'&' if '?' in TEST_SERVER else '?'}options=-csearch_path%3D{schema}"
+    # application_name: every connection of the test carries its schema's name, so that the
+    # release below can end a straggler (a process the test started that is still connected).
+    url = (f"{TEST_SERVER}{'&' if '?' in TEST_SERVER else '?'}options=-csearch_path%3D{schema}"
+           f"&application_name={schema}")
 
     def release():
-        with psycopg.connect(url, autocommit=True) as conn:
-            if _reusable(conn):
-                tables = [r[0] for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                    "AND tablename <> 'schema_migrations'").fetchall()]
-                conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-                _POOL.append(schema)
-            else:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        # Never fails the test: a schema that cannot be emptied at once is dropped, or left behind
+        # on the throwaway server, and never pooled.
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE application_name = %s AND pid <> pg_backend_pid()", (schema,))
+                conn.execute("SET lock_timeout = '10s'")
+                if _reusable(conn):
+                    tables = [r[0] for r in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename <> 'schema_migrations'").fetchall()]
+                    conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                    _POOL.append(schema)
+                else:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        except psycopg.Error:
+            pass
 
     request.addfinalizer(release)
     return ServerDatabase(url)
