@@ -300,10 +300,6 @@ class Connection:
     def executemany(self, sql: str, seq_of_params):
         return self._run(sql, list(seq_of_params), many=True)
 
-    def executescript(self, script: str) -> None:
-        for statement in _statements(script):
-            self.execute(statement)
-
     # -- statements --------------------------------------------------------------------------
 
     def _run(self, sql: str, params, *, many: bool):
@@ -463,18 +459,6 @@ def _is_ddl(sql: str) -> bool:
 
 def _numbered(params) -> dict:
     return {f"p{n}": value for n, value in enumerate(params, 1)}
-
-
-def _statements(script: str) -> list[str]:
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip().rstrip(";"))
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
-    return statements
 
 
 def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
