@@ -242,7 +242,12 @@ def _schema_objects(conn: sqlite3.Connection, schema: str = "main") -> list[tupl
     virtual table, so a rebuild skips their ``CREATE`` (see :func:`_shadow_tables`).
     """
     if not isinstance(conn, sqlite3.Connection):
-        return _canonical_objects(migrations.current_version(conn))
+        objects = _canonical_objects(migrations.current_version(conn))
+        if fts.is_enabled(conn):
+            # The server's GIN index is carried as the FTS5 index a local file would have.
+            table, *triggers = fts.sqlite_objects()
+            return [table, *objects, *triggers]
+        return objects
     rows = conn.execute(
         f"SELECT type, name, sql FROM {schema}.sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, "
@@ -518,6 +523,8 @@ def _server_to_sqlite(conn, dest_path: Path, progress: Progress) -> None:
         for kind, _, sql in objects:
             if kind != "table":
                 dest.execute(sql)
+        if fts.is_enabled(dest):
+            dest.execute(fts.FILL_SQL)  # created before the rows, filled from them
         dest.execute("COMMIT")
     finally:
         dest.close()
@@ -1212,7 +1219,8 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
     """``restore`` into a PostgreSQL database (replace only): in one write transaction, a safety
     backup of the current contents (JSON, gzip, beside the backup being restored), every data
     table emptied and filled from the verified copy, identity counters moved past the restored
-    ids, one ``restore`` change and the audit row."""
+    ids, the full-text index rebuilt when the backup had one (else dropped), one ``restore``
+    change and the audit row."""
     from gemini_flow_cli.core import audit
 
     if merge:
@@ -1234,6 +1242,9 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
                 raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
             counts: dict[str, int] = {}
             total = sum(row_counts(reader).values())
+            # As on a local file: the index is dropped, and built again after the rows when the
+            # backup had it (one build is also much faster than keeping it current row by row).
+            fts.drop(conn)
             with progress("Restoring", total) as bar:
                 for table in tables:
                     conn.execute(f"DELETE FROM {_q(table)}")
@@ -1252,6 +1263,11 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
                         conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                      f"COALESCE(MAX(id), 0) + 1, false) FROM {_q(table)}"
                                      ) if _is_identity(conn, table) else None
+            if fts.is_enabled(reader):
+                # CREATE INDEX refuses a table with deferred checks pending: run them now (every
+                # row is in place, so they give the answer they would give at COMMIT).
+                conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                counts[fts.FTS_TABLE] = fts.create(conn)
             conn.execute(
                 "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
                 "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
