@@ -117,3 +117,19 @@ def test_is_between_values_and_insert_or_ignore():
 def test_a_constant_condition_before_any_clause():
     for clause in ("ORDER BY k", "GROUP BY k", "LIMIT 1", ""):
         assert dialect.translate(f"SELECT k FROM t WHERE 1 {clause}").startswith("SELECT k FROM t WHERE TRUE")
+
+
+def test_the_full_text_statements_pass_through_unchanged_but_for_parameters():
+    """core/fts.py writes PostgreSQL's text for its GIN index and function: nothing in it may be
+    rewritten (a plpgsql body, a regular expression in a literal, the tsvector literal ''' '':1')."""
+    from gemini_flow_cli.core import fts, search
+
+    for statement in (*fts._PG_CREATE, *fts._PG_DROP):
+        assert dialect.translate(statement) == statement
+    page, count, page_params, count_params = search.server_text_queries(
+        search.SearchOptions(text="build-42 ok", namespace="ops"), now=100)
+    assert page_params[:2] == ["build 42", "ok"] and count_params == ["build 42", "ok", "ops", 100]
+    translated = dialect.translate(count)
+    assert translated.count("phraseto_tsquery('simple', %s)") == 2 and "AS fts" in translated
+    assert translated.count("%s") == len(count_params)
+    assert dialect.translate(page).count("%s") == len(page_params)

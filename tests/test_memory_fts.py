@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core.memory import MemoryManager
@@ -134,3 +136,21 @@ def test_enable_and_disable_are_audited(cli):
     cli("memory", "fts", "disable")
     actions = [e["action"] for e in cli("audit", "list").json["entries"]]
     assert "fts_enable" in actions and "fts_disable" in actions
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=40))
+def test_a_query_word_splits_into_the_tokens_fts5_makes_of_it(text):
+    """PostgreSQL's side of the tokenizer (core/fts.py): ASCII text split where FTS5's unicode61
+    splits it, so that phraseto_tsquery over it is the phrase FTS5 searches."""
+    from gemini_flow_cli.core import fts
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+        conn.execute("INSERT INTO t VALUES (?)", (text,))
+        tokens = [row[0] for row in conn.execute("SELECT term FROM v ORDER BY offset")]
+    finally:
+        conn.close()
+    assert fts.query_word(text).lower().split() == tokens

@@ -114,10 +114,17 @@ def _on_server(conn) -> bool:
 
 
 def is_enabled(conn, schema: str = "main") -> bool:
-    """Whether the database (``schema``: an attached name) has the full-text index."""
-    kind = "index" if _on_server(conn) else "table"
+    """Whether the database (``schema``: an attached name; on PostgreSQL the connection's schema)
+    has the full-text index."""
+    if _on_server(conn):
+        # The catalog itself: a tenth of a millisecond, where the sqlite_master view takes one,
+        # and every search --text asks.
+        return conn.execute(
+            "SELECT 1 FROM pg_class WHERE relname = ? AND relkind = 'i' "
+            "AND relnamespace = current_schema()::regnamespace", (FTS_TABLE,)
+        ).fetchone() is not None
     return conn.execute(
-        f"SELECT 1 FROM {schema}.sqlite_master WHERE type = ? AND name = ?", (kind, FTS_TABLE)
+        f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?", (FTS_TABLE,)
     ).fetchone() is not None
 
 
