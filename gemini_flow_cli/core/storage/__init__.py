@@ -10,7 +10,8 @@ classes. The SQLite backend is that connection itself (core/db.py); the PostgreS
 given the same shape, its dialect translated by core/storage/dialect.py.
 
 Capabilities that only a local file has (file modes, the ``sqlite`` backup format, ``.hive-mind``
-discovery, the writers' queue, ``PRAGMA`` tuning, FTS5) are asked through ``Database.backend``.
+discovery, the writers' queue, ``PRAGMA`` tuning) are asked through ``Database.backend``; the
+full-text index is FTS5 on a file and a GIN index on a server (core/fts.py holds both).
 """
 
 from __future__ import annotations
