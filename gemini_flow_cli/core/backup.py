@@ -1242,9 +1242,12 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
                 raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
             counts: dict[str, int] = {}
             total = sum(row_counts(reader).values())
-            # As on a local file: the index is dropped, and built again after the rows when the
-            # backup had it (one build is also much faster than keeping it current row by row).
-            fts.drop(conn)
+            # The restored database has the full-text index when the backup had it. Unlike FTS5's,
+            # a GIN index stays consistent whatever is written, so one both sides have is kept:
+            # dropping it would lock memory_store against readers (ACCESS EXCLUSIVE) until the
+            # commit, and readers never wait. One the backup lacks is dropped after the rows, so
+            # that the lock lasts only to the commit; one only the backup has is built after them.
+            indexed, wanted = fts.is_enabled(conn), fts.is_enabled(reader)
             with progress("Restoring", total) as bar:
                 for table in tables:
                     conn.execute(f"DELETE FROM {_q(table)}")
@@ -1263,11 +1266,17 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, mi
                         conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                      f"COALESCE(MAX(id), 0) + 1, false) FROM {_q(table)}"
                                      ) if _is_identity(conn, table) else None
-            if fts.is_enabled(reader):
-                # CREATE INDEX refuses a table with deferred checks pending: run them now (every
-                # row is in place, so they give the answer they would give at COMMIT).
+            if indexed != wanted:
+                # CREATE INDEX and DROP INDEX refuse a table with deferred checks pending: run them
+                # now (every row is in place: they give the answer they would give at COMMIT).
                 conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            if indexed and not wanted:
+                fts.drop(conn)
+            elif wanted and not indexed:
                 counts[fts.FTS_TABLE] = fts.create(conn)
+            elif wanted:
+                counts[fts.FTS_TABLE] = conn.execute(
+                    "SELECT COUNT(*) FROM memory_store WHERE encrypted = 0").fetchone()[0]
             conn.execute(
                 "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
                 "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
