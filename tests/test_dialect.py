@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gemini_flow_cli.core import migrations
-from gemini_flow_cli.core.storage import dialect, is_url, redact
+from gemini_flow_cli.core.storage import dialect, is_url, redact, server_folder_name
 
 
 def test_positional_named_and_numbered_parameters():
@@ -133,3 +134,25 @@ def test_the_full_text_statements_pass_through_unchanged_but_for_parameters():
     assert translated.count("phraseto_tsquery('simple', %s)") == 2 and "AS fts" in translated
     assert translated.count("%s") == len(count_params)
     assert dialect.translate(page).count("%s") == len(page_params)
+
+def test_each_server_database_has_its_own_backups_folder_name(monkeypatch):
+    """backup list/prune of one server database must never see another's backups (core/backup.py
+    backups_dir): the folder names host, port, database and a search_path schema, never a password."""
+    pytest.importorskip("psycopg")
+    for variable in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS"):
+        monkeypatch.delenv(variable, raising=False)
+    name = server_folder_name
+    assert name("postgresql://u:s3cret@db.example:5433/hive") == "db.example-5433-hive"
+    assert name("postgresql://u@h/hive?options=-c%20search_path%3Dteam_a") == "h-5432-hive-team_a"
+    assert name("postgresql://u@h/hive?options=-csearch_path%3Dteam_b") == "h-5432-hive-team_b"
+    assert name("postgresql://h1:5433,h2:5434/hive?target_session_attrs=read-write") == "h1_h2-5433_5434-hive"
+    assert name("postgresql:///hive?host=/var/run/postgresql") == "local-5432-hive"
+    assert "s3cret" not in name("postgresql://u@h/db?password=s3cret")
+    # what the URL leaves out comes from libpq's environment, as the connection's does
+    monkeypatch.setenv("PGHOST", "envhost")
+    monkeypatch.setenv("PGDATABASE", "envdb")
+    monkeypatch.setenv("PGOPTIONS", "-c search_path=envschema")
+    assert name("postgresql://") == "envhost-5432-envdb-envschema"
+    assert name("postgresql://other/db") == "other-5432-db-envschema"
+    with pytest.raises(ValueError):
+        name("postgresql://h/db?no_such_option=1")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sqlite3
 import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -391,3 +394,43 @@ def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wron
     text = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "search", "*", "--text", "x"],
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 2 and "memory fts enable" in text.stderr
+
+
+@server
+def test_backups_of_two_server_databases_are_listed_and_pruned_apart(tmp_path):
+    """Backups of a server go to the user's data folder, one folder per database (host, port,
+    database, schema): `backup list` and `prune` of one never see the other's."""
+    psycopg = pytest.importorskip("psycopg")
+    schemas = [f"t_{uuid.uuid4().hex[:16]}" for _ in range(2)]
+    joiner = "&" if "?" in TEST_SERVER else "?"
+    urls = [f"{TEST_SERVER}{joiner}options=-csearch_path%3D{schema}" for schema in schemas]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        def gf(url, *args):
+            result = subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
+                                    env=env, cwd=tmp_path, timeout=120)
+            assert result.returncode == 0, result
+            return json.loads(result.stdout)
+
+        made = []
+        for url in urls:
+            gf(url, "memory", "store", "k", '"v"')
+            made.append(Path(gf(url, "backup", "create")["path"]))
+        assert made[0].parent != made[1].parent
+        assert made[0].parent.parent == made[1].parent.parent == tmp_path / "data" / "gemini-flow" / "backups"
+        assert made[0].parent.name.endswith(schemas[0]) and made[1].parent.name.endswith(schemas[1])
+        for url, path in zip(urls, made):
+            assert [Path(b["path"]) for b in gf(url, "backup", "list")["backups"]] == [path]
+        time.sleep(1.1)  # the retention counts whole seconds
+        gf(urls[0], "backup", "create")
+        gf(urls[0], "backup", "prune", "--retention", "1s")
+        assert not made[0].exists()
+        assert made[1].exists()
+        assert len(gf(urls[0], "backup", "list")["backups"]) == 1
+    finally:
+        with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")

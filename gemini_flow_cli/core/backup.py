@@ -77,13 +77,21 @@ def _fail(message: str, **details: Any) -> GeminiFlowError:
 
 def backups_dir(db_path: Path | str) -> Path:
     """``.hive-mind/backups`` beside the database, created 0700; for a PostgreSQL database (a URL),
-    which has no folder, the user's data folder's ``gemini-flow/backups`` (platformdirs)."""
+    which has no folder, ``gemini-flow/backups/HOST-PORT-DBNAME[-SCHEMA]`` in the user's data folder
+    (platformdirs): one folder per server database, so that ``backup list`` and ``prune`` of one never
+    see another's backups. INVALID_INPUT for a URL that cannot be parsed."""
     from gemini_flow_cli.core.storage import is_url
 
     if is_url(db_path):
         import platformdirs
 
-        folder = Path(platformdirs.user_data_dir("gemini-flow")) / "backups"
+        from gemini_flow_cli.core.storage import redact, server_folder_name
+
+        try:
+            name = server_folder_name(str(db_path))
+        except ValueError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"not a PostgreSQL URL libpq can read: {redact(str(exc))}") from exc
+        folder = Path(platformdirs.user_data_dir("gemini-flow")) / "backups" / name
     else:
         folder = Path(db_path).parent / "backups"
     if not folder.exists():
