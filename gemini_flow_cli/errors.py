@@ -114,12 +114,23 @@ def as_error(exc: BaseException, busy_timeout: float | None = None) -> GeminiFlo
     """The spec's error for any exception that reached a door (the CLI, the HTTP server, an MCP
     tool): itself for a GeminiFlowError; SQLite's errors translated (core/db.py: busy, full disk,
     damaged, read-only, limits); a full disk anywhere DISK_FULL; a path the user gave that cannot
-    be used INVALID_INPUT (:func:`from_os_error`); anything else INTERNAL, a bug."""
+    be used INVALID_INPUT (:func:`from_os_error`); a PostgreSQL server's errors as its statements'
+    are; anything else INTERNAL, a bug."""
     import errno
     import sqlite3
+    import sys
 
     if isinstance(exc, GeminiFlowError):
         return exc
+    psycopg = sys.modules.get("psycopg")  # loaded only when a command runs on a server
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        # A server's error that left the storage layer untranslated (a catalog query of its own):
+        # the same translation as every statement's (core/storage/postgres.py).
+        from gemini_flow_cli.core.storage.postgres import as_sqlite_error
+
+        exc = as_sqlite_error(exc)
+        if isinstance(exc, GeminiFlowError):
+            return exc
     if isinstance(exc, sqlite3.Error):
         from gemini_flow_cli.core.db import translate_sqlite_error
 

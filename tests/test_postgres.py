@@ -434,3 +434,63 @@ def test_backups_of_two_server_databases_are_listed_and_pruned_apart(tmp_path):
         with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
             for schema in schemas:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@server
+@pytest.mark.parametrize("setting, reads", [
+    ("default_transaction_read_only%3Don", True),  # a hot standby, or a database set read-only
+    ("statement_timeout%3D1", False),  # ALTER ROLE ... SET statement_timeout
+    ("idle_in_transaction_session_timeout%3D1", True),
+])
+def test_a_server_that_refuses_or_cancels_is_exit_6_never_a_bug(schema_url, setting, reads):
+    """Conditions the server sets (tests/test_server_errors.py walks every SQLSTATE): each
+    command exits 6 saying what happened, or, for a read the setting allows, reads."""
+    def gf(url, *args):
+        return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
+                              timeout=60)
+
+    assert gf(schema_url, "memory", "store", "k", "1").returncode == 0
+    url = f"{schema_url}%20-c{setting}"
+    for command in (["memory", "store", "k", "2"], ["memory", "incr", "n"], ["memory", "delete", "k"]):
+        result = gf(url, *command)
+        assert result.returncode == 6, (command, result)
+        assert json.loads(result.stderr)["error"]["code"] == "CONNECTION_FAILED"
+    read = gf(url, "memory", "retrieve", "k")
+    assert read.returncode == (0 if reads else 6), read
+    assert json.loads(gf(schema_url, "memory", "retrieve", "k").stdout)["value"] == 1  # nothing was written
+
+
+@server
+def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schema_url):
+    """A read on an older schema by a role that may not change it reads the schema as it is (as a
+    read of an older file does) instead of failing on the migration; a write says what is missing."""
+    import psycopg
+
+    def gf(url, *args):
+        return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
+                              timeout=60)
+
+    assert gf(schema_url, "memory", "store", "k", "1").returncode == 0
+    older = migrations.VERSIONS[-3]
+    assert gf(schema_url, "migrate", "down", "--to", older, "--yes").returncode == 0
+    schema = schema_url.rsplit("%3D", 1)[1]
+    role = f"reader_{schema}"
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    try:
+        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
+        if as_reader == schema_url:
+            pytest.skip("the test server's URL does not log in as postgres")
+        for command in (["memory", "retrieve", "k"], ["memory", "list"], ["memory", "stats"]):
+            read = gf(as_reader, *command)
+            assert read.returncode == 0, (command, read)
+        assert json.loads(gf(as_reader, "memory", "retrieve", "k").stdout)["value"] == 1
+        assert gf(as_reader, "memory", "store", "k", "2").returncode == 4
+        status = json.loads(gf(schema_url, "migrate", "status").stdout)
+        assert status["current"] == older  # the reads left the schema as it was
+    finally:
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

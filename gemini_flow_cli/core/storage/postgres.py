@@ -461,10 +461,18 @@ def _numbered(params) -> dict:
     return {f"p{n}": value for n, value in enumerate(params, 1)}
 
 
-def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
-    """The ``sqlite3`` exception, with SQLite's wording, that stands for a psycopg error (module
-    docstring); the PostgreSQL message follows in parentheses."""
+def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error | GeminiFlowError:
+    """What a psycopg error stands for. Where SQLite has the same condition (a constraint, a lock
+    wait, a full disk, a missing table, a read-only database), the ``sqlite3`` exception with
+    SQLite's wording, so that the core's handlers and errors.py treat it as on a file (module
+    docstring); the PostgreSQL message follows in parentheses. Where only a server has it (a
+    cancelled statement, a lost connection, exhausted resources, a server limit, a refused value,
+    damage on the server), the :class:`GeminiFlowError` itself, in a server's words
+    (:func:`server_condition`). Anything else (our SQL's fault) is left to become INTERNAL."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    own = server_condition(exc, detail)
+    if own is not None:
+        return own
     if isinstance(exc, pg_errors.UniqueViolation):
         return sqlite3.IntegrityError(f"UNIQUE constraint failed ({detail})")
     if isinstance(exc, pg_errors.ForeignKeyViolation):
@@ -473,13 +481,12 @@ def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
         return sqlite3.IntegrityError(f"NOT NULL constraint failed ({detail})")
     if isinstance(exc, pg_errors.IntegrityError):
         return sqlite3.IntegrityError(f"CHECK constraint failed ({detail})")
-    if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.SerializationFailure, pg_errors.DeadlockDetected,
-                        pg_errors.QueryCanceled)):
+    if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)):
         return sqlite3.OperationalError(f"database is locked ({detail})")
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):  # a standby, or default_transaction_read_only
+        return sqlite3.OperationalError(f"attempt to write a readonly database ({detail})")
     if isinstance(exc, pg_errors.DiskFull):
         return sqlite3.OperationalError(f"database or disk is full ({detail})")
-    if isinstance(exc, pg_errors.ProgramLimitExceeded):
-        return sqlite3.OperationalError(f"string or blob too big ({detail})")
     if isinstance(exc, pg_errors.UndefinedTable):
         return sqlite3.OperationalError(f"no such table ({detail})")
     if isinstance(exc, pg_errors.UndefinedColumn):
@@ -488,9 +495,62 @@ def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
         return sqlite3.OperationalError(f"attempt to write a readonly database ({detail})")
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         return sqlite3.OperationalError(f"unable to open database: the PostgreSQL server ({detail})")
-    if isinstance(exc, pg_errors.DataError):
-        return sqlite3.IntegrityError(f"datatype mismatch ({detail})")
     return sqlite3.OperationalError(f"PostgreSQL: {detail}")
+
+
+# SQLSTATE classes of conditions that are the server's, not our SQL's (PostgreSQL's documentation,
+# Appendix A "PostgreSQL Error Codes"): each becomes an error with an exit status of its own.
+_LOST = ("08", "57P01", "57P02", "57P03", "57P04", "57P05", "25P03", "25P04")
+_DAMAGED = ("XX", "58")
+
+
+def server_condition(exc: psycopg.Error, detail: str | None = None) -> GeminiFlowError | None:
+    """The error for a condition only a server has, by its SQLSTATE, else None.
+
+    CONNECTION_FAILED (exit 6): a cancelled statement (57014: a ``statement_timeout`` set for the
+    role or database, or an administrator), a lost connection (class 08, 57P01-57P05, the
+    idle-in-transaction timeouts 25P03/25P04), exhausted resources (class 53 but a full disk,
+    which is DISK_FULL through SQLite's wording), damage, an I/O error or an internal error of the
+    server (classes XX and 58), a schema or database gone (3F000, 3D000). INVALID_INPUT (exit 2): a server
+    limit (class 54: an index entry over ~2,700 bytes, too many arguments) and a refused value
+    (class 22: the server's data exceptions). In each, what was not committed was rolled back.
+    """
+    state = getattr(exc, "sqlstate", None) or ""
+    if not state:
+        return None
+    detail = detail or type(exc).__name__
+    if state == "57014":
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the PostgreSQL server cancelled the statement ({detail}): a statement_timeout "
+            "set for this role or database, or an administrator's cancel; nothing was written")
+    if state.startswith(_LOST):
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the connection to the PostgreSQL server was lost ({detail}); what was not "
+            "committed was rolled back")
+    if state.startswith("53") and state != "53100":
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the PostgreSQL server is out of resources ({detail}); nothing was written; "
+            "retry later")
+    if state.startswith(_DAMAGED):
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the PostgreSQL server reported damage, an I/O error or an internal error "
+            f"({detail}); nothing was written; ask its administrator")
+    if state in ("3F000", "3D000"):
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the PostgreSQL schema or database is gone ({detail}); nothing was written")
+    if state.startswith("54"):
+        if "index row" in detail:
+            return GeminiFlowError(
+                "INVALID_INPUT", f"the key is too long for the PostgreSQL server's index ({detail}): a key with "
+                "its namespace may take at most about 2,700 bytes of UTF-8 there (a local file takes any key "
+                "of 1,024 characters); nothing was written")
+        return GeminiFlowError(
+            "INVALID_INPUT", f"the request is beyond what the PostgreSQL server takes in one statement "
+            f"({detail}); ask with fewer or shorter terms; nothing was written")
+    if state.startswith("22"):
+        return GeminiFlowError(
+            "INVALID_INPUT", f"the PostgreSQL server refused a value ({detail}); nothing was written")
+    return None
 
 
 def connect(url: str, busy_timeout: float) -> Connection:
@@ -569,10 +629,19 @@ class PostgresDatabase(Database):
                 return Database.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
             db._bootstrap(present)
             db.check_schema()
+            migrated = auto_migrate
             if auto_migrate and migrations.pending(conn):
-                with db.write(bookkeeping=True):
-                    pass
-            db._up_to_date = auto_migrate  # checked (or migrated) now: a write need not look again
+                try:
+                    with db.write(bookkeeping=True):
+                        pass
+                except GeminiFlowError as exc:
+                    # A read by a role that may not change the schema (or in a read-only session)
+                    # reads it as it is, as a read of an older file does (core/db.py); a write
+                    # still needs the migration, and says so when it comes to it.
+                    if create or exc.code not in ("PERMISSION_DENIED", "CONNECTION_FAILED"):
+                        raise
+                    migrated = False
+            db._up_to_date = migrated  # checked (or migrated) now: a write need not look again
         except sqlite3.Error as exc:
             db.close()
             raise translate_sqlite_error(exc, busy_timeout, path=db.location) from exc
