@@ -145,8 +145,8 @@ SELECT (row_number() OVER (ORDER BY a.attnum) - 1)::bigint,
            ELSE 'TEXT' END,
        a.attnotnull::int::bigint,
        pg_get_expr(d.adbin, d.adrelid),
-       COALESCE((SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i
-                 WHERE i.indrelid = a.attrelid AND i.indisprimary), 0)::bigint
+       COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                 WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), 0)::bigint
 FROM pg_attribute a
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = to_regclass(quote_ident(table_name)) AND a.attnum > 0 AND NOT a.attisdropped
@@ -171,9 +171,18 @@ WHERE n.nspname = current_schema()
 )
 BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_bump", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
 
-_TABLE_INFO = "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(%s)"
+# PRAGMA table_info: pragma_table_info()'s columns, with ``pk`` (a column's 1-based place in the
+# primary key, else 0) computed here, not taken from the function: schemas bootstrapped before
+# 2026-11 have a function that numbered an int2vector from 0 (the first key column read as "not
+# in the key"), and the bootstrap does not replace what a schema already has.
+_TABLE_INFO = (
+    "SELECT t.cid, t.name, t.type, t.\"notnull\", t.dflt_value, COALESCE((SELECT k.n FROM pg_index i, "
+    "pg_attribute a, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) WHERE "
+    "i.indrelid = to_regclass(quote_ident(%(table)s)) AND i.indisprimary AND a.attrelid = i.indrelid "
+    "AND a.attname = t.name AND k.attnum = a.attnum), 0)::bigint AS pk FROM pragma_table_info(%(table)s) AS t"
+)
 
-_PRAGMA = re.compile(r"\s*PRAGMA\s+(?:\w+\.)?(\w+)\s*(?:=\s*(\S+)|\(\s*['\"]?([\w]+)['\"]?\s*\))?\s*;?\s*$", re.I)
+_PRAGMA = re.compile(r"\s*PRAGMA\s+(?:(\w+)\.)?(\w+)\s*(?:=\s*(\S+)|\(\s*['\"]?([\w]+)['\"]?\s*\))?\s*;?\s*$", re.I)
 
 
 class _IntFromBool(Dumper):
@@ -281,6 +290,7 @@ class Connection:
         self.total_changes = 0
         self._lock_timeout: int | None = None  # the session's lock_timeout, once set
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
+        self._attached: list[str] = []  # temporary tables and view standing for an attached backup
 
     @property
     def in_transaction(self) -> bool:
@@ -299,6 +309,56 @@ class Connection:
 
     def executemany(self, sql: str, seq_of_params):
         return self._run(sql, list(seq_of_params), many=True)
+
+    # -- SQLite's ATTACH, for a restore's merge ---------------------------------------------
+
+    def attach(self, path: str, tables: list[str]) -> None:
+        """What ``ATTACH DATABASE path AS backup`` is in SQLite, for ``tables`` of the SQLite file
+        at ``path``: each is copied (COPY, one round trip per table) into a temporary table of this
+        session, ``pg_temp.gf_backup_<table>``, which the dialect makes of ``backup.<table>``
+        (dialect.ATTACHED); ``backup.sqlite_master`` lists them, ``PRAGMA backup.table_info``
+        describes them. A table gets the columns the file's and this schema's tables share, typed
+        as this schema's (a table the file lacks is attached empty). Temporary tables are private to
+        the session and never shadow this schema's names (the prefix); call outside a transaction,
+        and :meth:`detach` after. Raises ``sqlite3`` errors (a file that cannot be read, a value the
+        column's type refuses)."""
+        self.detach()
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            for table in tables:
+                theirs = {row[1] for row in source.execute(f"PRAGMA table_info({_quote(table)})")}
+                columns = [row[1] for row in self._plain(_TABLE_INFO, {"table": table}).fetchall()]
+                shared = [c for c in columns if c in theirs] or columns
+                names = ", ".join(map(_quote, shared))
+                temp = _quote(dialect.ATTACHED_PREFIX + table)
+                self._attached.append(temp)
+                self._plain(f"CREATE TEMP TABLE {temp} AS SELECT {names} FROM {_quote(table)} WITH NO DATA")
+                if not theirs:
+                    continue
+                rows = source.execute(f"SELECT {names} FROM {_quote(table)}")
+                try:
+                    with self.raw.cursor().copy(f"COPY pg_temp.{temp} ({names}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                except psycopg.Error as exc:
+                    raise as_sqlite_error(exc) from exc
+            listed = ", ".join("(" + _literal(t) + ")" for t in tables) or "(NULL)"
+            self._attached.append(_quote(dialect.ATTACHED_PREFIX + "sqlite_master"))
+            self._plain(f"CREATE TEMP VIEW {dialect.ATTACHED_PREFIX}sqlite_master AS SELECT 'table'::text AS type, "
+                        f"name::text, name::text AS tbl_name, NULL::text AS sql FROM (VALUES {listed}) AS t(name) "
+                        "WHERE name IS NOT NULL")
+        except BaseException:
+            self.detach()
+            raise
+        finally:
+            source.close()
+
+    def detach(self) -> None:
+        """Drop what :meth:`attach` made (``DETACH DATABASE backup``); nothing when nothing is attached."""
+        while self._attached:
+            name = self._attached.pop()
+            kind = "VIEW" if name.endswith('sqlite_master"') else "TABLE"
+            self._plain(f"DROP {kind} IF EXISTS pg_temp.{name}")
 
     # -- statements --------------------------------------------------------------------------
 
@@ -395,14 +455,16 @@ class Connection:
         match = _PRAGMA.match(sql)
         if not match:
             raise sqlite3.OperationalError(f"unsupported on PostgreSQL: {sql.strip()}")
-        name, value, argument = match.group(1).lower(), match.group(2), match.group(3)
+        schema, name, value, argument = match.group(1), match.group(2).lower(), match.group(3), match.group(4)
         if name == "busy_timeout":
             if value is not None:
                 self.busy_ms = _lock_ms(int(value))
                 return _Rows([])
             return _Rows([(self.busy_ms,)])
         if name == "table_info":
-            return self._plain(_TABLE_INFO, (argument,))
+            if schema is not None and schema.lower() == dialect.ATTACHED:
+                argument = dialect.ATTACHED_PREFIX + argument  # an attached backup's table (attach)
+            return self._plain(_TABLE_INFO, {"table": argument})
         if name == "data_version":
             # Changes whenever anything commits on the server: a waiter then looks again.
             return self._plain("SELECT pg_current_wal_insert_lsn()::text")
@@ -446,6 +508,14 @@ MAX_LOCK_MS = 2**31 - 1
 
 def _lock_ms(ms: float) -> int:
     return int(min(ms, MAX_LOCK_MS))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:
