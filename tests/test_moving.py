@@ -112,7 +112,6 @@ def test_import_with_a_different_key_exits_4_and_writes_nothing(cli, tmp_path, t
 # -- 3. a merge keeps this database's key derivation, security and audit settings --------------
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env=KEY_ENV)
@@ -135,7 +134,6 @@ def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tm
     assert len(rows) == 1 and rows[0]["details"]["skipped"]
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_with_a_different_key_exits_4_and_changes_nothing(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env={"GEMINI_FLOW_ENCRYPTION_KEY": "theirs"})
@@ -202,7 +200,6 @@ def _swarm_with_task(cli, db, text):
     return task, decision["decisionId"]
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_teammates_backup_keeps_both_sides_tasks_and_decisions(cli, tmp_path, db_path):
     other = tmp_path / "other" / "hive.db"
     theirs = _swarm_with_task(cli, other, "their work")
@@ -467,7 +464,6 @@ def test_export_import_export_is_byte_identical(tmp_path_factory, items):
         target.close()
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_path):
     import sqlite3
 

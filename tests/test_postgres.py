@@ -169,7 +169,7 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
 
 @server
 def test_what_a_server_lacks_says_so(schema_url):
-    """Full-text search and a merge into a server database: exit 2 naming what is missing."""
+    """Full-text search on a server database: exit 2 naming what is missing."""
     result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "fts", "enable"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "PostgreSQL" in result.stderr
@@ -261,3 +261,144 @@ def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wron
     text = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "search", "*", "--text", "x"],
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 2 and "not available on PostgreSQL" in text.stderr
+
+
+@server
+def test_table_info_gives_the_primary_key_places_sqlite_gives(tmp_path, schema_url):
+    """PRAGMA table_info's ``pk`` (a column's place in the primary key, from 1) is what decides a
+    merge's rule per table: the same on both backends, for every table."""
+    local = Database.open(tmp_path / "hive.db")
+    with local.write():
+        pass
+    pg = Database.open(schema_url)
+    try:
+        for table in [r[0] for r in local.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]:
+            theirs = sorted((r[1], r[5]) for r in local.conn.execute(f"PRAGMA table_info({table})"))
+            ours = sorted((r[1], r[5]) for r in pg.conn.execute(f"PRAGMA table_info({table})").fetchall())
+            assert ours == theirs, table
+    finally:
+        pg.close()
+        local.close()
+
+
+def _merge_sides(theirs, ours) -> None:
+    """Two databases that share some entries and records: ``theirs`` newer on k1, older on k2."""
+    for target, who in ((theirs, "backup"), (ours, "db")):
+        db = Database.open(target)
+        try:
+            with db.write() as conn:
+                times = {"k1": 100, "k2": 300, "k4": 100} if who == "db" else {"k1": 200, "k2": 200, "k3": 200}
+                conn.executemany(
+                    "INSERT INTO memory_store (key, namespace, value, created_at, updated_at, tags) "
+                    "VALUES (?, ?, ?, 1, ?, ?)",
+                    [(k, "team", json.dumps(f"{who}-{k}"), t, json.dumps([who])) for k, t in times.items()])
+                conn.execute("INSERT INTO agents (id, name, type) VALUES ('shared', ?, 'coder')", (who,))
+                conn.execute(f"INSERT INTO agents (id, name, type) VALUES ('only-{who}', ?, 'coder')", (who,))
+                conn.execute("INSERT INTO metrics (entity_type, entity_id, metric_name, metric_value, timestamp) "
+                             "VALUES ('agent', 'shared', 'cpu', 1, 10)")
+                conn.execute("INSERT INTO metrics (entity_type, entity_id, metric_name, metric_value, timestamp) "
+                             "VALUES ('agent', 'shared', 'cpu', ?, 20)", (2 if who == "db" else 3,))
+                conn.execute("INSERT INTO configuration (key, value, updated_at) VALUES ('memory.defaultNamespace', "
+                             "?, ?)", (json.dumps(who), 50 if who == "db" else 60))
+                conn.execute("INSERT INTO configuration (key, value, updated_at) VALUES ('audit.enabled', "
+                             "?, 70)", ("true" if who == "db" else "false",))
+        finally:
+            db.close()
+
+
+def _merged_state(target) -> dict:
+    db = Database.open(target)
+    try:
+        conn = db.conn
+
+        def rows(sql):
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+        return {
+            "entries": rows("SELECT key, namespace, value, version, tags FROM memory_store ORDER BY namespace, key"),
+            "changes": rows("SELECT action, key, namespace, version, previous_value FROM memory_changes "
+                            "WHERE key IS NOT NULL ORDER BY revision"),
+            "agents": rows("SELECT id, name FROM agents ORDER BY id"),
+            "metrics": rows("SELECT metric_value, timestamp FROM metrics ORDER BY timestamp, metric_value"),
+            "settings": rows("SELECT key, value FROM configuration WHERE key IN ('memory.defaultNamespace', "
+                             "'audit.enabled') ORDER BY key"),
+            "audit": rows("SELECT action FROM audit_log WHERE entity_type = 'database' ORDER BY id"),
+        }
+    finally:
+        db.close()
+
+
+@server
+@pytest.mark.parametrize("fmt", ["sqlite", "json", "sql"])
+def test_a_merge_into_a_server_is_the_merge_into_a_file(tmp_path, schema_url, fmt):
+    """`backup restore --merge` from each format gives a server database exactly what it gives a
+    local file: the same rows, change feed, audit row and JSON result, and leaves no temporary
+    table behind in the session."""
+    from gemini_flow_cli.core import backup
+
+    theirs, local = tmp_path / "theirs.db", tmp_path / "ours.db"
+    _merge_sides(theirs, local)
+    _merge_sides(tmp_path / "unused.db", schema_url)  # the same "ours", on the server
+    source = Database.open(theirs)
+    try:
+        made = backup.backup(source, tmp_path / f"theirs.{fmt}", format=fmt, compress=fmt == "json")
+    finally:
+        source.close()
+    results = {}
+    for target in (local, schema_url):
+        db = Database.open(target)
+        try:
+            results[target] = backup.restore(db, made["path"], merge=True)
+            if target == schema_url:
+                left = db.conn.raw.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'gf_backup%' "
+                                           "AND relpersistence = 't'").fetchone()[0]
+                assert left == 0
+        finally:
+            db.close()
+    ignore = ("safetyBackup", "executionTime")
+    on_file, on_server = ({k: v for k, v in results[t].items() if k not in ignore} for t in (local, schema_url))
+    assert on_server == on_file
+    assert on_server["mode"] == "merge" and on_server["tables"]["memory_store"] == 2  # k1 replaced, k3 added
+    assert on_server["conflicts"]["memory_store"]["ids"] == [["k2", "team"]]
+    assert [s["key"] for s in on_server["skipped"]] == ["audit.enabled"]
+    assert results[schema_url]["safetyBackup"] is not None
+    assert _merged_state(schema_url) == _merged_state(local)
+    state = _merged_state(schema_url)
+    assert [e[:4] for e in state["entries"]] == [
+        ("k1", "team", '"backup-k1"', 2), ("k2", "team", '"db-k2"', 1), ("k3", "team", '"backup-k3"', 1),
+        ("k4", "team", '"db-k4"', 1)]
+    assert state["audit"][-1] == ("restore-merge",)
+
+
+@server
+def test_a_failed_merge_into_a_server_changes_nothing(tmp_path, schema_url, monkeypatch):
+    """A failure after the merge's statements ran (here: its audit row) rolls the whole merge back
+    and drops the attached copy."""
+    from gemini_flow_cli.core import audit, backup
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    theirs = tmp_path / "theirs.db"
+    _merge_sides(theirs, tmp_path / "unused.db")
+    _merge_sides(tmp_path / "unused2.db", schema_url)
+    source = Database.open(theirs)
+    try:
+        made = backup.backup(source, tmp_path / "theirs.json", format="json")
+    finally:
+        source.close()
+    before = _merged_state(schema_url)
+
+    def refuse(*args, **kwargs):
+        raise GeminiFlowError("INTERNAL", "the audit row could not be written")
+
+    monkeypatch.setattr(audit, "record", refuse)
+    db = Database.open(schema_url)
+    try:
+        with pytest.raises(GeminiFlowError):
+            backup.restore(db, made["path"], merge=True, keep_copy=False)
+        left = db.conn.raw.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'gf_backup%' "
+                                   "AND relpersistence = 't'").fetchone()[0]
+        assert left == 0
+    finally:
+        db.close()
+    assert _merged_state(schema_url) == before
