@@ -402,3 +402,137 @@ def test_a_failed_merge_into_a_server_changes_nothing(tmp_path, schema_url, monk
     finally:
         db.close()
     assert _merged_state(schema_url) == before
+
+
+# -- executemany of many rows: COPY and one INSERT ... SELECT (storage/postgres.py _bulk_insert) --
+
+
+def _insert_rows(conn, rows):
+    from gemini_flow_cli.core import memory
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = conn.executemany(memory.INSERT_SQL, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return cursor.rowcount
+
+
+def _stored(conn):
+    return [tuple(r) for r in conn.execute(
+        "SELECT key, value, namespace, ttl, created_at, updated_at, size_bytes, tags, encrypted, version, "
+        "ttl_seconds FROM memory_store ORDER BY id").fetchall()]
+
+
+@server
+def test_many_rows_are_inserted_as_one_by_one_would(schema_url, monkeypatch):
+    """The COPY path stores exactly what the row path stores, in the same order (ids), with the
+    same conversions: a whole-number string or a float into an integer column, None, booleans."""
+    from gemini_flow_cli.core.storage import postgres
+
+    rows = [(f"k{i}", f"v\t{i}\\n'\"%s", "ns", None, None, None if i % 3 else 10_000 + i, 1000 + i, 1000,
+             "7" if i % 2 else 7.4, '["a"]' if i % 5 else None, i % 2 == 0) for i in range(150)]
+    db = Database.open(schema_url)
+    try:
+        assert _insert_rows(db.conn, rows) == 150
+        fast = _stored(db.conn)
+        with db.write() as conn:
+            conn.execute("DELETE FROM memory_store")
+        monkeypatch.setattr(postgres, "BULK_MIN", 10**9)  # the row path
+        assert _insert_rows(db.conn, rows) == 150
+        assert _stored(db.conn) == fast
+    finally:
+        db.close()
+    assert fast[1] == ("k1", "v\t1\\n'\"%s", "ns", None, 1001, 1000, 7, '["a"]', 0, 1, None)
+    assert fast[3][3] == 10_003 and fast[3][10] == 9_003
+    assert fast[0][6] == 7 and fast[0][8] == 1  # 7.4 rounds as an assignment does; True is 1
+
+
+@server
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+                       min_size=64, max_size=90))
+def test_copy_keeps_any_text_exactly(schema_url, values):
+    db = Database.open(schema_url)
+    try:
+        with db.write() as conn:
+            conn.execute("DELETE FROM memory_store")
+        rows = [(f"k{i}", v, "ns", None, None, None, 1, 1, len(v), None, 0) for i, v in enumerate(values)]
+        assert _insert_rows(db.conn, rows) == len(values)
+        assert [r[1] for r in _stored(db.conn)] == values
+    finally:
+        db.close()
+
+
+@server
+def test_a_duplicate_among_many_rows_fails_the_whole_insert(schema_url):
+    """A key that exists fails the one INSERT with SQLite's UNIQUE error, and the transaction
+    (or the caller's savepoint) leaves nothing of it."""
+    db = Database.open(schema_url)
+    try:
+        rows = [(f"k{i}", "v", "ns", None, None, None, 1, 1, 1, None, 0) for i in range(100)]
+        _insert_rows(db.conn, rows[50:51])
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
+            _insert_rows(db.conn, rows)
+        assert [r[0] for r in _stored(db.conn)] == ["k50"]
+    finally:
+        db.close()
+
+
+def _batch(url, operations, tmp_path):
+    return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, "memory", "batch", "-"], cwd=tmp_path,
+                          input="\n".join(json.dumps(op) for op in operations), capture_output=True, text=True,
+                          timeout=120)
+
+
+@server
+def test_a_batch_over_existing_entries_replaces_them(schema_url, tmp_path):
+    """The first INSERT of a batch's new entries fails on an existing one: back to the savepoint,
+    and the run is applied as replacing stores (versions and changes as on SQLite)."""
+    assert _batch(schema_url, [{"action": "store", "key": "k7", "value": 0}], tmp_path).returncode == 0
+    done = _batch(schema_url, [{"action": "store", "key": f"k{i}", "value": i} for i in range(200)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    db = Database.open(schema_url)
+    try:
+        versions = dict(db.conn.execute("SELECT key, version FROM memory_store").fetchall())
+        feed = db.conn.execute("SELECT version FROM memory_changes WHERE key = 'k7' ORDER BY revision").fetchall()
+    finally:
+        db.close()
+    assert len(versions) == 200 and versions["k7"] == 2 and {v for k, v in versions.items() if k != "k7"} == {1}
+    assert [r[0] for r in feed] == [1, 2]
+
+
+@server
+def test_a_failing_batch_on_a_server_changes_nothing(schema_url, tmp_path):
+    """An ifAbsent conflict after 100 stores were inserted (one COPY): exit 3 as on SQLite, and
+    nothing of the batch is left."""
+    assert _batch(schema_url, [{"action": "store", "key": "taken", "value": 0}], tmp_path).returncode == 0
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(100)]
+    ops.append({"action": "store", "key": "taken", "value": 1, "ifAbsent": True})
+    conflict = _batch(schema_url, ops, tmp_path)
+    assert conflict.returncode == 3 and json.loads(conflict.stderr)["error"]["code"] == "CONFLICT"
+    db = Database.open(schema_url)
+    try:
+        assert db.conn.execute("SELECT key FROM memory_store").fetchall() == [("taken",)]
+    finally:
+        db.close()
+
+
+def test_which_inserts_go_through_copy():
+    """Only a plain INSERT ... VALUES whose every parameter is also a column's whole value (its
+    type is the column's) with at most DO NOTHING on a conflict; anything else goes row by row."""
+    pytest.importorskip("psycopg")
+    from gemini_flow_cli.core import memory, transfer
+    from gemini_flow_cli.core.storage.postgres import _bulk_plan
+
+    plan = _bulk_plan(memory.INSERT_SQL)
+    assert (plan.table, plan.width, plan.conflict) == ("memory_store", 11, "")
+    assert plan.typed[5] == "ttl" and plan.typed[7] == "updated_at"  # ?6 - ?8 is typed by them
+    assert _bulk_plan(transfer.IMPORT_SQL["skip"]).conflict == " ON CONFLICT (key, namespace) DO NOTHING"
+    assert _bulk_plan('INSERT OR IGNORE INTO "t" (a, b) VALUES (?, ?)').conflict == " ON CONFLICT DO NOTHING"
+    for other in (memory.UPSERT_SQL, transfer.IMPORT_SQL["replace"], "INSERT INTO t (a, b) VALUES (?, ? + 1)",
+                  "INSERT INTO t (a, b) VALUES (?, (SELECT max(x) FROM u))", "INSERT INTO t (a) VALUES (:a)",
+                  "INSERT INTO t (a) VALUES (?) RETURNING id", "INSERT INTO t (a) SELECT ?", "UPDATE t SET a = ?"):
+        assert _bulk_plan(other) is None, other

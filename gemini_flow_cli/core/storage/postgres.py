@@ -291,6 +291,7 @@ class Connection:
         self._lock_timeout: int | None = None  # the session's lock_timeout, once set
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
         self._attached: list[str] = []  # temporary tables and view standing for an attached backup
+        self._bulk_ok = True  # False once the session cannot make a temporary table (executemany)
 
     @property
     def in_transaction(self) -> bool:
@@ -308,7 +309,69 @@ class Connection:
         return self._run(sql, params, many=False)
 
     def executemany(self, sql: str, seq_of_params):
-        return self._run(sql, list(seq_of_params), many=True)
+        """Run one statement (SQLite dialect) once per parameter row; the cursor's ``rowcount`` is
+        the total. psycopg pipelines the rows (one round trip, not one per row); a plain ``INSERT
+        ... VALUES`` of :data:`BULK_MIN` rows or more inside a transaction is one COPY and one
+        ``INSERT ... SELECT`` instead (:meth:`_bulk_insert`). Raises ``sqlite3`` errors."""
+        rows = seq_of_params if isinstance(seq_of_params, list) else list(seq_of_params)
+        if len(rows) >= BULK_MIN and self._bulk_ok and self.in_transaction:
+            plan = _bulk_plan(sql)
+            if plan is not None and all(len(row) == plan.width for row in rows):
+                done = self._bulk_insert(plan, rows)
+                if done is not None:
+                    return done
+        return self._run(sql, rows, many=True)
+
+    def _bulk_insert(self, plan: _BulkPlan, rows: list):
+        """``plan``'s INSERT for every row as one statement: the rows are copied (COPY, text) into
+        a session temporary table of text columns, ``pg_temp.gf_bulk_<width>``, then inserted in
+        their order with each parameter cast to its column's type, the statement's expressions and
+        its ``ON CONFLICT DO NOTHING`` unchanged. What the rows mean is what they mean one by one:
+        a duplicate key, a NOT NULL, a value the column's type refuses fail the statement with the
+        same ``sqlite3`` error, and the caller's transaction (or savepoint) undoes all of it.
+
+        Why: per row, PostgreSQL parses and plans each statement anew (the connection binds on the
+        client) and psycopg quotes every value in Python; COPY does neither. None when the
+        temporary table cannot be made (a role without TEMP): the caller takes the row path."""
+        staging = f"pg_temp.gf_bulk_{plan.width}"
+        columns = ", ".join(f"v{i} text" for i in range(plan.width))
+        try:
+            self.raw.execute(f"SAVEPOINT gf_bulk; CREATE TEMP TABLE IF NOT EXISTS gf_bulk_{plan.width} "
+                             f"(n bigint, {columns}); TRUNCATE {staging}; RELEASE gf_bulk")
+        except psycopg.Error:
+            with contextlib.suppress(psycopg.Error):
+                self.raw.execute("ROLLBACK TO gf_bulk; RELEASE gf_bulk")
+            self._bulk_ok = False
+            return None
+        types = self._column_types(plan.table)
+        if any(types.get(column) is None for column in plan.typed.values()):
+            return None  # a column this schema does not have: the row path says so
+        names = ", ".join(f"v{i}" for i in range(plan.width))
+        try:
+            with self.raw.cursor().copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy:
+                for n, row in enumerate(rows):
+                    copy.write_row((n, *row))
+        except psycopg.DataError as exc:
+            if "NUL" in str(exc) or "0x00" in str(exc):
+                raise GeminiFlowError(
+                    "INVALID_INPUT", "the text holds a NUL character (\\x00), which a PostgreSQL database cannot "
+                    "store; nothing was written") from None
+            raise as_sqlite_error(exc) from exc
+        except psycopg.Error as exc:
+            raise as_sqlite_error(exc) from exc
+        cast = {index: _cast(f"s.v{index}", types[column]) for index, column in plan.typed.items()}
+        items = ", ".join("".join(cast[text] if kind == "param" else text for kind, text in item)
+                          for item in plan.items)
+        statement = (f"INSERT INTO {_quote(plan.table)} ({', '.join(map(_quote, plan.columns))}) SELECT {items} "
+                     f"FROM {staging} AS s ORDER BY s.n{plan.conflict}")
+        return self._run(statement, (), many=False)
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Column name -> its PostgreSQL type (``format_type``) in this schema's ``table``."""
+        return dict(self._plain(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped",
+            (table,)).fetchall())
 
     # -- SQLite's ATTACH, for a restore's merge ---------------------------------------------
 
@@ -487,6 +550,93 @@ class Connection:
                                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()")
         # foreign_keys, synchronous, temp_store, ...: what SQLite needs told, PostgreSQL always does.
         return _Rows([])
+
+
+# executemany of a plain INSERT ... VALUES with this many rows or more goes through COPY
+# (Connection._bulk_insert); fewer are pipelined one statement per row.
+BULK_MIN = 64
+
+_BULK = re.compile(
+    r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(?:main\.)?(\"?)(\w+)\2\s*\(([^()]*)\)\s*VALUES\s*\((.*)\)"
+    r"\s*(ON\s+CONFLICT\s*(?:\([^()]*\))?\s*DO\s+NOTHING)?\s*;?\s*$", re.I | re.S)
+
+
+class _BulkPlan:
+    """A plain ``INSERT INTO t (columns) VALUES (items) [ON CONFLICT ... DO NOTHING]`` taken apart:
+    ``items`` are token lists where ``("param", i)`` stands for the row's value ``i``; ``typed``
+    maps each value to a column it is inserted into as it is (which gives its type); ``width``
+    is the row's length; ``conflict`` is the statement's ``ON CONFLICT [(target)] DO NOTHING``
+    (``INSERT OR IGNORE``: any conflict), else empty."""
+
+    def __init__(self, table, columns, items, typed, width, conflict):
+        self.table, self.columns, self.items, self.typed = table, columns, items, typed
+        self.width, self.conflict = width, conflict
+
+
+@functools.lru_cache(maxsize=256)
+def _bulk_plan(sql: str) -> _BulkPlan | None:
+    """The :class:`_BulkPlan` of ``sql`` (SQLite dialect), or None when it is anything else: another
+    statement, a subquery, named parameters, a parameter used only inside an expression (its type
+    would be a guess), ``DO UPDATE`` (two rows of one statement may not update one row)."""
+    match = _BULK.match(sql)
+    if not match or "--" in sql:
+        return None
+    columns = [c.strip().strip('"') for c in match.group(4).split(",")]
+    toks = [t for t in dialect.tokens(match.group(5))]
+    if any(kind in ("named", "comment") or (kind == "word" and text.upper() in ("SELECT", "WITH"))
+           for kind, text in toks):
+        return None
+    try:
+        parts = dialect._split_args(toks)
+    except ValueError:
+        return None
+    if len(parts) != len(columns):
+        return None
+    items: list[list[tuple[str, Any]]] = []
+    typed: dict[int, str] = {}
+    used: set[int] = set()
+    positional = 0
+    numbered = dialect.numbered(sql)
+    for column, part in zip(columns, parts):
+        item: list[tuple[str, Any]] = []
+        i = 0
+        while i < len(part):
+            kind, text = part[i]
+            if kind == "other" and text == "?":
+                if numbered:
+                    if i + 1 >= len(part) or part[i + 1][0] != "number":
+                        return None
+                    index = int(part[i + 1][1]) - 1
+                    i += 1
+                else:
+                    index = positional
+                    positional += 1
+                item.append(("param", index))
+                used.add(index)
+            else:
+                item.append((kind, text))
+            i += 1
+        solid = [t for t in item if t[0] != "space"]
+        if len(solid) == 1 and solid[0][0] == "param":
+            typed.setdefault(solid[0][1], column)
+        items.append(item)
+    if not used or used - set(typed):
+        return None
+    width = max(used) + 1
+    if used != set(range(width)):
+        return None
+    conflict = " " + match.group(6) if match.group(6) else (" ON CONFLICT DO NOTHING" if match.group(1) else "")
+    return _BulkPlan(match.group(3), columns, tuple(tuple(i) for i in items), typed, width, conflict)
+
+
+def _cast(expression: str, pg_type: str) -> str:
+    """``expression`` (text) as ``pg_type``, converted as an inserted literal would be: an integer
+    column takes a whole number through NUMERIC (a float rounds, as an assignment does)."""
+    if pg_type == "text":
+        return expression
+    if pg_type in ("bigint", "integer", "smallint"):
+        return f"CAST(CAST({expression} AS NUMERIC) AS {pg_type.upper()})"
+    return f"CAST({expression} AS {pg_type.upper()})"
 
 
 _INSERT = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(?:main\.)?\"?(\w+)\"?\s*\(([^)]*)\)", re.I)
