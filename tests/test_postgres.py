@@ -536,3 +536,28 @@ def test_which_inserts_go_through_copy():
                   "INSERT INTO t (a, b) VALUES (?, (SELECT max(x) FROM u))", "INSERT INTO t (a) VALUES (:a)",
                   "INSERT INTO t (a) VALUES (?) RETURNING id", "INSERT INTO t (a) SELECT ?", "UPDATE t SET a = ?"):
         assert _bulk_plan(other) is None, other
+
+
+@server
+def test_a_merge_takes_any_sqlite_value_an_insert_would(tmp_path, schema_url):
+    """A SQLite column holds any type: a REAL in an INTEGER column of the backup merges into a
+    server database (rounded, as an inserted value is) instead of failing the attach's COPY."""
+    from gemini_flow_cli.core import backup
+
+    theirs = tmp_path / "theirs.db"
+    db = Database.open(theirs)
+    try:
+        with db.write() as conn:
+            conn.executemany("INSERT INTO memory_store (key, value, created_at, updated_at, access_count) "
+                             "VALUES (?, '1', 1, 1, ?)", [(f"k{i}", 2.5 if i == 3 else "7") for i in range(100)])
+        made = backup.backup(db, tmp_path / "theirs.db.backup", format="sqlite")
+    finally:
+        db.close()
+    db = Database.open(schema_url)
+    try:
+        result = backup.restore(db, made["path"], merge=True)
+        counts = dict(db.conn.execute("SELECT key, access_count FROM memory_store").fetchall())
+    finally:
+        db.close()
+    assert result["tables"]["memory_store"] == 100
+    assert counts["k3"] == 3 and counts["k4"] == 7  # 2.5 rounds half away from zero, as NUMERIC does

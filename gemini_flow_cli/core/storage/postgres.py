@@ -333,11 +333,8 @@ class Connection:
         Why: per row, PostgreSQL parses and plans each statement anew (the connection binds on the
         client) and psycopg quotes every value in Python; COPY does neither. None when the
         temporary table cannot be made (a role without TEMP): the caller takes the row path."""
-        staging = f"pg_temp.gf_bulk_{plan.width}"
-        columns = ", ".join(f"v{i} text" for i in range(plan.width))
         try:
-            self.raw.execute(f"SAVEPOINT gf_bulk; CREATE TEMP TABLE IF NOT EXISTS gf_bulk_{plan.width} "
-                             f"(n bigint, {columns}); TRUNCATE {staging}; RELEASE gf_bulk")
+            self.raw.execute(f"SAVEPOINT gf_bulk; {_staging_sql(plan.width)}; RELEASE gf_bulk")
         except psycopg.Error:
             with contextlib.suppress(psycopg.Error):
                 self.raw.execute("ROLLBACK TO gf_bulk; RELEASE gf_bulk")
@@ -346,7 +343,20 @@ class Connection:
         types = self._column_types(plan.table)
         if any(types.get(column) is None for column in plan.typed.values()):
             return None  # a column this schema does not have: the row path says so
-        names = ", ".join(f"v{i}" for i in range(plan.width))
+        staging = self._stage(plan.width, rows)
+        cast = {index: _cast(f"s.v{index}", types[column]) for index, column in plan.typed.items()}
+        items = ", ".join("".join(cast[text] if kind == "param" else text for kind, text in item)
+                          for item in plan.items)
+        statement = (f"INSERT INTO {_quote(plan.table)} ({', '.join(map(_quote, plan.columns))}) SELECT {items} "
+                     f"FROM {staging} AS s ORDER BY s.n{plan.conflict}")
+        return self._run(statement, (), many=False)
+
+    def _stage(self, width: int, rows) -> str:
+        """COPY ``rows`` (sequences of ``width`` values) into the session's text staging table,
+        numbered in their order (column ``n``), which :func:`_staging_sql` made empty; returns its
+        name. Raises ``sqlite3`` errors, INVALID_INPUT for text holding NUL."""
+        staging = f"pg_temp.gf_bulk_{width}"
+        names = ", ".join(f"v{i}" for i in range(width))
         try:
             with self.raw.cursor().copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy:
                 for n, row in enumerate(rows):
@@ -359,12 +369,7 @@ class Connection:
             raise as_sqlite_error(exc) from exc
         except psycopg.Error as exc:
             raise as_sqlite_error(exc) from exc
-        cast = {index: _cast(f"s.v{index}", types[column]) for index, column in plan.typed.items()}
-        items = ", ".join("".join(cast[text] if kind == "param" else text for kind, text in item)
-                          for item in plan.items)
-        statement = (f"INSERT INTO {_quote(plan.table)} ({', '.join(map(_quote, plan.columns))}) SELECT {items} "
-                     f"FROM {staging} AS s ORDER BY s.n{plan.conflict}")
-        return self._run(statement, (), many=False)
+        return staging
 
     def _column_types(self, table: str) -> dict[str, str]:
         """Column name -> its PostgreSQL type (``format_type``) in this schema's ``table``."""
@@ -398,13 +403,17 @@ class Connection:
                 self._plain(f"CREATE TEMP TABLE {temp} AS SELECT {names} FROM {_quote(table)} WITH NO DATA")
                 if not theirs:
                     continue
-                rows = source.execute(f"SELECT {names} FROM {_quote(table)}")
+                # Through the text staging table and casts, as executemany's COPY path converts:
+                # a SQLite column holds any type (a float in an INTEGER column rounds, as it would
+                # inserted), which a typed COPY would refuse.
                 try:
-                    with self.raw.cursor().copy(f"COPY pg_temp.{temp} ({names}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
+                    self.raw.execute(_staging_sql(len(shared)))
                 except psycopg.Error as exc:
                     raise as_sqlite_error(exc) from exc
+                staging = self._stage(len(shared), source.execute(f"SELECT {names} FROM {_quote(table)}"))
+                types = self._column_types(table)
+                casts = ", ".join(_cast(f"s.v{i}", types[c]) for i, c in enumerate(shared))
+                self._plain(f"INSERT INTO pg_temp.{temp} ({names}) SELECT {casts} FROM {staging} AS s ORDER BY s.n")
             listed = ", ".join("(" + _literal(t) + ")" for t in tables) or "(NULL)"
             self._attached.append(_quote(dialect.ATTACHED_PREFIX + "sqlite_master"))
             self._plain(f"CREATE TEMP VIEW {dialect.ATTACHED_PREFIX}sqlite_master AS SELECT 'table'::text AS type, "
@@ -627,6 +636,12 @@ def _bulk_plan(sql: str) -> _BulkPlan | None:
         return None
     conflict = " " + match.group(6) if match.group(6) else (" ON CONFLICT DO NOTHING" if match.group(1) else "")
     return _BulkPlan(match.group(3), columns, tuple(tuple(i) for i in items), typed, width, conflict)
+
+
+def _staging_sql(width: int) -> str:
+    """Make (once per session) and empty the text staging table of ``width`` values."""
+    columns = ", ".join(f"v{i} text" for i in range(width))
+    return f"CREATE TEMP TABLE IF NOT EXISTS gf_bulk_{width} (n bigint, {columns}); TRUNCATE pg_temp.gf_bulk_{width}"
 
 
 def _cast(expression: str, pg_type: str) -> str:
