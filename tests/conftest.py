@@ -100,6 +100,9 @@ def _server_schema(request) -> ServerDatabase:
                              "WHERE application_name = %s AND pid <> pg_backend_pid()", (schema,))
                 conn.execute("SET lock_timeout = '10s'")
                 if _reusable(conn):
+                    # The optional full-text index (core/fts.py) is not part of an emptied schema.
+                    conn.execute("DROP INDEX IF EXISTS memory_fts")
+                    conn.execute("DROP FUNCTION IF EXISTS gf_fts_document(text, text)")
                     tables = [r[0] for r in conn.execute(
                         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
                         "AND tablename <> 'schema_migrations'").fetchall()]

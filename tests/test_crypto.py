@@ -307,7 +307,6 @@ def test_batch_after_an_expired_encrypted_entry_follows_store(cli, db_path, keye
     assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'k'") == [(0,)]
 
 
-@not_on_a_server("full-text search (FTS5) is SQLite's")
 @pytest.mark.parametrize("how", ["store", "batch"])
 def test_encrypting_an_entry_encrypts_its_plaintext_history(cli, db_path, tmp_path, monkeypatch, how):
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)

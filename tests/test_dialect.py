@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gemini_flow_cli.core import migrations
-from gemini_flow_cli.core.storage import dialect, is_url, redact
+from gemini_flow_cli.core.storage import dialect, is_url, redact, server_folder_name
 
 
 def test_positional_named_and_numbered_parameters():
@@ -127,3 +128,41 @@ def test_is_between_values_and_insert_or_ignore():
 def test_a_constant_condition_before_any_clause():
     for clause in ("ORDER BY k", "GROUP BY k", "LIMIT 1", ""):
         assert dialect.translate(f"SELECT k FROM t WHERE 1 {clause}").startswith("SELECT k FROM t WHERE TRUE")
+
+
+def test_the_full_text_statements_pass_through_unchanged_but_for_parameters():
+    """core/fts.py writes PostgreSQL's text for its GIN index and function: nothing in it may be
+    rewritten (a plpgsql body, a regular expression in a literal, the tsvector literal ''' '':1')."""
+    from gemini_flow_cli.core import fts, search
+
+    for statement in (*fts._PG_CREATE, *fts._PG_DROP):
+        assert dialect.translate(statement) == statement
+    page, count, page_params, count_params = search.server_text_queries(
+        search.SearchOptions(text="build-42 ok", namespace="ops"), now=100)
+    assert page_params[:2] == ["build 42", "ok"] and count_params == ["build 42", "ok", "ops", 100]
+    translated = dialect.translate(count)
+    assert translated.count("phraseto_tsquery('simple', %s)") == 2 and "AS fts" in translated
+    assert translated.count("%s") == len(count_params)
+    assert dialect.translate(page).count("%s") == len(page_params)
+
+def test_each_server_database_has_its_own_backups_folder_name(monkeypatch):
+    """backup list/prune of one server database must never see another's backups (core/backup.py
+    backups_dir): the folder names host, port, database and a search_path schema, never a password."""
+    pytest.importorskip("psycopg")
+    for variable in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGOPTIONS"):
+        monkeypatch.delenv(variable, raising=False)
+    name = server_folder_name
+    assert name("postgresql://u:s3cret@db.example:5433/hive") == "db.example-5433-hive"
+    assert name("postgresql://u@h/hive?options=-c%20search_path%3Dteam_a") == "h-5432-hive-team_a"
+    assert name("postgresql://u@h/hive?options=-csearch_path%3Dteam_b") == "h-5432-hive-team_b"
+    assert name("postgresql://h1:5433,h2:5434/hive?target_session_attrs=read-write") == "h1_h2-5433_5434-hive"
+    assert name("postgresql:///hive?host=/var/run/postgresql") == "local-5432-hive"
+    assert "s3cret" not in name("postgresql://u@h/db?password=s3cret")
+    # what the URL leaves out comes from libpq's environment, as the connection's does
+    monkeypatch.setenv("PGHOST", "envhost")
+    monkeypatch.setenv("PGDATABASE", "envdb")
+    monkeypatch.setenv("PGOPTIONS", "-c search_path=envschema")
+    assert name("postgresql://") == "envhost-5432-envdb-envschema"
+    assert name("postgresql://other/db") == "other-5432-db-envschema"
+    with pytest.raises(ValueError):
+        name("postgresql://h/db?no_such_option=1")

@@ -517,7 +517,6 @@ def test_no_argument_value_makes_a_tool_fail_as_a_bug(scope, cli, tool):
             assert body["error"]["code"] != "INTERNAL", (name, {k: str(v)[:40] for k, v in arguments.items()}, body)
 
 
-@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_full_text_search_with_a_nul_is_invalid_input(scope, cli):
     assert cli("memory", "store", "k", "v").exit_code == 0
     assert cli("memory", "fts", "enable").exit_code == 0

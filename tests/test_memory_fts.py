@@ -5,14 +5,25 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemini_flow_cli.core.db import Database
 from gemini_flow_cli.core.memory import MemoryManager
 from tests.conftest import TEST_SERVER
 
-# The second run (GEMINI_FLOW_TEST_DB): FTS5 is SQLite's; on PostgreSQL `memory fts enable` exits 2
-# saying so (tests/test_postgres.py holds that).
-pytestmark = pytest.mark.skipif(bool(TEST_SERVER), reason="not on PostgreSQL: full-text search (FTS5) is SQLite's")
+# On the second run (GEMINI_FLOW_TEST_DB) the same tests run against PostgreSQL's GIN index;
+# tests/test_postgres.py compares the two backends' answers.
+
+
+def indexed_terms(conn) -> set[str]:
+    """The words the index holds (SQLite: its vocabulary; PostgreSQL: the lexemes of the rows the
+    partial index covers, computed by the index's own expression)."""
+    if isinstance(conn, sqlite3.Connection):
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, memory_fts, row)")
+        return {row[0] for row in conn.execute("SELECT term FROM temp.vocab")}
+    return {row[0] for row in conn.execute(
+        "SELECT word FROM ts_stat('SELECT gf_fts_document(key, value) FROM memory_store WHERE encrypted = 0')")}
 
 
 def test_text_search_without_the_index_exits_2_and_says_how_to_enable(cli):
@@ -74,10 +85,10 @@ class FakeCipher:
         return stored[4:][::-1]
 
 
-def test_encrypted_entries_are_never_indexed(tmp_path):
+def test_encrypted_entries_are_never_indexed(db_path):
     from gemini_flow_cli.core import fts
 
-    db = Database.open(tmp_path / "f.db")
+    db = Database.open(db_path)
     manager = MemoryManager(db, cipher=FakeCipher)
     manager.store("x-credentials", "classified")
     fts.enable(db)
@@ -85,13 +96,19 @@ def test_encrypted_entries_are_never_indexed(tmp_path):
     manager.store("plain", "topsecret")
     assert manager.search(text="classified")["total"] == 0
     assert manager.search(text="credentials")["total"] == 0
+    assert manager.search(text="deifissalc")["total"] == 0  # nor the ciphertext
     assert [r["key"] for r in manager.search(text="topsecret")["results"]] == ["plain"]
     manager.store("plain", "topsecret", encrypted=True)
     assert manager.search(text="topsecret")["total"] == 0
     manager.delete(["x-credentials"])
-    db.conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, memory_fts, row)")
-    assert [row[0] for row in db.conn.execute("SELECT term FROM temp.vocab")] == []
-    db.conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('integrity-check')")
+    assert indexed_terms(db.conn) == set()
+    if TEST_SERVER:
+        # Structural: the index covers plaintext rows only (a partial index never evaluates its
+        # expression for a row its predicate excludes).
+        definition = db.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'memory_fts'").fetchone()[0]
+        assert definition.endswith("WHERE (encrypted = 0)"), definition
+    else:
+        db.conn.execute("INSERT INTO memory_fts(memory_fts) VALUES ('integrity-check')")
     db.close()
 
 
@@ -99,8 +116,41 @@ def test_disable_drops_index_and_triggers(cli, db_path):
     cli("memory", "fts", "enable")
     assert cli("memory", "fts", "status").json == {"enabled": True}
     assert cli("memory", "fts", "disable").json["changed"] is True
-    conn = sqlite3.connect(db_path)
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'memory_fts%'")}
+    assert cli("memory", "fts", "disable").json["changed"] is False
+    db = Database.open(db_path)
+    try:
+        names = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'memory_fts%'")}
+        if TEST_SERVER:
+            names |= {r[0] for r in db.conn.execute("SELECT proname FROM pg_proc WHERE proname = 'gf_fts_document' "
+                                                    "AND pronamespace = current_schema()::regnamespace")}
+    finally:
+        db.close()
     assert names == set()
     cli("memory", "store", "k", "1")
     assert cli("memory", "search", "--text", "k").exit_code == 2
+    assert cli("memory", "fts", "status").json == {"enabled": False}
+
+
+def test_enable_and_disable_are_audited(cli):
+    cli("memory", "fts", "enable")
+    cli("memory", "fts", "disable")
+    actions = [e["action"] for e in cli("audit", "list").json["entries"]]
+    assert "fts_enable" in actions and "fts_disable" in actions
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=40))
+def test_a_query_word_splits_into_the_tokens_fts5_makes_of_it(text):
+    """PostgreSQL's side of the tokenizer (core/fts.py): ASCII text split where FTS5's unicode61
+    splits it, so that phraseto_tsquery over it is the phrase FTS5 searches."""
+    from gemini_flow_cli.core import fts
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+        conn.execute("INSERT INTO t VALUES (?)", (text,))
+        tokens = [row[0] for row in conn.execute("SELECT term FROM v ORDER BY offset")]
+    finally:
+        conn.close()
+    assert fts.query_word(text).lower().split() == tokens

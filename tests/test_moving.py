@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import not_on_a_server
+from tests.conftest import TEST_SERVER, not_on_a_server
 
 KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
@@ -16,7 +16,6 @@ KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
 @pytest.mark.parametrize("fmt", ["sqlite", "json", "sql"])
 @pytest.mark.parametrize("compress", [False, True])
-@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_restore_a_backup_taken_with_fts_on_into_the_same_database(cli, tmp_path, fmt, compress):
     assert cli("memory", "store", "a", "alpha words").exit_code == 0
     assert cli("memory", "fts", "enable").exit_code == 0
@@ -35,7 +34,6 @@ def test_restore_a_backup_taken_with_fts_on_into_the_same_database(cli, tmp_path
     assert cli("memory", "health").exit_code == 0
 
 
-@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_restore_without_fts_into_a_database_with_fts_drops_the_index(cli, tmp_path):
     assert cli("memory", "store", "a", "alpha").exit_code == 0
     out = tmp_path / "plain.db"
@@ -47,7 +45,7 @@ def test_restore_without_fts_into_a_database_with_fts_drops_the_index(cli, tmp_p
     assert cli("memory", "health").exit_code == 0
 
 
-@not_on_a_server("full-text search (FTS5) is SQLite's")
+@not_on_a_server("restore --merge into a server database is not available yet")
 def test_merge_keeps_the_index_when_either_side_has_it(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     assert cli("memory", "store", "theirs", "shared words", db=other).exit_code == 0
@@ -356,14 +354,14 @@ def test_an_old_far_future_expiry_exports_as_the_latest_instant_and_imports(cli,
 
 
 def _indexed_terms(db_path) -> set[str]:
-    import sqlite3
+    from gemini_flow_cli.core.db import Database
+    from tests.test_memory_fts import indexed_terms
 
-    conn = sqlite3.connect(db_path)
+    db = Database.open(db_path)
     try:
-        conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, memory_fts, 'row')")
-        return {row[0] for row in conn.execute("SELECT term FROM temp.vocab")}
+        return indexed_terms(db.conn)
     finally:
-        conn.close()
+        db.close()
 
 
 @pytest.mark.parametrize("path", ["store", "batch", "import-replace", "merge"])
@@ -486,17 +484,18 @@ def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_pa
 
 
 @pytest.mark.parametrize("fmt", ["json", "sqlite"])  # (the old SQL writer already skipped their CREATEs)
-@not_on_a_server("full-text search (FTS5) is SQLite's")
 def test_backups_written_before_the_fix_with_index_pages_still_verify_and_restore(cli, tmp_path, monkeypatch, fmt):
-    """Older backups carried the index's shadow tables (rows, and their CREATE statements)."""
+    """Older backups carried the index's shadow tables (rows, and their CREATE statements). Only
+    local files wrote them; the restore goes into the test's database (a server on the second run)."""
     from gemini_flow_cli.core import backup as core
 
-    cli("memory", "store", "a", "alpha words")
-    cli("memory", "fts", "enable")
+    old = tmp_path / "old" / "hive.db"
+    cli("memory", "store", "a", "alpha words", db=old)
+    cli("memory", "fts", "enable", db=old)
     out = tmp_path / f"old.{fmt}"
     with monkeypatch.context() as patch:
         patch.setattr(core, "_shadow_tables", lambda objects: set())  # the old writer's view
-        assert cli("backup", "create", str(out), "--format", fmt).exit_code == 0
+        assert cli("backup", "create", str(out), "--format", fmt, db=old).exit_code == 0
     manifest = json.loads((tmp_path / f"old.{fmt}.manifest.json").read_text())
     assert any(t.startswith("memory_fts_") for t in manifest["tables"])
     assert cli("backup", "verify", str(out)).exit_code == 0

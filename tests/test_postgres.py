@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sqlite3
 import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -168,11 +171,141 @@ def test_a_backup_of_a_server_database_restores_into_a_local_file_and_back(tmp_p
 
 
 @server
-def test_what_a_server_lacks_says_so(schema_url):
-    """Full-text search on a server database: exit 2 naming what is missing."""
-    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "fts", "enable"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "PostgreSQL" in result.stderr
+def test_full_text_search_on_a_server(schema_url):
+    """memory fts enable/status/disable and search --text on a server database, as processes."""
+    def gf(*args):
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, *args], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout)
+
+    gf("memory", "store", "deploy-log", '"deploy failed: rollback started"')
+    assert gf("memory", "fts", "enable")["indexed"] == 1
+    gf("memory", "store", "later", '{"note": "rollback rollback rollback done"}', "-n", "ops")
+    assert [r["key"] for r in gf("memory", "search", "--text", "rollback")["results"]] == ["later", "deploy-log"]
+    assert gf("memory", "stats")["database"]["fullTextIndex"] is True
+    assert gf("memory", "fts", "disable")["changed"] is True
+    assert gf("memory", "fts", "status") == {"enabled": False}
+
+
+# Tokens of the documents and queries below: words, digits, FTS5's and tsquery's operators as text.
+_WORDS = ("alpha", "beta", "Gamma", "delta", "and", "OR", "not", "near", "x1", "42")
+_PUNCTUATION = " .-_/:,'\"*()&|!<>"
+
+
+def _text(draw, *, max_tokens: int) -> str:
+    tokens = draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=max_tokens))
+    out = tokens[0]
+    for token in tokens[1:]:
+        out += draw(st.text(alphabet=_PUNCTUATION, min_size=1, max_size=2)) + token
+    return out
+
+
+@st.composite
+def _documents(draw):
+    count = draw(st.integers(min_value=1, max_value=6))
+    return [(f"k{i}-" + _text(draw, max_tokens=2).replace(" ", "-"), _text(draw, max_tokens=8)) for i in range(count)]
+
+
+@st.composite
+def _queries(draw):
+    # Whitespace-separated words, each one or more tokens joined by punctuation (an FTS5 phrase),
+    # some with a trailing * (a prefix in FTS5's syntax, plain text in ours) or in other case.
+    words = []
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        word = _text(draw, max_tokens=3).replace(" ", "-")
+        if draw(st.booleans()):
+            word += "*"
+        words.append(word.upper() if draw(st.booleans()) else word)
+    return " ".join(words)
+
+
+@server
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(documents=_documents(), queries=st.lists(_queries(), min_size=1, max_size=4))
+def test_full_text_search_finds_the_same_entries_on_both_backends(tmp_path, schema_url, documents, queries):
+    """search --text on PostgreSQL's index and on FTS5 match the same entries (ranks may order them
+    differently: bm25 and ts_rank are different formulas, so the keys are compared as sets)."""
+    from gemini_flow_cli.core import fts
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    found = []
+    for where in (tmp_path / "fts.db", schema_url):
+        db = Database.open(where)
+        try:
+            with db.write() as conn:
+                conn.execute("DELETE FROM memory_store")
+            manager = MemoryManager(db)
+            for key, value in documents:
+                manager.store(key, value)
+            fts.enable(db)
+            found.append([sorted(r["key"] for r in manager.search(text=q)["results"]) for q in queries])
+        finally:
+            db.close()
+    assert found[0] == found[1], (documents, queries)
+
+
+@server
+@pytest.mark.parametrize("fmt", ["sqlite", "json", "sql"])
+def test_the_full_text_index_moves_between_a_server_and_a_file(schema_url, tmp_path, fmt):
+    """The index is derived: a server's backup restores into a file with FTS5 on, and a file's
+    backup into a server with its GIN index; a backup without it leaves the target without."""
+    def gf(db, *args):
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", str(db), *args], capture_output=True, text=True,
+                                timeout=120, cwd=tmp_path)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def found(db, text):
+        return sorted(r["key"] for r in gf(db, "memory", "search", "--text", text)["results"])
+
+    gf(schema_url, "memory", "store", "a", '"alpha words"')
+    gf(schema_url, "memory", "fts", "enable")
+    out = tmp_path / f"server.{fmt}"
+    gf(schema_url, "backup", "create", str(out), "--format", fmt)
+    gf(schema_url, "backup", "verify", str(out))
+    local = tmp_path / "local" / "hive.db"
+    gf(local, "backup", "restore", str(out), "--yes")
+    assert gf(local, "memory", "fts", "status") == {"enabled": True}
+    assert found(local, "words") == ["a"]
+    gf(local, "memory", "store", "b", '"beta words"')  # the local index is live
+    assert found(local, "words") == ["a", "b"]
+    if fmt == "sqlite":  # a server's sqlite backup is a local database as it is, index included
+        assert found(out, "alpha") == ["a"]
+    back = tmp_path / f"local.{fmt}"
+    gf(local, "backup", "create", str(back), "--format", fmt)
+    gf(schema_url, "memory", "fts", "disable")  # the restore brings it back
+    gf(schema_url, "backup", "restore", str(back), "--yes")
+    assert gf(schema_url, "memory", "fts", "status") == {"enabled": True}
+    assert found(schema_url, "words") == ["a", "b"]
+    gf(schema_url, "memory", "delete", "a")
+    assert found(schema_url, "words") == ["b"]
+    # a backup taken without the index: the restored server has none
+    gf(local, "memory", "fts", "disable")
+    plain = tmp_path / f"plain.{fmt}"
+    gf(local, "backup", "create", str(plain), "--format", fmt)
+    gf(schema_url, "backup", "restore", str(plain), "--yes")
+    assert gf(schema_url, "memory", "fts", "status") == {"enabled": False}
+
+
+@server
+def test_a_value_too_large_for_a_tsvector_is_stored_and_its_start_indexed(schema_url):
+    """PostgreSQL refuses a tsvector over 1 MB: such a value is indexed by its first characters
+    (core/fts.py) rather than failing the store."""
+    from gemini_flow_cli.core import fts
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    words = [f"w{n:07x}q{n * 7919 % 10**9:09d}" for n in range(60_000)]  # ~1.4 MB of distinct words
+    db = Database.open(schema_url)
+    try:
+        manager = MemoryManager(db, max_value_size=4_000_000)
+        fts.enable(db)
+        manager.store("huge", " ".join(words))
+        manager.store("small", "needle " + words[-1])
+        assert sorted(r["key"] for r in manager.search(text=words[1])["results"]) == ["huge"]
+        assert [r["key"] for r in manager.search(text=words[-1])["results"]] == ["small"]  # past the cut
+    finally:
+        db.close()
 
 
 @server
@@ -260,7 +393,7 @@ def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wron
             conn.execute(f"DROP ROLE {role}")
     text = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "search", "*", "--text", "x"],
                           capture_output=True, text=True, timeout=60)
-    assert text.returncode == 2 and "not available on PostgreSQL" in text.stderr
+    assert text.returncode == 2 and "memory fts enable" in text.stderr
 
 
 @server
@@ -561,3 +694,72 @@ def test_a_merge_takes_any_sqlite_value_an_insert_would(tmp_path, schema_url):
         db.close()
     assert result["tables"]["memory_store"] == 100
     assert counts["k3"] == 3 and counts["k4"] == 7  # 2.5 rounds half away from zero, as NUMERIC does
+
+
+@server
+def test_backups_of_two_server_databases_are_listed_and_pruned_apart(tmp_path):
+    """Backups of a server go to the user's data folder, one folder per database (host, port,
+    database, schema): `backup list` and `prune` of one never see the other's."""
+    psycopg = pytest.importorskip("psycopg")
+    schemas = [f"t_{uuid.uuid4().hex[:16]}" for _ in range(2)]
+    joiner = "&" if "?" in TEST_SERVER else "?"
+    urls = [f"{TEST_SERVER}{joiner}options=-csearch_path%3D{schema}" for schema in schemas]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        def gf(url, *args):
+            result = subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
+                                    env=env, cwd=tmp_path, timeout=120)
+            assert result.returncode == 0, result
+            return json.loads(result.stdout)
+
+        made = []
+        for url in urls:
+            gf(url, "memory", "store", "k", '"v"')
+            made.append(Path(gf(url, "backup", "create")["path"]))
+        assert made[0].parent != made[1].parent
+        assert made[0].parent.parent == made[1].parent.parent == tmp_path / "data" / "gemini-flow" / "backups"
+        assert made[0].parent.name.endswith(schemas[0]) and made[1].parent.name.endswith(schemas[1])
+        for url, path in zip(urls, made):
+            assert [Path(b["path"]) for b in gf(url, "backup", "list")["backups"]] == [path]
+        time.sleep(1.1)  # the retention counts whole seconds
+        gf(urls[0], "backup", "create")
+        gf(urls[0], "backup", "prune", "--retention", "1s")
+        assert not made[0].exists()
+        assert made[1].exists()
+        assert len(gf(urls[0], "backup", "list")["backups"]) == 1
+    finally:
+        with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@server
+def test_a_merge_into_a_server_keeps_its_full_text_index_current(tmp_path, schema_url):
+    """The server's GIN index is kept through a merge (not dropped: that would lock readers out
+    until the commit) and finds the merged entries beside its own."""
+    from gemini_flow_cli.core import backup
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    source = Database.open(tmp_path / "theirs.db")
+    try:
+        MemoryManager(source).store("merged", "a quokka arrived")
+        made = backup.backup(source, tmp_path / "theirs.json", format="json")
+    finally:
+        source.close()
+    db = Database.open(schema_url)
+    try:
+        manager = MemoryManager(db)
+        manager.store("mine", "a wombat stayed")
+        from gemini_flow_cli.core import fts
+
+        fts.enable(db)
+        result = backup.restore(db, made["path"], merge=True)
+        assert result["tables"][fts.FTS_TABLE] == 2
+        assert fts.is_enabled(db.conn)
+        assert [r["key"] for r in manager.search(text="quokka")["results"]] == ["merged"]
+        assert [r["key"] for r in manager.search(text="wombat")["results"]] == ["mine"]
+    finally:
+        db.close()

@@ -77,13 +77,21 @@ def _fail(message: str, **details: Any) -> GeminiFlowError:
 
 def backups_dir(db_path: Path | str) -> Path:
     """``.hive-mind/backups`` beside the database, created 0700; for a PostgreSQL database (a URL),
-    which has no folder, the user's data folder's ``gemini-flow/backups`` (platformdirs)."""
+    which has no folder, ``gemini-flow/backups/HOST-PORT-DBNAME[-SCHEMA]`` in the user's data folder
+    (platformdirs): one folder per server database, so that ``backup list`` and ``prune`` of one never
+    see another's backups. INVALID_INPUT for a URL that cannot be parsed."""
     from gemini_flow_cli.core.storage import is_url
 
     if is_url(db_path):
         import platformdirs
 
-        folder = Path(platformdirs.user_data_dir("gemini-flow")) / "backups"
+        from gemini_flow_cli.core.storage import redact, server_folder_name
+
+        try:
+            name = server_folder_name(str(db_path))
+        except ValueError as exc:
+            raise GeminiFlowError("INVALID_INPUT", f"not a PostgreSQL URL libpq can read: {redact(str(exc))}") from exc
+        folder = Path(platformdirs.user_data_dir("gemini-flow")) / "backups" / name
     else:
         folder = Path(db_path).parent / "backups"
     if not folder.exists():
@@ -242,7 +250,12 @@ def _schema_objects(conn: sqlite3.Connection, schema: str = "main") -> list[tupl
     virtual table, so a rebuild skips their ``CREATE`` (see :func:`_shadow_tables`).
     """
     if not isinstance(conn, sqlite3.Connection):
-        return _canonical_objects(migrations.current_version(conn))
+        objects = _canonical_objects(migrations.current_version(conn))
+        if fts.is_enabled(conn):
+            # The server's GIN index is carried as the FTS5 index a local file would have.
+            table, *triggers = fts.sqlite_objects()
+            return [table, *objects, *triggers]
+        return objects
     rows = conn.execute(
         f"SELECT type, name, sql FROM {schema}.sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite_%' ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, "
@@ -518,6 +531,8 @@ def _server_to_sqlite(conn, dest_path: Path, progress: Progress) -> None:
         for kind, _, sql in objects:
             if kind != "table":
                 dest.execute(sql)
+        if fts.is_enabled(dest):
+            dest.execute(fts.FILL_SQL)  # created before the rows, filled from them
         dest.execute("COMMIT")
     finally:
         dest.close()
@@ -1239,8 +1254,9 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, migrated, keep_
                          progress: Progress) -> dict[str, Any]:
     """``restore`` (replace) into a PostgreSQL database: in one write transaction, a safety
     backup of the current contents, every data table emptied and filled from the verified copy,
-    identity counters moved past the restored ids, one ``restore`` change and the audit row.
-    (A merge goes through :func:`restore`'s own path, the same as SQLite's.)"""
+    identity counters moved past the restored ids, the full-text index rebuilt when the backup had
+    one (else dropped), one ``restore`` change and the audit row. (A merge goes through
+    :func:`restore`'s own path, the same as SQLite's.)"""
     from gemini_flow_cli.core import audit
 
     reader = sqlite3.connect(temp_db, isolation_level=None)
@@ -1258,6 +1274,12 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, migrated, keep_
                 raise _fail(f"the backup lacks tables this database has: {', '.join(missing)}")
             counts: dict[str, int] = {}
             total = sum(row_counts(reader).values())
+            # The restored database has the full-text index when the backup had it. Unlike FTS5's,
+            # a GIN index stays consistent whatever is written, so one both sides have is kept:
+            # dropping it would lock memory_store against readers (ACCESS EXCLUSIVE) until the
+            # commit, and readers never wait. One the backup lacks is dropped after the rows, so
+            # that the lock lasts only to the commit; one only the backup has is built after them.
+            indexed, wanted = fts.is_enabled(conn), fts.is_enabled(reader)
             with progress("Restoring", total) as bar:
                 for table in tables:
                     conn.execute(f"DELETE FROM {_q(table)}")
@@ -1276,6 +1298,17 @@ def _restore_into_server(db, temp_db: Path, report, manifest, *, migrated, keep_
                         conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                      f"COALESCE(MAX(id), 0) + 1, false) FROM {_q(table)}"
                                      ) if _is_identity(conn, table) else None
+            if indexed != wanted:
+                # CREATE INDEX and DROP INDEX refuse a table with deferred checks pending: run them
+                # now (every row is in place: they give the answer they would give at COMMIT).
+                conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            if indexed and not wanted:
+                fts.drop(conn)
+            elif wanted and not indexed:
+                counts[fts.FTS_TABLE] = fts.create(conn)
+            elif wanted:
+                counts[fts.FTS_TABLE] = conn.execute(
+                    "SELECT COUNT(*) FROM memory_store WHERE encrypted = 0").fetchone()[0]
             conn.execute(
                 "INSERT INTO memory_changes (revision, action, key, namespace, version, previous_value, "
                 "previous_encrypted, at) VALUES (?, 'restore', NULL, NULL, NULL, NULL, 0, ?)",
@@ -1560,10 +1593,13 @@ def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
 
 
 def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
-    # The merged database has the full-text index when either side had it, rebuilt from the rows. A
-    # server's index is its own (core/fts.py): a backup's SQLite index does not make one there.
+    # A file's merged database has the full-text index when either side had it, rebuilt from the
+    # rows. A server's index is its own (core/fts.py): a GIN index stays current whatever is
+    # written, so it is kept (dropping it would lock readers out until the commit), and a backup's
+    # SQLite index does not make one there.
     local = isinstance(conn, sqlite3.Connection)
-    indexed = fts.is_enabled(conn, "main") or (local and fts.is_enabled(conn, "backup"))
+    indexed = local and (fts.is_enabled(conn, "main") or fts.is_enabled(conn, "backup"))
+    kept = not local and fts.is_enabled(conn)
     if indexed:
         fts.drop(conn)
     backup_tables = set(data_tables(conn, "backup"))
@@ -1616,6 +1652,8 @@ def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
             bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
     if indexed:
         counts[fts.FTS_TABLE] = fts.create(conn)
+    elif kept:
+        counts[fts.FTS_TABLE] = conn.execute("SELECT COUNT(*) FROM memory_store WHERE encrypted = 0").fetchone()[0]
     return counts
 
 

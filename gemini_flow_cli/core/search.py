@@ -337,18 +337,50 @@ def text_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any],
         "FROM memory_fts JOIN memory_store AS m ON m.id = memory_fts.rowid "
         f"WHERE memory_fts MATCH ? AND {where}"
     )
-    if options.sort_by:
-        order = options.sort_order.upper()
-        ordering = f"m.{options.sort_by} {order}, m.key {order}, m.namespace {order}"
-    else:
-        ordering = "rank, m.key, m.namespace"
-    page = f"SELECT {COLUMNS}, bm25(memory_fts) AS rank {base} ORDER BY {ordering} LIMIT ? OFFSET ?"
+    page = f"SELECT {COLUMNS}, bm25(memory_fts) AS rank {base} ORDER BY {_text_ordering(options)} LIMIT ? OFFSET ?"
     count = f"SELECT COUNT(*) {base}"
     return page, count, [match, *params, options.limit, options.offset], [match, *params]
 
 
+def _text_ordering(options: SearchOptions) -> str:
+    if options.sort_by:
+        order = options.sort_order.upper()
+        return f"m.{options.sort_by} {order}, m.key {order}, m.namespace {order}"
+    return "rank, m.key, m.namespace"
+
+
+def server_text_queries(options: SearchOptions, now: int) -> tuple[str, str, list[Any], list[Any]]:
+    """(page SQL, count SQL, params...) of a full-text search over PostgreSQL's GIN index (core/fts.py).
+
+    The same query as :func:`fts_phrase_query` gives FTS5: each whitespace-separated word a phrase
+    (``phraseto_tsquery``, 'simple' configuration, the word's ASCII punctuation made spaces by
+    :func:`fts.query_word`), all of them required (``&&``); a word without letters or digits
+    requires nothing, and a query of only such words matches nothing, as in FTS5. Each word is a
+    parameter: no user text is ever part of the SQL or of tsquery syntax. ``rank`` is
+    ``-ts_rank``, so that lower is better as with bm25 and :func:`relevance` reads both; ties are
+    broken by key and namespace on both backends.
+    """
+    from gemini_flow_cli.core import fts
+
+    where, params = where_clause(options, now)
+    words = [fts.query_word(word) for word in (options.text or "").split()]
+    query = " && ".join(["phraseto_tsquery('simple', ?)"] * len(words))
+    document = f"{fts.PG_DOCUMENT}(m.key, m.value)"
+    # encrypted = 0 is the partial index's predicate: the planner uses the index only when the
+    # query implies it.
+    base = (
+        f"FROM memory_store AS m CROSS JOIN (SELECT {query} AS query) AS fts "
+        f"WHERE {document} @@ fts.query AND m.encrypted = 0 AND {where}"
+    )
+    page = (f"SELECT {COLUMNS}, -ts_rank({document}, fts.query) AS rank {base} "
+            f"ORDER BY {_text_ordering(options)} LIMIT ? OFFSET ?")
+    count = f"SELECT COUNT(*) {base}"
+    return page, count, [*words, *params, options.limit, options.offset], [*words, *params]
+
+
 def relevance(bm25: float | None) -> float:
-    """A bm25 rank (lower is better, <= 0) as a score in 0..1: r / (1 + r) with r = -bm25."""
+    """A bm25 rank (lower is better, <= 0) as a score in 0..1: r / (1 + r) with r = -bm25 (on
+    PostgreSQL the rank is -ts_rank, so r is ts_rank)."""
     if bm25 is None:
         return 1.0
     r = max(0.0, -float(bm25))
@@ -365,9 +397,6 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
     db = manager.db
     results: list[dict[str, Any]] = []
     total = 0
-    if options.text is not None and db.backend != "sqlite":
-        raise GeminiFlowError("INVALID_INPUT", "full-text search (SQLite's FTS5) is not available on PostgreSQL "
-                              "yet; search with patterns and tags there (README \"Running on PostgreSQL\")")
     with db.read() as conn:
         if options.text is not None and not fts.is_enabled(conn):
             raise GeminiFlowError(
@@ -377,7 +406,8 @@ def run(manager, options: SearchOptions) -> dict[str, Any]:
             )
         try:
             if options.text is not None:
-                page, count, page_params, count_params = text_queries(options, now)
+                queries = text_queries if db.backend == "sqlite" else server_text_queries
+                page, count, page_params, count_params = queries(options, now)
             else:
                 fast_total = not options.include_expired and not options.tags and few_expired(conn, now)
                 page, count, page_params, count_params = glob_queries(options, now, few_expired=fast_total)
