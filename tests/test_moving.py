@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import TEST_SERVER, not_on_a_server
+from tests.conftest import not_on_a_server
 
 KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
