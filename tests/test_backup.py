@@ -445,7 +445,6 @@ def test_kill_9_during_restore_leaves_the_old_or_the_new_database(db_path, tmp_p
 # -- merge ------------------------------------------------------------------------------------
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_keeps_the_newer_memory_entry_and_adds_missing_rows(cli, db_path, tmp_path):
     source = tmp_path / "src" / "hive.db"
     for path, rows in (
@@ -467,16 +466,21 @@ def test_merge_keeps_the_newer_memory_entry_and_adds_missing_rows(cli, db_path, 
     result = cli("backup", "restore", info["path"], "--merge", "--yes")
     assert result.exit_code == 0, result
     assert result.json["mode"] == "merge"
-    conn = sqlite3.connect(db_path)
-    values = dict(conn.execute("SELECT key, value FROM memory_store"))
-    assert values == {"k1": '"backup"', "k2": '"db"', "k3": '"backup"', "k4": '"db"'}
-    agents = dict(conn.execute("SELECT id, name FROM agents"))
-    assert agents == {"shared": "db", "only-db": "db", "only-backup": "backup"}
-    metrics = sorted(conn.execute("SELECT metric_value, timestamp FROM metrics"))
-    assert metrics == [(1.0, 10), (2.0, 20), (3.0, 20)]  # the identical row is not doubled
-    audit = [r[0] for r in conn.execute("SELECT entity_id || ':' || action FROM audit_log WHERE entity_type != 'memory'")]
-    assert "backup:z" not in audit  # another database's audit trail is not merged in
-    assert audit[-1].endswith(":restore-merge")
+    db = Database.open(db_path)  # either backend: the merge's rules are the same on both
+    try:
+        conn = db.conn
+        values = dict(conn.execute("SELECT key, value FROM memory_store").fetchall())
+        assert values == {"k1": '"backup"', "k2": '"db"', "k3": '"backup"', "k4": '"db"'}
+        agents = dict(conn.execute("SELECT id, name FROM agents").fetchall())
+        assert agents == {"shared": "db", "only-db": "db", "only-backup": "backup"}
+        metrics = sorted(conn.execute("SELECT metric_value, timestamp FROM metrics").fetchall())
+        assert metrics == [(1.0, 10), (2.0, 20), (3.0, 20)]  # the identical row is not doubled
+        audit = [r[0] for r in conn.execute(
+            "SELECT entity_id || ':' || action FROM audit_log WHERE entity_type != 'memory' ORDER BY id").fetchall()]
+        assert "backup:z" not in audit  # another database's audit trail is not merged in
+        assert audit[-1].endswith(":restore-merge")
+    finally:
+        db.close()
     assert Path(result.json["safetyBackup"]).exists()
 
 

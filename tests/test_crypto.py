@@ -250,9 +250,13 @@ def test_an_encrypted_store_with_a_wrong_key_is_refused_and_changes_nothing(run,
 # -- re-storing keeps encryption; the feed loses plaintext on encryption (CLI.md §4) ---------------
 
 
-def _rows_with(path: Path, word: str) -> int:
+def _rows_with(path: Path, word: str, *, query=None) -> int:
     """Rows of entries and of the change feed whose stored text contains ``word``. (A check of the
-    file's bytes would depend on SQLite's secure_delete build option, not on this program.)"""
+    file's bytes would depend on SQLite's secure_delete build option, not on this program.)
+    ``query``: a reader that works on either backend (the word is a plain test literal)."""
+    if query is not None:
+        return query(path, f"SELECT (SELECT COUNT(*) FROM memory_store WHERE value LIKE '%{word}%') + "
+                           f"(SELECT COUNT(*) FROM memory_changes WHERE previous_value LIKE '%{word}%')")[0][0]
     like = f"%{word}%"
     return sql(path, "SELECT (SELECT COUNT(*) FROM memory_store WHERE value LIKE ?) + "
                      "(SELECT COUNT(*) FROM memory_changes WHERE previous_value LIKE ?)", (like, like))[0][0]
@@ -358,7 +362,6 @@ def test_import_of_ciphertext_over_plaintext_hides_the_plaintext_history(cli, db
     assert PLAINTEXT not in cli("memory", "history", "notes").stdout
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_keeps_an_encrypted_entry_encrypted(cli, db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
     cli("memory", "store", "notes", "old-plain-word")
@@ -369,12 +372,24 @@ def test_merge_keeps_an_encrypted_entry_encrypted(cli, db_path, tmp_path, monkey
     backup = tmp_path / "b.db"
     assert cli("backup", "create", str(backup), db=other).exit_code == 0
     monkeypatch.delenv("GEMINI_FLOW_ENCRYPTION_KEY")
-    before = files_hash(db_path)
+    before = files_hash(db_path), _query(db_path, "SELECT * FROM memory_store ORDER BY id")
     result = cli("backup", "restore", str(backup), "--merge", "--yes")
     assert result.exit_code == 4 and result.error["code"] == "PERMISSION_DENIED"
-    assert files_hash(db_path) == before
+    assert (files_hash(db_path), _query(db_path, "SELECT * FROM memory_store ORDER BY id")) == before
     monkeypatch.setenv("GEMINI_FLOW_ENCRYPTION_KEY", SECRET)
     assert cli("backup", "restore", str(backup), "--merge", "--yes").exit_code == 0
-    assert sql(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
+    assert _query(db_path, "SELECT encrypted FROM memory_store WHERE key = 'notes'") == [(1,)]
     assert cli("memory", "retrieve", "notes").json["value"] == PLAINTEXT
-    assert _rows_with(db_path, PLAINTEXT) == 0 and _rows_with(db_path, "old-plain-word") == 0
+    assert _rows_with(db_path, PLAINTEXT, query=_query) == 0
+    assert _rows_with(db_path, "old-plain-word", query=_query) == 0
+
+
+def _query(db_path, statement: str) -> list[tuple]:
+    """Rows of ``statement`` read through gemini-flow's own connection: either backend."""
+    from gemini_flow_cli.core.db import Database
+
+    db = Database.open(db_path, create=False)
+    try:
+        return [tuple(row) for row in db.conn.execute(statement).fetchall()]
+    finally:
+        db.close()

@@ -41,6 +41,16 @@ def test_sqlite_plan_hints_and_schema_names_are_dropped():
     assert dialect.translate("SELECT a + b FROM t") == "SELECT a + b FROM t"  # a binary plus stays
 
 
+def test_the_attached_backup_schema_is_the_sessions_temporary_tables():
+    # A restore's merge attaches its backup as `backup` in SQLite; on a server its tables are
+    # session temporary tables (Connection.attach), which unqualified names never reach.
+    assert dialect.translate('SELECT b.key FROM backup."memory_store" AS b JOIN main."memory_store" AS m') == (
+        'SELECT b.key FROM pg_temp."gf_backup_memory_store" AS b JOIN "memory_store" AS m')
+    assert dialect.translate("DELETE FROM backup.configuration WHERE key = 'backup.auto.enabled'") == (
+        "DELETE FROM pg_temp.gf_backup_configuration WHERE key = 'backup.auto.enabled'")
+    assert dialect.translate("SELECT backup FROM t") == "SELECT backup FROM t"
+
+
 def test_integers_as_conditions_become_booleans():
     assert dialect.translate("SELECT 1 FROM t WHERE 1 AND x = ?") == "SELECT 1 FROM t WHERE TRUE AND x = %s"
     assert dialect.translate("SELECT CASE WHEN ? THEN 1 ELSE 0 END") == "SELECT CASE WHEN (%s <> 0) THEN 1 ELSE 0 END"

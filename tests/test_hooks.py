@@ -442,7 +442,6 @@ def test_a_hook_edited_in_the_file_is_no_longer_trusted(run, tmp_path, db_path):
     assert stored.returncode == 0 and "not added by you" in stored.stderr and not out.exists()
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_hooks_are_never_merged_from_a_backup(run, tmp_path):
     other = tmp_path / "other" / ".hive-mind" / "hive.db"
     out = tmp_path / "from-backup"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import TEST_SERVER, not_on_a_server
+from tests.conftest import not_on_a_server
 
 KEY_ENV = {"GEMINI_FLOW_ENCRYPTION_KEY": "moving-key"}
 
@@ -110,7 +110,6 @@ def test_import_with_a_different_key_exits_4_and_writes_nothing(cli, tmp_path, t
 # -- 3. a merge keeps this database's key derivation, security and audit settings --------------
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env=KEY_ENV)
@@ -133,7 +132,6 @@ def test_merge_of_a_backup_with_another_salt_keeps_local_values_readable(cli, tm
     assert len(rows) == 1 and rows[0]["details"]["skipped"]
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_with_a_different_key_exits_4_and_changes_nothing(cli, tmp_path):
     other = tmp_path / "other" / "hive.db"
     cli("memory", "store", "their-api-key", "theirs", db=other, env={"GEMINI_FLOW_ENCRYPTION_KEY": "theirs"})
@@ -200,7 +198,6 @@ def _swarm_with_task(cli, db, text):
     return task, decision["decisionId"]
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_of_a_teammates_backup_keeps_both_sides_tasks_and_decisions(cli, tmp_path, db_path):
     other = tmp_path / "other" / "hive.db"
     theirs = _swarm_with_task(cli, other, "their work")
@@ -369,8 +366,6 @@ def _indexed_terms(db_path) -> set[str]:
 
 @pytest.mark.parametrize("path", ["store", "batch", "import-replace", "merge"])
 def test_encrypting_over_plaintext_purges_its_tokens(cli, tmp_path, db_path, path, monkeypatch):
-    if path == "merge" and TEST_SERVER:
-        pytest.skip("not on PostgreSQL: restore --merge into a server database is not available yet")
     cli("memory", "store", "notes", "zebra plaintext", env=KEY_ENV)
     cli("memory", "fts", "enable")
     assert "zebra" in _indexed_terms(db_path)
@@ -467,7 +462,6 @@ def test_export_import_export_is_byte_identical(tmp_path_factory, items):
         target.close()
 
 
-@not_on_a_server("restore --merge into a PostgreSQL database is not built yet")
 def test_merge_enforces_max_value_size_and_recomputes_sizes(cli, tmp_path, db_path):
     import sqlite3
 

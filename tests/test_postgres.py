@@ -397,6 +397,306 @@ def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wron
 
 
 @server
+def test_table_info_gives_the_primary_key_places_sqlite_gives(tmp_path, schema_url):
+    """PRAGMA table_info's ``pk`` (a column's place in the primary key, from 1) is what decides a
+    merge's rule per table: the same on both backends, for every table."""
+    local = Database.open(tmp_path / "hive.db")
+    with local.write():
+        pass
+    pg = Database.open(schema_url)
+    try:
+        for table in [r[0] for r in local.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]:
+            theirs = sorted((r[1], r[5]) for r in local.conn.execute(f"PRAGMA table_info({table})"))
+            ours = sorted((r[1], r[5]) for r in pg.conn.execute(f"PRAGMA table_info({table})").fetchall())
+            assert ours == theirs, table
+    finally:
+        pg.close()
+        local.close()
+
+
+def _merge_sides(theirs, ours) -> None:
+    """Two databases that share some entries and records: ``theirs`` newer on k1, older on k2."""
+    for target, who in ((theirs, "backup"), (ours, "db")):
+        db = Database.open(target)
+        try:
+            with db.write() as conn:
+                times = {"k1": 100, "k2": 300, "k4": 100} if who == "db" else {"k1": 200, "k2": 200, "k3": 200}
+                conn.executemany(
+                    "INSERT INTO memory_store (key, namespace, value, created_at, updated_at, tags) "
+                    "VALUES (?, ?, ?, 1, ?, ?)",
+                    [(k, "team", json.dumps(f"{who}-{k}"), t, json.dumps([who])) for k, t in times.items()])
+                conn.execute("INSERT INTO agents (id, name, type) VALUES ('shared', ?, 'coder')", (who,))
+                conn.execute(f"INSERT INTO agents (id, name, type) VALUES ('only-{who}', ?, 'coder')", (who,))
+                conn.execute("INSERT INTO metrics (entity_type, entity_id, metric_name, metric_value, timestamp) "
+                             "VALUES ('agent', 'shared', 'cpu', 1, 10)")
+                conn.execute("INSERT INTO metrics (entity_type, entity_id, metric_name, metric_value, timestamp) "
+                             "VALUES ('agent', 'shared', 'cpu', ?, 20)", (2 if who == "db" else 3,))
+                conn.execute("INSERT INTO configuration (key, value, updated_at) VALUES ('memory.defaultNamespace', "
+                             "?, ?)", (json.dumps(who), 50 if who == "db" else 60))
+                conn.execute("INSERT INTO configuration (key, value, updated_at) VALUES ('audit.enabled', "
+                             "?, 70)", ("true" if who == "db" else "false",))
+        finally:
+            db.close()
+
+
+def _merged_state(target) -> dict:
+    db = Database.open(target)
+    try:
+        conn = db.conn
+
+        def rows(sql):
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+        return {
+            "entries": rows("SELECT key, namespace, value, version, tags FROM memory_store ORDER BY namespace, key"),
+            "changes": rows("SELECT action, key, namespace, version, previous_value FROM memory_changes "
+                            "WHERE key IS NOT NULL ORDER BY revision"),
+            "agents": rows("SELECT id, name FROM agents ORDER BY id"),
+            "metrics": rows("SELECT metric_value, timestamp FROM metrics ORDER BY timestamp, metric_value"),
+            "settings": rows("SELECT key, value FROM configuration WHERE key IN ('memory.defaultNamespace', "
+                             "'audit.enabled') ORDER BY key"),
+            "audit": rows("SELECT action FROM audit_log WHERE entity_type = 'database' ORDER BY id"),
+        }
+    finally:
+        db.close()
+
+
+@server
+@pytest.mark.parametrize("fmt", ["sqlite", "json", "sql"])
+def test_a_merge_into_a_server_is_the_merge_into_a_file(tmp_path, schema_url, fmt):
+    """`backup restore --merge` from each format gives a server database exactly what it gives a
+    local file: the same rows, change feed, audit row and JSON result, and leaves no temporary
+    table behind in the session."""
+    from gemini_flow_cli.core import backup
+
+    theirs, local = tmp_path / "theirs.db", tmp_path / "ours.db"
+    _merge_sides(theirs, local)
+    _merge_sides(tmp_path / "unused.db", schema_url)  # the same "ours", on the server
+    source = Database.open(theirs)
+    try:
+        made = backup.backup(source, tmp_path / f"theirs.{fmt}", format=fmt, compress=fmt == "json")
+    finally:
+        source.close()
+    results = {}
+    for target in (local, schema_url):
+        db = Database.open(target)
+        try:
+            results[target] = backup.restore(db, made["path"], merge=True)
+            if target == schema_url:
+                left = db.conn.raw.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'gf_backup%' "
+                                           "AND relpersistence = 't'").fetchone()[0]
+                assert left == 0
+        finally:
+            db.close()
+    ignore = ("safetyBackup", "executionTime")
+    on_file, on_server = ({k: v for k, v in results[t].items() if k not in ignore} for t in (local, schema_url))
+    assert on_server == on_file
+    assert on_server["mode"] == "merge" and on_server["tables"]["memory_store"] == 2  # k1 replaced, k3 added
+    assert on_server["conflicts"]["memory_store"]["ids"] == [["k2", "team"]]
+    assert [s["key"] for s in on_server["skipped"]] == ["audit.enabled"]
+    assert results[schema_url]["safetyBackup"] is not None
+    assert _merged_state(schema_url) == _merged_state(local)
+    state = _merged_state(schema_url)
+    assert [e[:4] for e in state["entries"]] == [
+        ("k1", "team", '"backup-k1"', 2), ("k2", "team", '"db-k2"', 1), ("k3", "team", '"backup-k3"', 1),
+        ("k4", "team", '"db-k4"', 1)]
+    assert state["audit"][-1] == ("restore-merge",)
+
+
+@server
+def test_a_failed_merge_into_a_server_changes_nothing(tmp_path, schema_url, monkeypatch):
+    """A failure after the merge's statements ran (here: its audit row) rolls the whole merge back
+    and drops the attached copy."""
+    from gemini_flow_cli.core import audit, backup
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    theirs = tmp_path / "theirs.db"
+    _merge_sides(theirs, tmp_path / "unused.db")
+    _merge_sides(tmp_path / "unused2.db", schema_url)
+    source = Database.open(theirs)
+    try:
+        made = backup.backup(source, tmp_path / "theirs.json", format="json")
+    finally:
+        source.close()
+    before = _merged_state(schema_url)
+
+    def refuse(*args, **kwargs):
+        raise GeminiFlowError("INTERNAL", "the audit row could not be written")
+
+    monkeypatch.setattr(audit, "record", refuse)
+    db = Database.open(schema_url)
+    try:
+        with pytest.raises(GeminiFlowError):
+            backup.restore(db, made["path"], merge=True, keep_copy=False)
+        left = db.conn.raw.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'gf_backup%' "
+                                   "AND relpersistence = 't'").fetchone()[0]
+        assert left == 0
+    finally:
+        db.close()
+    assert _merged_state(schema_url) == before
+
+
+# -- executemany of many rows: COPY and one INSERT ... SELECT (storage/postgres.py _bulk_insert) --
+
+
+def _insert_rows(conn, rows):
+    from gemini_flow_cli.core import memory
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = conn.executemany(memory.INSERT_SQL, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return cursor.rowcount
+
+
+def _stored(conn):
+    return [tuple(r) for r in conn.execute(
+        "SELECT key, value, namespace, ttl, created_at, updated_at, size_bytes, tags, encrypted, version, "
+        "ttl_seconds FROM memory_store ORDER BY id").fetchall()]
+
+
+@server
+def test_many_rows_are_inserted_as_one_by_one_would(schema_url, monkeypatch):
+    """The COPY path stores exactly what the row path stores, in the same order (ids), with the
+    same conversions: a whole-number string or a float into an integer column, None, booleans."""
+    from gemini_flow_cli.core.storage import postgres
+
+    rows = [(f"k{i}", f"v\t{i}\\n'\"%s", "ns", None, None, None if i % 3 else 10_000 + i, 1000 + i, 1000,
+             "7" if i % 2 else 7.4, '["a"]' if i % 5 else None, i % 2 == 0) for i in range(150)]
+    db = Database.open(schema_url)
+    try:
+        assert _insert_rows(db.conn, rows) == 150
+        fast = _stored(db.conn)
+        with db.write() as conn:
+            conn.execute("DELETE FROM memory_store")
+        monkeypatch.setattr(postgres, "BULK_MIN", 10**9)  # the row path
+        assert _insert_rows(db.conn, rows) == 150
+        assert _stored(db.conn) == fast
+    finally:
+        db.close()
+    assert fast[1] == ("k1", "v\t1\\n'\"%s", "ns", None, 1001, 1000, 7, '["a"]', 0, 1, None)
+    assert fast[3][3] == 10_003 and fast[3][10] == 9_003
+    assert fast[0][6] == 7 and fast[0][8] == 1  # 7.4 rounds as an assignment does; True is 1
+
+
+@server
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))),
+                       min_size=64, max_size=90))
+def test_copy_keeps_any_text_exactly(schema_url, values):
+    db = Database.open(schema_url)
+    try:
+        with db.write() as conn:
+            conn.execute("DELETE FROM memory_store")
+        rows = [(f"k{i}", v, "ns", None, None, None, 1, 1, len(v), None, 0) for i, v in enumerate(values)]
+        assert _insert_rows(db.conn, rows) == len(values)
+        assert [r[1] for r in _stored(db.conn)] == values
+    finally:
+        db.close()
+
+
+@server
+def test_a_duplicate_among_many_rows_fails_the_whole_insert(schema_url):
+    """A key that exists fails the one INSERT with SQLite's UNIQUE error, and the transaction
+    (or the caller's savepoint) leaves nothing of it."""
+    db = Database.open(schema_url)
+    try:
+        rows = [(f"k{i}", "v", "ns", None, None, None, 1, 1, 1, None, 0) for i in range(100)]
+        _insert_rows(db.conn, rows[50:51])
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
+            _insert_rows(db.conn, rows)
+        assert [r[0] for r in _stored(db.conn)] == ["k50"]
+    finally:
+        db.close()
+
+
+def _batch(url, operations, tmp_path):
+    return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, "memory", "batch", "-"], cwd=tmp_path,
+                          input="\n".join(json.dumps(op) for op in operations), capture_output=True, text=True,
+                          timeout=120)
+
+
+@server
+def test_a_batch_over_existing_entries_replaces_them(schema_url, tmp_path):
+    """The first INSERT of a batch's new entries fails on an existing one: back to the savepoint,
+    and the run is applied as replacing stores (versions and changes as on SQLite)."""
+    assert _batch(schema_url, [{"action": "store", "key": "k7", "value": 0}], tmp_path).returncode == 0
+    done = _batch(schema_url, [{"action": "store", "key": f"k{i}", "value": i} for i in range(200)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    db = Database.open(schema_url)
+    try:
+        versions = dict(db.conn.execute("SELECT key, version FROM memory_store").fetchall())
+        feed = db.conn.execute("SELECT version FROM memory_changes WHERE key = 'k7' ORDER BY revision").fetchall()
+    finally:
+        db.close()
+    assert len(versions) == 200 and versions["k7"] == 2 and {v for k, v in versions.items() if k != "k7"} == {1}
+    assert [r[0] for r in feed] == [1, 2]
+
+
+@server
+def test_a_failing_batch_on_a_server_changes_nothing(schema_url, tmp_path):
+    """An ifAbsent conflict after 100 stores were inserted (one COPY): exit 3 as on SQLite, and
+    nothing of the batch is left."""
+    assert _batch(schema_url, [{"action": "store", "key": "taken", "value": 0}], tmp_path).returncode == 0
+    ops = [{"action": "store", "key": f"k{i}", "value": i} for i in range(100)]
+    ops.append({"action": "store", "key": "taken", "value": 1, "ifAbsent": True})
+    conflict = _batch(schema_url, ops, tmp_path)
+    assert conflict.returncode == 3 and json.loads(conflict.stderr)["error"]["code"] == "CONFLICT"
+    db = Database.open(schema_url)
+    try:
+        assert db.conn.execute("SELECT key FROM memory_store").fetchall() == [("taken",)]
+    finally:
+        db.close()
+
+
+def test_which_inserts_go_through_copy():
+    """Only a plain INSERT ... VALUES whose every parameter is also a column's whole value (its
+    type is the column's) with at most DO NOTHING on a conflict; anything else goes row by row."""
+    pytest.importorskip("psycopg")
+    from gemini_flow_cli.core import memory, transfer
+    from gemini_flow_cli.core.storage.postgres import _bulk_plan
+
+    plan = _bulk_plan(memory.INSERT_SQL)
+    assert (plan.table, plan.width, plan.conflict) == ("memory_store", 11, "")
+    assert plan.typed[5] == "ttl" and plan.typed[7] == "updated_at"  # ?6 - ?8 is typed by them
+    assert _bulk_plan(transfer.IMPORT_SQL["skip"]).conflict == " ON CONFLICT (key, namespace) DO NOTHING"
+    assert _bulk_plan('INSERT OR IGNORE INTO "t" (a, b) VALUES (?, ?)').conflict == " ON CONFLICT DO NOTHING"
+    for other in (memory.UPSERT_SQL, transfer.IMPORT_SQL["replace"], "INSERT INTO t (a, b) VALUES (?, ? + 1)",
+                  "INSERT INTO t (a, b) VALUES (?, (SELECT max(x) FROM u))", "INSERT INTO t (a) VALUES (:a)",
+                  "INSERT INTO t (a) VALUES (?) RETURNING id", "INSERT INTO t (a) SELECT ?", "UPDATE t SET a = ?"):
+        assert _bulk_plan(other) is None, other
+
+
+@server
+def test_a_merge_takes_any_sqlite_value_an_insert_would(tmp_path, schema_url):
+    """A SQLite column holds any type: a REAL in an INTEGER column of the backup merges into a
+    server database (rounded, as an inserted value is) instead of failing the attach's COPY."""
+    from gemini_flow_cli.core import backup
+
+    theirs = tmp_path / "theirs.db"
+    db = Database.open(theirs)
+    try:
+        with db.write() as conn:
+            conn.executemany("INSERT INTO memory_store (key, value, created_at, updated_at, access_count) "
+                             "VALUES (?, '1', 1, 1, ?)", [(f"k{i}", 2.5 if i == 3 else "7") for i in range(100)])
+        made = backup.backup(db, tmp_path / "theirs.db.backup", format="sqlite")
+    finally:
+        db.close()
+    db = Database.open(schema_url)
+    try:
+        result = backup.restore(db, made["path"], merge=True)
+        counts = dict(db.conn.execute("SELECT key, access_count FROM memory_store").fetchall())
+    finally:
+        db.close()
+    assert result["tables"]["memory_store"] == 100
+    assert counts["k3"] == 3 and counts["k4"] == 7  # 2.5 rounds half away from zero, as NUMERIC does
+
+
+@server
 def test_backups_of_two_server_databases_are_listed_and_pruned_apart(tmp_path):
     """Backups of a server go to the user's data folder, one folder per database (host, port,
     database, schema): `backup list` and `prune` of one never see the other's."""
@@ -494,3 +794,31 @@ def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schem
         with psycopg.connect(schema_url, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_merge_into_a_server_keeps_its_full_text_index_current(tmp_path, schema_url):
+    """The server's GIN index is kept through a merge (not dropped: that would lock readers out
+    until the commit) and finds the merged entries beside its own."""
+    from gemini_flow_cli.core import backup
+    from gemini_flow_cli.core.memory import MemoryManager
+
+    source = Database.open(tmp_path / "theirs.db")
+    try:
+        MemoryManager(source).store("merged", "a quokka arrived")
+        made = backup.backup(source, tmp_path / "theirs.json", format="json")
+    finally:
+        source.close()
+    db = Database.open(schema_url)
+    try:
+        manager = MemoryManager(db)
+        manager.store("mine", "a wombat stayed")
+        from gemini_flow_cli.core import fts
+
+        fts.enable(db)
+        result = backup.restore(db, made["path"], merge=True)
+        assert result["tables"][fts.FTS_TABLE] == 2
+        assert fts.is_enabled(db.conn)
+        assert [r["key"] for r in manager.search(text="quokka")["results"]] == ["merged"]
+        assert [r["key"] for r in manager.search(text="wombat")["results"]] == ["mine"]
+    finally:
+        db.close()

@@ -1144,28 +1144,33 @@ def restore(
                 f"understands (latest {migrations.LATEST}); upgrade gemini-flow to restore it"
             )
         migrated = _migrate_copy(temp_db)
-        if db.backend != "sqlite":
-            return _restore_into_server(db, temp_db, report, manifest, merge=merge, migrated=migrated,
-                                        keep_copy=keep_copy, backup_path=Path(path), started=started,
-                                        progress=progress)
+        server = db.backend != "sqlite"
+        if server and not merge:
+            return _restore_into_server(db, temp_db, report, manifest, migrated=migrated, keep_copy=keep_copy,
+                                        started=started, progress=progress)
         # The target must be at the latest schema too (its first write migrates it), and ATTACH
         # is not allowed inside a transaction: both happen before the restore's transaction.
         with db.write():
             pass
-        if db.ephemeral or db.path is None:
+        if not server and (db.ephemeral or db.path is None):
             raise GeminiFlowError("NOT_FOUND", "there is no database file to restore into")
-        db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
+        # Entries over this database's size limit leave the private copy before it is attached (the
+        # rule is the same whatever the target; the copy is scratch, so nothing else sees it).
+        oversized = _without_oversized(temp_db, _max_value_size(db)) if merge else []
+        _attach(db, temp_db)
         try:
             plan = _reconcile_backup(db, cipher, report["path"]) if merge else None
             keeping = _kept_encrypted(db.conn) if merge else []
             # Deriving the key is slow and a missing key must change nothing: both before the lock.
             keep_cipher = _keep_cipher(cipher, keeping[0]) if keeping else None
-            limit = _max_value_size(db) if merge else None
             skipped: list[dict[str, Any]] = []
             conflicts: dict[str, Any] = {}
             reencrypted = 0
             with db.write() as conn:
-                copy_path = _safety_copy_locked(db) if keep_copy and _has_data(conn) else None
+                copy_path = None
+                if keep_copy and _has_data(conn):
+                    copy_path = (safety_copy(conn, db.location, "before-restore") if server
+                                 else _safety_copy_locked(db))
                 conn.execute("PRAGMA defer_foreign_keys=ON")
                 total = sum(row_counts(conn, "backup").values())  # after migrating the copy
                 revision = changes.current_revision(conn)
@@ -1174,7 +1179,7 @@ def restore(
                         crypto.adopt_params(conn, plan.adopt)
                     if plan is not None and plan.reencrypts:
                         reencrypted = _reencrypt_backup(conn, plan)
-                    skipped = _protected_settings(conn) + _oversized(conn, limit) + _backup_hooks(conn)
+                    skipped = _protected_settings(conn) + oversized + _backup_hooks(conn)
                     conflicts = _conflicts(conn)
                     keeping = _kept_encrypted(conn)
                     if keeping:
@@ -1210,31 +1215,50 @@ def restore(
                     "reencrypted": reencrypted,
                 }
                 audit.record(
-                    db, "database", str(db.path), "restore-merge" if merge else "restore",
+                    db, "database", db.location if server else str(db.path), "restore-merge" if merge else "restore",
                     details={k: result[k] for k in ("path", "mode", "format", "compressed", "schemaVersion",
                                                     "migratedFrom", "tables", "safetyBackup", "skipped",
                                                     "conflicts", "reencrypted")},
                 )
         finally:
             with contextlib.suppress(sqlite3.Error):
-                db.conn.execute("DETACH DATABASE backup")
+                _detach(db)
     result["executionTime"] = int((time.perf_counter() - started) * 1000)
     return result
 
 
-def _restore_into_server(db, temp_db: Path, report, manifest, *, merge: bool, migrated, keep_copy: bool,
-                         backup_path: Path, started: float, progress: Progress) -> dict[str, Any]:
-    """``restore`` into a PostgreSQL database (replace only): in one write transaction, a safety
-    backup of the current contents (JSON, gzip, beside the backup being restored), every data
-    table emptied and filled from the verified copy, identity counters moved past the restored
-    ids, the full-text index rebuilt when the backup had one (else dropped), one ``restore``
-    change and the audit row."""
+def _attach(db, temp_db: Path) -> None:
+    """The verified copy as the schema ``backup`` of ``db``'s connection, outside a transaction:
+    SQLite ATTACHes the file; a PostgreSQL connection copies its data tables into session
+    temporary tables that the dialect maps ``backup.<table>`` to (storage/postgres.py ``attach``),
+    so that a merge runs the same statements on both."""
+    if db.backend == "sqlite":
+        db.conn.execute("ATTACH DATABASE ? AS backup", (str(temp_db),))
+        return
+    reader = sqlite3.connect(f"file:{temp_db}?mode=ro", uri=True)
+    try:
+        theirs = set(data_tables(reader))
+    finally:
+        reader.close()
+    db.conn.attach(str(temp_db), [t for t in data_tables(db.conn) if t in theirs])
+
+
+def _detach(db) -> None:
+    if db.backend == "sqlite":
+        db.conn.execute("DETACH DATABASE backup")
+    else:
+        db.conn.detach()
+
+
+def _restore_into_server(db, temp_db: Path, report, manifest, *, migrated, keep_copy: bool, started: float,
+                         progress: Progress) -> dict[str, Any]:
+    """``restore`` (replace) into a PostgreSQL database: in one write transaction, a safety
+    backup of the current contents, every data table emptied and filled from the verified copy,
+    identity counters moved past the restored ids, the full-text index rebuilt when the backup had
+    one (else dropped), one ``restore`` change and the audit row. (A merge goes through
+    :func:`restore`'s own path, the same as SQLite's.)"""
     from gemini_flow_cli.core import audit
 
-    if merge:
-        raise GeminiFlowError("INVALID_INPUT", "restore --merge into a PostgreSQL database is not available yet: "
-                              "restore into a local file and merge there, or restore without --merge "
-                              "(which replaces the contents)")
     reader = sqlite3.connect(temp_db, isolation_level=None)
     try:
         with db.write() as conn:
@@ -1361,7 +1385,7 @@ def _reencrypt_backup(conn, plan) -> int:
 # The backup's plaintext entries that a merge takes over a live encrypted entry of this database.
 _KEPT_ENCRYPTED_SQL = (
     "SELECT b.id, b.key, b.namespace, b.value FROM backup.memory_store AS b JOIN main.memory_store AS m "
-    "ON m.key = b.key AND m.namespace = b.namespace WHERE m.encrypted = 1 AND NOT b.encrypted "
+    "ON m.key = b.key AND m.namespace = b.namespace WHERE m.encrypted = 1 AND b.encrypted = 0 "
     "AND (m.ttl IS NULL OR m.ttl > ?) AND b.updated_at > coalesce(m.updated_at, -1) ORDER BY b.id"
 )
 
@@ -1402,7 +1426,7 @@ def _encrypting(conn) -> list[tuple[str, str]]:
         return []
     return conn.execute(
         "SELECT m.key, m.namespace FROM backup.memory_store AS b JOIN main.memory_store AS m "
-        "ON m.key = b.key AND m.namespace = b.namespace WHERE b.encrypted AND NOT m.encrypted "
+        "ON m.key = b.key AND m.namespace = b.namespace WHERE b.encrypted <> 0 AND m.encrypted = 0 "
         "AND b.updated_at > coalesce(m.updated_at, -1)"
     ).fetchall()
 
@@ -1413,25 +1437,33 @@ def _max_value_size(db) -> int:
     return int(config.get(db, "memory.maxValueSize"))
 
 
-def _oversized(conn, limit: int) -> list[dict[str, Any]]:
-    """Recompute the copy's entry sizes (never trusted from the file) and take out, reported, the
-    entries over this database's ``memory.maxValueSize``: a merge writes values like a store."""
+def _without_oversized(temp_db: Path, limit: int) -> list[dict[str, Any]]:
+    """Recompute the private copy's entry sizes (never trusted from the file) and take out,
+    reported, the entries over this database's ``memory.maxValueSize`` (``limit``, bytes): a merge
+    writes values like a store. Runs on the copy before it is attached, for either backend."""
     from gemini_flow_cli.core.transfer import _ciphertext_size
 
-    if not _table_exists(conn, "backup", "memory_store"):
-        return []
-    conn.execute("UPDATE backup.memory_store SET size_bytes = length(CAST(value AS BLOB)) WHERE NOT encrypted")
-    for row_id, stored in conn.execute("SELECT id, value FROM backup.memory_store WHERE encrypted").fetchall():
-        try:
-            size = _ciphertext_size(stored)
-        except GeminiFlowError:
-            size = len(stored.encode("utf-8"))
-        conn.execute("UPDATE backup.memory_store SET size_bytes = ? WHERE id = ?", (size, row_id))
-    over = conn.execute(
-        "SELECT namespace, key, size_bytes FROM backup.memory_store WHERE size_bytes > ? ORDER BY namespace, key",
-        (limit,),
-    ).fetchall()
-    conn.execute("DELETE FROM backup.memory_store WHERE size_bytes > ?", (limit,))
+    conn = sqlite3.connect(temp_db, isolation_level=None)
+    try:
+        if not _table_exists(conn, "main", "memory_store"):
+            return []
+        conn.execute("BEGIN")
+        conn.execute("UPDATE memory_store SET size_bytes = length(CAST(value AS BLOB)) WHERE NOT encrypted")
+        sizes = []
+        for row_id, stored in conn.execute("SELECT id, value FROM memory_store WHERE encrypted").fetchall():
+            try:
+                sizes.append((_ciphertext_size(stored), row_id))
+            except GeminiFlowError:
+                sizes.append((len(stored.encode("utf-8")), row_id))
+        conn.executemany("UPDATE memory_store SET size_bytes = ? WHERE id = ?", sizes)
+        over = conn.execute(
+            "SELECT namespace, key, size_bytes FROM memory_store WHERE size_bytes > ? ORDER BY namespace, key",
+            (limit,),
+        ).fetchall()
+        conn.execute("DELETE FROM memory_store WHERE size_bytes > ?", (limit,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
     return [{"table": "memory_store", "key": f"{ns}/{key}", "size": size,
              "reason": f"over memory.maxValueSize ({limit} bytes)"} for ns, key, size in over]
 
@@ -1561,9 +1593,15 @@ def _replace(conn, progress: Progress, total: int) -> dict[str, int]:
 
 
 def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
-    # The merged database has the full-text index when either side had it, rebuilt from the rows.
-    indexed = fts.is_enabled(conn, "main") or fts.is_enabled(conn, "backup")
-    fts.drop(conn)
+    # A file's merged database has the full-text index when either side had it, rebuilt from the
+    # rows. A server's index is its own (core/fts.py): a GIN index stays current whatever is
+    # written, so it is kept (dropping it would lock readers out until the commit), and a backup's
+    # SQLite index does not make one there.
+    local = isinstance(conn, sqlite3.Connection)
+    indexed = local and (fts.is_enabled(conn, "main") or fts.is_enabled(conn, "backup"))
+    kept = not local and fts.is_enabled(conn)
+    if indexed:
+        fts.drop(conn)
     backup_tables = set(data_tables(conn, "backup"))
     counts: dict[str, int] = {}
     with progress("Merging", total) as bar:
@@ -1614,6 +1652,8 @@ def _merge(conn, progress: Progress, total: int) -> dict[str, int]:
             bar.advance(conn.execute(f"SELECT count(*) FROM backup.{t}").fetchone()[0])
     if indexed:
         counts[fts.FTS_TABLE] = fts.create(conn)
+    elif kept:
+        counts[fts.FTS_TABLE] = conn.execute("SELECT COUNT(*) FROM memory_store WHERE encrypted = 0").fetchone()[0]
     return counts
 
 

@@ -11,6 +11,9 @@ each rule. What it rewrites:
   case-sensitive);
 - ``LIKE`` becomes ``ILIKE`` (SQLite's LIKE ignores ASCII case);
 - ``json_each(x) [alias]`` becomes ``json_array_elements_text((x)::json) AS alias(value)``;
+- the schema ``backup`` (the name a restore's merge ATTACHes its backup under in SQLite) is the
+  session's temporary tables that ``Connection.attach`` (core/storage/postgres.py) fills:
+  ``backup.t`` / ``backup."t"`` become ``pg_temp.gf_backup_t`` / ``pg_temp."gf_backup_t"``;
 - the scalar ``MAX(a, b)`` / ``MIN(a, b)`` become ``GREATEST`` / ``LEAST``;
 - a unary ``+`` before a column (SQLite's way of keeping an index out of a plan) is dropped;
 - ``CAST(x AS REAL)`` casts to ``DOUBLE PRECISION`` (PostgreSQL's ``REAL`` is 4 bytes);
@@ -45,6 +48,10 @@ _TOKEN = re.compile(
 )
 
 GLOB_OPERATOR = "#~#"
+# The SQLite schema name a restore's merge attaches its backup under, and the prefix of the
+# temporary tables that stand for it on PostgreSQL (core/storage/postgres.py Connection.attach).
+ATTACHED = "backup"
+ATTACHED_PREFIX = "gf_backup_"
 NOT_GLOB_OPERATOR = "#!~#"
 
 
@@ -74,6 +81,13 @@ def translate(sql: str) -> str:
             out.append(text[5:])  # SQLite's main schema: the connection's own in PostgreSQL
         elif kind == "word" and upper == "MAIN" and i + 1 < len(toks) and toks[i + 1][1] == ".":
             i += 2  # main."table"
+            continue
+        elif kind == "word" and upper.startswith(ATTACHED.upper() + "."):
+            out.append(f"pg_temp.{ATTACHED_PREFIX}{text[len(ATTACHED) + 1:]}")  # an attached backup's table
+        elif (kind == "word" and upper == ATTACHED.upper() and i + 2 < len(toks) and toks[i + 1][1] == "."
+              and toks[i + 2][0] == "ident"):
+            out.append(f'pg_temp."{ATTACHED_PREFIX}{toks[i + 2][1][1:]}')  # backup."table"
+            i += 3
             continue
         elif kind in ("other", "named") and text[0] in "?:" and _condition(out, toks, i):
             # SQLite takes any integer as a condition; PostgreSQL wants a boolean.

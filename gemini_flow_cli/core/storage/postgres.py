@@ -145,8 +145,8 @@ SELECT (row_number() OVER (ORDER BY a.attnum) - 1)::bigint,
            ELSE 'TEXT' END,
        a.attnotnull::int::bigint,
        pg_get_expr(d.adbin, d.adrelid),
-       COALESCE((SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i
-                 WHERE i.indrelid = a.attrelid AND i.indisprimary), 0)::bigint
+       COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                 WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), 0)::bigint
 FROM pg_attribute a
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = to_regclass(quote_ident(table_name)) AND a.attnum > 0 AND NOT a.attisdropped
@@ -171,9 +171,18 @@ WHERE n.nspname = current_schema()
 )
 BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_bump", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
 
-_TABLE_INFO = "SELECT cid, name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(%s)"
+# PRAGMA table_info: pragma_table_info()'s columns, with ``pk`` (a column's 1-based place in the
+# primary key, else 0) computed here, not taken from the function: schemas bootstrapped before
+# 2026-11 have a function that numbered an int2vector from 0 (the first key column read as "not
+# in the key"), and the bootstrap does not replace what a schema already has.
+_TABLE_INFO = (
+    "SELECT t.cid, t.name, t.type, t.\"notnull\", t.dflt_value, COALESCE((SELECT k.n FROM pg_index i, "
+    "pg_attribute a, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) WHERE "
+    "i.indrelid = to_regclass(quote_ident(%(table)s)) AND i.indisprimary AND a.attrelid = i.indrelid "
+    "AND a.attname = t.name AND k.attnum = a.attnum), 0)::bigint AS pk FROM pragma_table_info(%(table)s) AS t"
+)
 
-_PRAGMA = re.compile(r"\s*PRAGMA\s+(?:\w+\.)?(\w+)\s*(?:=\s*(\S+)|\(\s*['\"]?([\w]+)['\"]?\s*\))?\s*;?\s*$", re.I)
+_PRAGMA = re.compile(r"\s*PRAGMA\s+(?:(\w+)\.)?(\w+)\s*(?:=\s*(\S+)|\(\s*['\"]?([\w]+)['\"]?\s*\))?\s*;?\s*$", re.I)
 
 
 class _IntFromBool(Dumper):
@@ -281,6 +290,8 @@ class Connection:
         self.total_changes = 0
         self._lock_timeout: int | None = None  # the session's lock_timeout, once set
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
+        self._attached: list[str] = []  # temporary tables and view standing for an attached backup
+        self._bulk_ok = True  # False once the session cannot make a temporary table (executemany)
 
     @property
     def in_transaction(self) -> bool:
@@ -298,7 +309,128 @@ class Connection:
         return self._run(sql, params, many=False)
 
     def executemany(self, sql: str, seq_of_params):
-        return self._run(sql, list(seq_of_params), many=True)
+        """Run one statement (SQLite dialect) once per parameter row; the cursor's ``rowcount`` is
+        the total. psycopg pipelines the rows (one round trip, not one per row); a plain ``INSERT
+        ... VALUES`` of :data:`BULK_MIN` rows or more inside a transaction is one COPY and one
+        ``INSERT ... SELECT`` instead (:meth:`_bulk_insert`). Raises ``sqlite3`` errors."""
+        rows = seq_of_params if isinstance(seq_of_params, list) else list(seq_of_params)
+        if len(rows) >= BULK_MIN and self._bulk_ok and self.in_transaction:
+            plan = _bulk_plan(sql)
+            if plan is not None and all(len(row) == plan.width for row in rows):
+                done = self._bulk_insert(plan, rows)
+                if done is not None:
+                    return done
+        return self._run(sql, rows, many=True)
+
+    def _bulk_insert(self, plan: _BulkPlan, rows: list):
+        """``plan``'s INSERT for every row as one statement: the rows are copied (COPY, text) into
+        a session temporary table of text columns, ``pg_temp.gf_bulk_<width>``, then inserted in
+        their order with each parameter cast to its column's type, the statement's expressions and
+        its ``ON CONFLICT DO NOTHING`` unchanged. What the rows mean is what they mean one by one:
+        a duplicate key, a NOT NULL, a value the column's type refuses fail the statement with the
+        same ``sqlite3`` error, and the caller's transaction (or savepoint) undoes all of it.
+
+        Why: per row, PostgreSQL parses and plans each statement anew (the connection binds on the
+        client) and psycopg quotes every value in Python; COPY does neither. None when the
+        temporary table cannot be made (a role without TEMP): the caller takes the row path."""
+        try:
+            self.raw.execute(f"SAVEPOINT gf_bulk; {_staging_sql(plan.width)}; RELEASE gf_bulk")
+        except psycopg.Error:
+            with contextlib.suppress(psycopg.Error):
+                self.raw.execute("ROLLBACK TO gf_bulk; RELEASE gf_bulk")
+            self._bulk_ok = False
+            return None
+        types = self._column_types(plan.table)
+        if any(types.get(column) is None for column in plan.typed.values()):
+            return None  # a column this schema does not have: the row path says so
+        staging = self._stage(plan.width, rows)
+        cast = {index: _cast(f"s.v{index}", types[column]) for index, column in plan.typed.items()}
+        items = ", ".join("".join(cast[text] if kind == "param" else text for kind, text in item)
+                          for item in plan.items)
+        statement = (f"INSERT INTO {_quote(plan.table)} ({', '.join(map(_quote, plan.columns))}) SELECT {items} "
+                     f"FROM {staging} AS s ORDER BY s.n{plan.conflict}")
+        return self._run(statement, (), many=False)
+
+    def _stage(self, width: int, rows) -> str:
+        """COPY ``rows`` (sequences of ``width`` values) into the session's text staging table,
+        numbered in their order (column ``n``), which :func:`_staging_sql` made empty; returns its
+        name. Raises ``sqlite3`` errors, INVALID_INPUT for text holding NUL."""
+        staging = f"pg_temp.gf_bulk_{width}"
+        names = ", ".join(f"v{i}" for i in range(width))
+        try:
+            with self.raw.cursor().copy(f"COPY {staging} (n, {names}) FROM STDIN") as copy:
+                for n, row in enumerate(rows):
+                    copy.write_row((n, *row))
+        except psycopg.DataError as exc:
+            if "NUL" in str(exc) or "0x00" in str(exc):
+                raise GeminiFlowError(
+                    "INVALID_INPUT", "the text holds a NUL character (\\x00), which a PostgreSQL database cannot "
+                    "store; nothing was written") from None
+            raise as_sqlite_error(exc) from exc
+        except psycopg.Error as exc:
+            raise as_sqlite_error(exc) from exc
+        return staging
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """Column name -> its PostgreSQL type (``format_type``) in this schema's ``table``."""
+        return dict(self._plain(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(quote_ident(%s)) AND a.attnum > 0 AND NOT a.attisdropped",
+            (table,)).fetchall())
+
+    # -- SQLite's ATTACH, for a restore's merge ---------------------------------------------
+
+    def attach(self, path: str, tables: list[str]) -> None:
+        """What ``ATTACH DATABASE path AS backup`` is in SQLite, for ``tables`` of the SQLite file
+        at ``path``: each is copied (COPY, one round trip per table) into a temporary table of this
+        session, ``pg_temp.gf_backup_<table>``, which the dialect makes of ``backup.<table>``
+        (dialect.ATTACHED); ``backup.sqlite_master`` lists them, ``PRAGMA backup.table_info``
+        describes them. A table gets the columns the file's and this schema's tables share, typed
+        as this schema's (a table the file lacks is attached empty). Temporary tables are private to
+        the session and never shadow this schema's names (the prefix); call outside a transaction,
+        and :meth:`detach` after. Raises ``sqlite3`` errors (a file that cannot be read, a value the
+        column's type refuses)."""
+        self.detach()
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            for table in tables:
+                theirs = {row[1] for row in source.execute(f"PRAGMA table_info({_quote(table)})")}
+                columns = [row[1] for row in self._plain(_TABLE_INFO, {"table": table}).fetchall()]
+                shared = [c for c in columns if c in theirs] or columns
+                names = ", ".join(map(_quote, shared))
+                temp = _quote(dialect.ATTACHED_PREFIX + table)
+                self._attached.append(temp)
+                self._plain(f"CREATE TEMP TABLE {temp} AS SELECT {names} FROM {_quote(table)} WITH NO DATA")
+                if not theirs:
+                    continue
+                # Through the text staging table and casts, as executemany's COPY path converts:
+                # a SQLite column holds any type (a float in an INTEGER column rounds, as it would
+                # inserted), which a typed COPY would refuse.
+                try:
+                    self.raw.execute(_staging_sql(len(shared)))
+                except psycopg.Error as exc:
+                    raise as_sqlite_error(exc) from exc
+                staging = self._stage(len(shared), source.execute(f"SELECT {names} FROM {_quote(table)}"))
+                types = self._column_types(table)
+                casts = ", ".join(_cast(f"s.v{i}", types[c]) for i, c in enumerate(shared))
+                self._plain(f"INSERT INTO pg_temp.{temp} ({names}) SELECT {casts} FROM {staging} AS s ORDER BY s.n")
+            listed = ", ".join("(" + _literal(t) + ")" for t in tables) or "(NULL)"
+            self._attached.append(_quote(dialect.ATTACHED_PREFIX + "sqlite_master"))
+            self._plain(f"CREATE TEMP VIEW {dialect.ATTACHED_PREFIX}sqlite_master AS SELECT 'table'::text AS type, "
+                        f"name::text, name::text AS tbl_name, NULL::text AS sql FROM (VALUES {listed}) AS t(name) "
+                        "WHERE name IS NOT NULL")
+        except BaseException:
+            self.detach()
+            raise
+        finally:
+            source.close()
+
+    def detach(self) -> None:
+        """Drop what :meth:`attach` made (``DETACH DATABASE backup``); nothing when nothing is attached."""
+        while self._attached:
+            name = self._attached.pop()
+            kind = "VIEW" if name.endswith('sqlite_master"') else "TABLE"
+            self._plain(f"DROP {kind} IF EXISTS pg_temp.{name}")
 
     # -- statements --------------------------------------------------------------------------
 
@@ -395,14 +527,16 @@ class Connection:
         match = _PRAGMA.match(sql)
         if not match:
             raise sqlite3.OperationalError(f"unsupported on PostgreSQL: {sql.strip()}")
-        name, value, argument = match.group(1).lower(), match.group(2), match.group(3)
+        schema, name, value, argument = match.group(1), match.group(2).lower(), match.group(3), match.group(4)
         if name == "busy_timeout":
             if value is not None:
                 self.busy_ms = _lock_ms(int(value))
                 return _Rows([])
             return _Rows([(self.busy_ms,)])
         if name == "table_info":
-            return self._plain(_TABLE_INFO, (argument,))
+            if schema is not None and schema.lower() == dialect.ATTACHED:
+                argument = dialect.ATTACHED_PREFIX + argument  # an attached backup's table (attach)
+            return self._plain(_TABLE_INFO, {"table": argument})
         if name == "data_version":
             # Changes whenever anything commits on the server: a waiter then looks again.
             return self._plain("SELECT pg_current_wal_insert_lsn()::text")
@@ -427,6 +561,99 @@ class Connection:
         return _Rows([])
 
 
+# executemany of a plain INSERT ... VALUES with this many rows or more goes through COPY
+# (Connection._bulk_insert); fewer are pipelined one statement per row.
+BULK_MIN = 64
+
+_BULK = re.compile(
+    r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(?:main\.)?(\"?)(\w+)\2\s*\(([^()]*)\)\s*VALUES\s*\((.*)\)"
+    r"\s*(ON\s+CONFLICT\s*(?:\([^()]*\))?\s*DO\s+NOTHING)?\s*;?\s*$", re.I | re.S)
+
+
+class _BulkPlan:
+    """A plain ``INSERT INTO t (columns) VALUES (items) [ON CONFLICT ... DO NOTHING]`` taken apart:
+    ``items`` are token lists where ``("param", i)`` stands for the row's value ``i``; ``typed``
+    maps each value to a column it is inserted into as it is (which gives its type); ``width``
+    is the row's length; ``conflict`` is the statement's ``ON CONFLICT [(target)] DO NOTHING``
+    (``INSERT OR IGNORE``: any conflict), else empty."""
+
+    def __init__(self, table, columns, items, typed, width, conflict):
+        self.table, self.columns, self.items, self.typed = table, columns, items, typed
+        self.width, self.conflict = width, conflict
+
+
+@functools.lru_cache(maxsize=256)
+def _bulk_plan(sql: str) -> _BulkPlan | None:
+    """The :class:`_BulkPlan` of ``sql`` (SQLite dialect), or None when it is anything else: another
+    statement, a subquery, named parameters, a parameter used only inside an expression (its type
+    would be a guess), ``DO UPDATE`` (two rows of one statement may not update one row)."""
+    match = _BULK.match(sql)
+    if not match or "--" in sql:
+        return None
+    columns = [c.strip().strip('"') for c in match.group(4).split(",")]
+    toks = [t for t in dialect.tokens(match.group(5))]
+    if any(kind in ("named", "comment") or (kind == "word" and text.upper() in ("SELECT", "WITH"))
+           for kind, text in toks):
+        return None
+    try:
+        parts = dialect._split_args(toks)
+    except ValueError:
+        return None
+    if len(parts) != len(columns):
+        return None
+    items: list[list[tuple[str, Any]]] = []
+    typed: dict[int, str] = {}
+    used: set[int] = set()
+    positional = 0
+    numbered = dialect.numbered(sql)
+    for column, part in zip(columns, parts):
+        item: list[tuple[str, Any]] = []
+        i = 0
+        while i < len(part):
+            kind, text = part[i]
+            if kind == "other" and text == "?":
+                if numbered:
+                    if i + 1 >= len(part) or part[i + 1][0] != "number":
+                        return None
+                    index = int(part[i + 1][1]) - 1
+                    i += 1
+                else:
+                    index = positional
+                    positional += 1
+                item.append(("param", index))
+                used.add(index)
+            else:
+                item.append((kind, text))
+            i += 1
+        solid = [t for t in item if t[0] != "space"]
+        if len(solid) == 1 and solid[0][0] == "param":
+            typed.setdefault(solid[0][1], column)
+        items.append(item)
+    if not used or used - set(typed):
+        return None
+    width = max(used) + 1
+    if used != set(range(width)):
+        return None
+    conflict = " " + match.group(6) if match.group(6) else (" ON CONFLICT DO NOTHING" if match.group(1) else "")
+    return _BulkPlan(match.group(3), columns, tuple(tuple(i) for i in items), typed, width, conflict)
+
+
+def _staging_sql(width: int) -> str:
+    """Make (once per session) and empty the text staging table of ``width`` values."""
+    columns = ", ".join(f"v{i} text" for i in range(width))
+    return f"CREATE TEMP TABLE IF NOT EXISTS gf_bulk_{width} (n bigint, {columns}); TRUNCATE pg_temp.gf_bulk_{width}"
+
+
+def _cast(expression: str, pg_type: str) -> str:
+    """``expression`` (text) as ``pg_type``, converted as an inserted literal would be: an integer
+    column takes a whole number through NUMERIC (a float rounds, as an assignment does)."""
+    if pg_type == "text":
+        return expression
+    if pg_type in ("bigint", "integer", "smallint"):
+        return f"CAST(CAST({expression} AS NUMERIC) AS {pg_type.upper()})"
+    return f"CAST({expression} AS {pg_type.upper()})"
+
+
 _INSERT = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(?:main\.)?\"?(\w+)\"?\s*\(([^)]*)\)", re.I)
 
 
@@ -446,6 +673,14 @@ MAX_LOCK_MS = 2**31 - 1
 
 def _lock_ms(ms: float) -> int:
     return int(min(ms, MAX_LOCK_MS))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:
