@@ -822,3 +822,34 @@ def test_a_merge_into_a_server_keeps_its_full_text_index_current(tmp_path, schem
         assert [r["key"] for r in manager.search(text="wombat")["results"]] == ["mine"]
     finally:
         db.close()
+
+
+@server
+def test_a_refused_pipelined_write_leaves_only_the_json_error_on_stderr(schema_url, tmp_path):
+    """A role that may only read, importing with replace (upserts pipelined by psycopg): the
+    pipeline psycopg ends after the error must not print its own line before the JSON error."""
+    import psycopg
+
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k0", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    lines = tmp_path / "in.jsonl"
+    lines.write_text("".join(json.dumps({"key": f"k{i}", "value": i}) + "\n" for i in range(300)))
+    schema = schema_url.rsplit("%3D", 1)[1]
+    role = f"reader_{schema}"
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    try:
+        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
+        if as_reader == schema_url:
+            pytest.skip("the test server's URL does not log in as postgres")
+        for _ in range(5):
+            result = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "import", str(lines),
+                                     "--on-conflict", "replace"], capture_output=True, text=True, timeout=60)
+            assert result.returncode == 4
+            assert json.loads(result.stderr)["error"]["code"] == "PERMISSION_DENIED", result.stderr
+    finally:
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

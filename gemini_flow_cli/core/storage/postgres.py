@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import sqlite3
@@ -48,6 +49,12 @@ _LOCK_ARGS = "%s, hashtext(current_schema())"
 # GEMINI_FLOW_DEBUG_SQL=1: print each statement PostgreSQL refuses, as translated, on stderr.
 _DEBUG_SQL = bool(os.environ.get("GEMINI_FLOW_DEBUG_SQL"))
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout when the URL gives none
+
+# psycopg logs a pipeline it ends after an error ("error ignored terminating <Pipeline>") that has
+# already been raised and reported; with no handler configured, Python's last-resort handler would
+# print it on stderr, before the command's JSON error. A program that configures logging still
+# gets the records (propagation is untouched).
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 # Helper functions, operators and views that make the translated statements mean what they mean in
 # SQLite (dialect.py): created once per schema, before the first migration.
