@@ -796,6 +796,7 @@ def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schem
             conn.execute(f"DROP ROLE {role}")
 
 
+@server
 def test_a_merge_into_a_server_keeps_its_full_text_index_current(tmp_path, schema_url):
     """The server's GIN index is kept through a merge (not dropped: that would lock readers out
     until the commit) and finds the merged entries beside its own."""
