@@ -1230,34 +1230,56 @@ class MemoryManager:
             now = run[0][7]
             pairs = list(map(_ROW_PAIR, run))
             changes.expire_before_store(conn, pairs, now)
-            # Only new entries is the usual bulk load: tried first as a plain INSERT under a
-            # savepoint (a run names each entry once and we hold the write lock); their changes
-            # are read back afterwards in one set-based statement, in insertion order. An entry
-            # that exists fails the INSERT on the unique (key, namespace) index: back to the
-            # savepoint, and the run is applied as replacing stores. Cheaper than probing the
-            # index for every pair first, which the INSERT does anyway.
+            # Only new entries is the usual bulk load: tried first as a plain INSERT (a run names
+            # each entry once and we hold the write lock); their changes are read back afterwards
+            # in one set-based statement, in insertion order. Cheaper than probing the index for
+            # every pair first, which the INSERT does anyway.
             last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM memory_store").fetchone()[0]
+            inserted = self._insert_new(conn, run, last_id)
+            if inserted:
+                changes.record_stores_after(conn, last_id, now)
+            if inserted < len(run):
+                # From the first entry that exists on, the run is applied as replacing stores.
+                rest, rest_pairs = run[inserted:], pairs[inserted:]
+                conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in rest_pairs])
+                owned = bool(agents or swarms) or _any_owned(conn, rest_pairs)
+                conn.executemany(UPSERT_SQL if owned else UPSERT_UNOWNED_SQL, rest)
+            if plain_history:
+                changes.encrypt_history(conn, plain_history, self.cipher())
+        for namespace, count in Counter(map(_ROW_NAMESPACE, rows)).items():
+            per_namespace[namespace] = per_namespace.get(namespace, 0) + count
+        return len(rows)
+
+    def _insert_new(self, conn, run: list[tuple], last_id: int) -> int:
+        """Insert ``run`` (prepared rows, no (key, namespace) twice) as new entries, in order,
+        until one exists already; returns how many were inserted (the first ones of ``run``).
+
+        SQLite undoes only the statement that fails (the existing entry's), so the rows before it
+        stay written and the caller goes on from there: no savepoint, whose sub-journal copies
+        every page the run touches (measured: ~35,000 more writes to a temporary file per 200,000
+        rows). PostgreSQL aborts the transaction on a failed statement: there the run is tried
+        under a savepoint and is either all inserted or not at all."""
+        if not self.db.failed_statement_keeps_transaction:
             conn.execute("SAVEPOINT gf_new_entries")
             try:
                 conn.executemany(INSERT_SQL, run)
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO gf_new_entries")
                 conn.execute("RELEASE gf_new_entries")
-                inserted = False
-            else:
-                conn.execute("RELEASE gf_new_entries")
-                inserted = True
-            if inserted:
-                changes.record_stores_after(conn, last_id, now)
-            else:
-                conn.executemany(changes.STORE_SQL, [(key, namespace, now) for key, namespace in pairs])
-                owned = bool(agents or swarms) or _any_owned(conn, pairs)
-                conn.executemany(UPSERT_SQL if owned else UPSERT_UNOWNED_SQL, run)
-            if plain_history:
-                changes.encrypt_history(conn, plain_history, self.cipher())
-        for namespace, count in Counter(map(_ROW_NAMESPACE, rows)).items():
-            per_namespace[namespace] = per_namespace.get(namespace, 0) + count
-        return len(rows)
+                return 0
+            conn.execute("RELEASE gf_new_entries")
+            return len(run)
+        if set(map(_ROW_OPTIONS, run)) == _PLAIN_OPTIONS:
+            # The usual bulk row (no owner, TTL or encryption): those columns as constants in the
+            # statement, five fewer parameters bound per row (~10% of the INSERT's time).
+            sql, params = INSERT_PLAIN_SQL, map(_ROW_PLAIN, run)
+        else:
+            sql, params = INSERT_SQL, run
+        try:
+            conn.executemany(sql, params)
+        except sqlite3.IntegrityError:
+            return conn.execute("SELECT COUNT(*) FROM memory_store WHERE id > ?", (last_id,)).fetchone()[0]
+        return len(run)
 
     def batch_retrieve(self, keys: Iterable[str], *, namespace: str | None = None) -> list[dict[str, Any]]:
         """Read many keys in one transaction; each counts one access.
@@ -1348,7 +1370,8 @@ class MemoryManager:
 
     def run_batch(self, operations: Iterable[Any], *, progress: Callable[[int], None] | None = None,
                   sink: Callable[[dict[str, Any]], None] | None = None,
-                  validated: Callable[[int], None] | None = None) -> dict[str, Any]:
+                  validated: Callable[[int], None] | None = None,
+                  stores: Callable[[list[tuple[str, str]]], None] | None = None) -> dict[str, Any]:
         """Validate all operations, then apply them in order in one transaction.
 
         Output is CLI.md's batch shape. A retrieve or delete of a missing key is a failed result
@@ -1360,8 +1383,12 @@ class MemoryManager:
         validated operations wait in a :class:`Spool` (a temporary file past 10,000) until all
         are valid, and stores are written ``executemany`` 20,000 at a time. With ``sink``, each
         result is handed to it in order instead of being collected (the returned dict then has
-        no ``results``). ``validated(count)`` is called once every operation is valid, before
-        any is applied; ``progress(n)`` as they are.
+        no ``results``). With ``sink`` and ``stores``, the results of stores (which always
+        succeed: ``{"action": "store", "key", "namespace", "success": true}``) go to ``stores``
+        instead, as a list of their (key, namespace) pairs per part written, still in order with
+        the other results (a part is written before any later operation is reported): no dict per
+        store. ``validated(count)`` is called once every operation is valid, before any is
+        applied; ``progress(n)`` as they are.
         """
         import time
 
@@ -1415,8 +1442,14 @@ class MemoryManager:
 
                 stores_reported = 0
 
+                if sink is None:
+                    stores = None
+                emit_store = None if stores is not None else emit
+
                 def flush() -> None:
                     self._store_rows(conn, run, per_namespace, checked_owners)
+                    if stores is not None:
+                        stores(list(map(_ROW_PAIR, run)))
                     counts["store"] = sum(per_namespace.values())
                     if progress:
                         progress(len(run))
@@ -1448,7 +1481,8 @@ class MemoryManager:
                         # report() without its bookkeeping, which is added up once below: a
                         # store's result always succeeds, in a namespace per_namespace counts.
                         stores_reported += 1
-                        emit({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        if emit_store is not None:
+                            emit_store({"action": "store", "key": row[0], "namespace": row[2], "success": True})
                         if writes is not None:
                             writes.append(("store", row[0], row[2]))
                         if len(run) >= BATCH_CHUNK:
@@ -1625,6 +1659,13 @@ INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, create
                           access_count, size_bytes, tags, encrypted, version, ttl_seconds)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, 1, ?6 - ?8)
 """
+# INSERT_SQL for a row with no owner, TTL or encryption (the usual bulk row), bound with
+# _ROW_PLAIN's six fields: the same stored bytes (ttl_seconds is NULL, as NULL - ?8 is).
+INSERT_PLAIN_SQL = """
+INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, ttl, created_at, updated_at,
+                          access_count, size_bytes, tags, encrypted, version, ttl_seconds)
+VALUES (?1, ?2, ?3, NULL, NULL, NULL, ?4, ?4, 0, ?5, ?6, 0, 1, NULL)
+"""
 UPSERT_SQL = INSERT_SQL + """ON CONFLICT (key, namespace) DO UPDATE SET
     value = excluded.value, agent_id = excluded.agent_id, swarm_id = excluded.swarm_id,
     ttl = excluded.ttl, updated_at = excluded.updated_at, size_bytes = excluded.size_bytes,
@@ -1725,6 +1766,10 @@ def _any_owned(conn, pairs: list[tuple[str, str]], *, part: int = 4000) -> bool:
 # Fields of a prepared row (prepare_row's tuple), for map() over a chunk.
 _ROW_PAIR, _ROW_NAMESPACE = operator.itemgetter(0, 2), operator.itemgetter(2)
 _ROW_AGENT, _ROW_SWARM = operator.itemgetter(3), operator.itemgetter(4)
+# (agent_id, swarm_id, ttl, encrypted) of a row, and its value for a plain row (0 == False);
+# a plain row's fields for INSERT_PLAIN_SQL (created_at and updated_at are the same ``now``).
+_ROW_OPTIONS, _PLAIN_OPTIONS = operator.itemgetter(3, 4, 5, 10), {(None, None, None, 0)}
+_ROW_PLAIN = operator.itemgetter(0, 1, 2, 7, 8, 9)
 
 
 def _distinct_runs(rows: list[tuple]) -> Iterator[list[tuple]]:
