@@ -9,6 +9,7 @@ copy of the same empty database (schema applied):
   benchmarks/throughput.py: ~80-byte JSON values, 10 namespaces, two tags), wall time of the
   process and its peak RSS;
 - the floor: a plain `python` process reading the same file line by line with `json.loads`,
+  encoding each value and tag list as the CLI stores them (compact values: the same bytes),
   writing the same memory rows with `executemany` (a plain INSERT, chunks of 20,000), the same
   change-feed rows (one INSERT ... SELECT per chunk, as the CLI does) and one audit row, in one
   transaction with the same pragmas (WAL, synchronous FULL, foreign keys on, 64 MiB cache).
@@ -44,7 +45,8 @@ INSERT = ("INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, 
           "VALUES (?1, ?2, ?3, NULL, NULL, NULL, ?4, ?4, 0, ?5, ?6, 0, 1, NULL)")
 FEED = ("INSERT INTO memory_changes (action, key, namespace, version, previous_value, previous_encrypted, at) "
         "SELECT 'store', key, namespace, version, NULL, 0, ? FROM memory_store WHERE id > ? ORDER BY id")
-encode = json.JSONEncoder(ensure_ascii=False).encode
+encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # values: compact, as stored
+tags_text = json.JSONEncoder(ensure_ascii=False).encode  # tags: as `memory store` writes them
 now = int(time.time())
 conn.execute("BEGIN IMMEDIATE")
 rows, n = [], 0
@@ -57,7 +59,7 @@ with open(path, "rb") as f:
     for line in f:
         op = json.loads(line)
         text = encode(op["value"])
-        rows.append((op["key"], text, op["namespace"], now, len(text.encode("utf-8")), encode(op["tags"])))
+        rows.append((op["key"], text, op["namespace"], now, len(text.encode("utf-8")), tags_text(op["tags"])))
         n += 1
         if len(rows) >= 20000:
             flush()
