@@ -1712,6 +1712,14 @@ def _has_encrypted_index(conn) -> bool:
 
 def _tags_text(tags: Any) -> str | None:
     """The stored text of a tag list (normalised); cached, because bulk data repeats tag sets."""
+    if type(tags) is list:
+        # A list seen before is valid (only checked lists are cached) and is answered at once.
+        try:
+            text = _TAGS_CACHE.get(tuple(tags), False)
+        except TypeError:  # an element that is not hashable: not a string, refused below
+            text = False
+        if text is not False:
+            return text
     if isinstance(tags, str):
         tags = [tags]
     elif not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
@@ -1835,6 +1843,13 @@ class Spool:
         self.in_memory = self.IN_MEMORY if in_memory is None else in_memory
         self.file = None
         self.count = 0
+
+    def extend(self, items: list[Any]) -> None:
+        """:meth:`append` each of ``items``, in order (one call for many)."""
+        self.count += len(items)
+        self.items.extend(items)
+        if len(self.items) > self.in_memory if self.file is None else len(self.items) >= self.BLOCK:
+            self._spill()
 
     def append(self, item: Any) -> None:
         self.count += 1
