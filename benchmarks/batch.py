@@ -13,6 +13,7 @@ copy of the same empty database (schema applied):
   writing the same memory rows with `executemany` (a plain INSERT, chunks of 20,000), the same
   change-feed rows (one INSERT ... SELECT per chunk, as the CLI does) and one audit row, in one
   transaction with the same pragmas (WAL, synchronous FULL, foreign keys on, 64 MiB cache).
+Each round checks that both sides stored the same bytes (entries and change feed, times aside).
 Prints the median of each side (wall and CPU time), the ratio (records/s of the CLI over the
 floor's; also of CPU time, which other jobs on a shared machine disturb less) and the CLI's peak
 RSS (largest of the rounds).
@@ -85,6 +86,31 @@ _LAUNCHER = (
 )
 
 
+# What both sides stored, for checking that they wrote the same bytes: a digest of the entries
+# (their times too, with --times: an import keeps the file's) and of the change feed, and the
+# number of change rows.
+_STORED = (
+    "import hashlib, sqlite3, sys\n"
+    "c = sqlite3.connect(sys.argv[1])\n"
+    "times = ', created_at, updated_at' if sys.argv[2:] == ['--times'] else ''\n"
+    "h = hashlib.sha256()\n"
+    "for row in c.execute('SELECT key, value, namespace, agent_id, swarm_id, ttl, access_count, size_bytes, tags, '\n"
+    "                     'encrypted, version, ttl_seconds' + times + ' FROM memory_store ORDER BY id'):\n"
+    "    h.update(repr(row).encode())\n"
+    "for row in c.execute('SELECT action, key, namespace, version, previous_value, previous_encrypted '\n"
+    "                     'FROM memory_changes ORDER BY revision'):\n"
+    "    h.update(repr(row).encode())\n"
+    "print(c.execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0], h.hexdigest())\n"
+)
+
+
+def stored(db: Path, *, times: bool = False) -> tuple[int, str]:
+    """(change rows, digest of the entries and the feed) of the database at ``db``."""
+    out = subprocess.run([sys.executable, "-c", _STORED, str(db), *(["--times"] if times else [])],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), out[1]
+
+
 def records(n: int):
     agents = max(1, n // 1000)
     for j in range(n):
@@ -124,6 +150,7 @@ def main() -> None:
         raw = folder / "raw.py"
         raw.write_text(RAW)
         cli_s, raw_s, rss, cli_cpu, raw_cpu = [], [], [], [], []
+        digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
             for side in (("cli",) if args.rss_only else ("cli", "raw")):
                 work = folder / f"{side}-{round_}"
@@ -138,11 +165,12 @@ def main() -> None:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
                     raw_s.append(seconds)
                     raw_cpu.append(cpu)
-                count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
-                                        ".execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
-                                       capture_output=True, text=True).stdout.strip()
-                if int(count) < args.n:
+                count, digest = stored(db)
+                if count < args.n:
                     raise SystemExit(f"{side}: {count} change rows, expected {args.n}")
+                digests.setdefault(round_, set()).add(digest)
+                if len(digests[round_]) > 1:
+                    raise SystemExit(f"round {round_}: the CLI and the floor stored different rows")
                 shutil.rmtree(work)
         size = ops.stat().st_size / 1e6
         print(f"memory batch of {args.n:,} stores as JSON Lines ({size:.0f} MB), median of {len(cli_s)} rounds, "
@@ -157,6 +185,7 @@ def main() -> None:
             print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x  "
                   f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x; on a shared "
                   "machine the CPU ratio is the steadier one)")
+            print("  the same entries and change rows stored by both, every round (digest checked)")
     finally:
         shutil.rmtree(folder)
 

@@ -14,6 +14,7 @@ load weighs on both alike, on a fresh copy of the same empty database (schema ap
   and one audit row, in one transaction with the same pragmas (WAL, synchronous FULL, foreign keys
   on, 64 MiB cache). It reads the file once and checks nothing; the CLI validates every record
   before it writes any (a first pass over the file) and applies them in a second.
+Each round checks that both sides stored the same bytes (entries with their times, change feed).
 Prints the median of each side, the ratios (records/s, and CPU time, which other jobs on a shared
 machine disturb less) and the CLI's peak RSS (largest of the rounds).
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from batch import GEMINI_FLOW, measured, records  # noqa: E402
+from batch import GEMINI_FLOW, measured, records, stored  # noqa: E402
 
 RAW = r'''
 import calendar, hashlib, json, sqlite3, sys, time
@@ -114,6 +115,7 @@ def main() -> None:
         raw = folder / "raw.py"
         raw.write_text(RAW)
         cli_s, raw_s, cli_cpu, raw_cpu, rss = [], [], [], [], []
+        digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
             for side in ("cli", "raw"):
                 work = folder / f"{side}-{round_}"
@@ -129,12 +131,12 @@ def main() -> None:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(exported), str(db)], env)
                     raw_s.append(seconds)
                     raw_cpu.append(cpu)
-                count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                                        "print(c.execute('SELECT COUNT(*) FROM memory_store').fetchone()[0], "
-                                        "c.execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
-                                       capture_output=True, text=True).stdout.split()
-                if [int(c) for c in count] != [args.n, args.n]:
-                    raise SystemExit(f"{side}: {count} entries and change rows, expected {args.n} each")
+                count, digest = stored(db, times=True)
+                if count != args.n:
+                    raise SystemExit(f"{side}: {count} change rows, expected {args.n}")
+                digests.setdefault(round_, set()).add(digest)
+                if len(digests[round_]) > 1:
+                    raise SystemExit(f"round {round_}: the CLI and the floor stored different rows")
                 shutil.rmtree(work)
         size = exported.stat().st_size / 1e6
         cli_med, raw_med = statistics.median(cli_s), statistics.median(raw_s)
@@ -146,6 +148,7 @@ def main() -> None:
               f"CPU {statistics.median(raw_cpu):6.2f} s")
         print(f"  ratio (CLI / floor, rec/s)      {raw_med / cli_med:7.2f}x  "
               f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x)")
+        print("  the same entries (times included) and change rows stored by both, every round (digest checked)")
     finally:
         shutil.rmtree(folder)
 
