@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/batch.py                 # 200,000 stores, 5 rounds
     .venv/bin/python benchmarks/batch.py 1000000 --runs 1 --rss-only
+    .venv/bin/python benchmarks/batch.py --before /tmp/before   # and an older checkout, same rounds
 
 Each round, interleaved so that a change of the machine's load weighs on both alike, on a fresh
 copy of the same empty database (schema applied):
@@ -111,6 +112,16 @@ def stored(db: Path, *, times: bool = False) -> tuple[int, str]:
     return int(out[0]), out[1]
 
 
+def gemini_flow(checkout: Path | None) -> list[str]:
+    """The command that runs gemini-flow: this checkout's installed entry point, or (``checkout``)
+    an older checkout's code run by the same interpreter (its folder first on the path)."""
+    if checkout is None:
+        return [str(GEMINI_FLOW)]
+    code = (f"import sys; sys.path.insert(0, {str(checkout)!r}); import runpy; "
+            "runpy.run_module('gemini_flow_cli', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", code]
+
+
 def records(n: int):
     agents = max(1, n // 1000)
     for j in range(n):
@@ -134,6 +145,9 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rss-only", action="store_true", help="only the CLI, for its peak RSS")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout (e.g. `git archive COMMIT | tar -x -C /tmp/before`) measured "
+                        "in the same rounds")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gf-batch-"))
     env = {**os.environ, "GEMINI_FLOW_FORMAT": "json"}
@@ -149,10 +163,12 @@ def main() -> None:
                        check=True, capture_output=True, env=env)
         raw = folder / "raw.py"
         raw.write_text(RAW)
+        before_s, before_cpu = [], []
         cli_s, raw_s, rss, cli_cpu, raw_cpu = [], [], [], [], []
         digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
-            for side in (("cli",) if args.rss_only else ("cli", "raw")):
+            sides = ("cli",) if args.rss_only else ("cli", "raw") if args.before is None else ("cli", "before", "raw")
+            for side in sides:
                 work = folder / f"{side}-{round_}"
                 shutil.copytree(template.parent, work)
                 db = work / "hive.db"
@@ -161,6 +177,11 @@ def main() -> None:
                     cli_s.append(seconds)
                     cli_cpu.append(cpu)
                     rss.append(peak)
+                elif side == "before":
+                    seconds, cpu, _ = measured([*gemini_flow(args.before.resolve()), "--db", str(db), "memory", "batch",
+                                                str(ops)], env)
+                    before_s.append(seconds)
+                    before_cpu.append(cpu)
                 else:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
                     raw_s.append(seconds)
@@ -185,7 +206,12 @@ def main() -> None:
             print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x  "
                   f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x; on a shared "
                   "machine the CPU ratio is the steadier one)")
-            print("  the same entries and change rows stored by both, every round (digest checked)")
+            if before_s:
+                before_med = statistics.median(before_s)
+                print(f"  before ({args.before})  {before_med:7.2f} s  {args.n / before_med:9,.0f} stores/s  "
+                      f"CPU {statistics.median(before_cpu):6.2f} s  ratio {raw_med / before_med:.2f}x "
+                      f"(CPU time: {statistics.median(raw_cpu) / statistics.median(before_cpu):.2f}x)")
+            print("  the same entries and change rows stored by every side, every round (digest checked)")
     finally:
         shutil.rmtree(folder)
 

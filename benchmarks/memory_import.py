@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/memory_import.py                  # 1,000,000 records, 5 rounds
     .venv/bin/python benchmarks/memory_import.py 200000 --runs 3
+    .venv/bin/python benchmarks/memory_import.py --before /tmp/before   # and an older checkout, same rounds
 
 The file is a `memory export` of N entries (the records of benchmarks/batch.py: ~80-byte JSON
 values, 10 namespaces, two tags, times). Each round, interleaved so that a change of the machine's
@@ -33,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from batch import GEMINI_FLOW, measured, records, stored  # noqa: E402
+from batch import GEMINI_FLOW, gemini_flow, measured, records, stored  # noqa: E402
 
 RAW = r'''
 import calendar, hashlib, json, sqlite3, sys, time
@@ -89,6 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout (e.g. `git archive COMMIT | tar -x -C /tmp/before`) measured "
+                        "in the same rounds")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gf-import-"))
     env = {**os.environ, "GEMINI_FLOW_FORMAT": "json", "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
@@ -114,10 +118,11 @@ def main() -> None:
         shutil.rmtree(source.parent)
         raw = folder / "raw.py"
         raw.write_text(RAW)
+        before_s, before_cpu = [], []
         cli_s, raw_s, cli_cpu, raw_cpu, rss = [], [], [], [], []
         digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
-            for side in ("cli", "raw"):
+            for side in ("cli", "raw") if args.before is None else ("cli", "before", "raw"):
                 work = folder / f"{side}-{round_}"
                 shutil.copytree(template.parent, work)
                 db = work / "hive.db"
@@ -127,6 +132,11 @@ def main() -> None:
                     cli_s.append(seconds)
                     cli_cpu.append(cpu)
                     rss.append(peak)
+                elif side == "before":
+                    seconds, cpu, _ = measured([*gemini_flow(args.before.resolve()), "--db", str(db), "memory",
+                                                "import", str(exported)], env)
+                    before_s.append(seconds)
+                    before_cpu.append(cpu)
                 else:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(exported), str(db)], env)
                     raw_s.append(seconds)
@@ -148,7 +158,13 @@ def main() -> None:
               f"CPU {statistics.median(raw_cpu):6.2f} s")
         print(f"  ratio (CLI / floor, rec/s)      {raw_med / cli_med:7.2f}x  "
               f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x)")
-        print("  the same entries (times included) and change rows stored by both, every round (digest checked)")
+        if before_s:
+            before_med = statistics.median(before_s)
+            print(f"  before ({args.before})  {before_med:7.2f} s  {args.n / before_med:9,.0f} rec/s  "
+                  f"CPU {statistics.median(before_cpu):6.2f} s  ratio {raw_med / before_med:.2f}x "
+                  f"(CPU time: {statistics.median(raw_cpu) / statistics.median(before_cpu):.2f}x)")
+        print("  the same entries (times included) and change rows stored by every side, every round "
+              "(digest checked)")
     finally:
         shutil.rmtree(folder)
 
