@@ -392,3 +392,47 @@ def test_line_separators_other_than_newline_inside_a_string_are_data(cli, separa
     from gemini_flow_cli.core.memory import parse_batch_document
 
     assert parse_batch_document(document + "\n") == [json_module.loads(document)]
+
+
+@pytest.mark.parametrize("in_memory, chunk", [(10_000, 20_000), (2, 3), (5, 4)])
+def test_a_batch_of_only_stores_applies_and_reports_each_in_order(monkeypatch, in_memory, chunk):
+    """Only plain stores go to the writes a spooled block at a time: the same results, in order,
+    whether collected, handed to a sink, or handed over per part written, and the same rows."""
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", in_memory)
+    monkeypatch.setattr(memory_core, "BATCH_CHUNK", chunk)
+    ops = [{"action": "store", "key": f"k{i % 7}", "value": {"i": i}, "namespace": f"ns{i % 2}"} for i in range(17)]
+    expected = [{"action": "store", "key": op["key"], "namespace": op["namespace"], "success": True} for op in ops]
+    outcomes = []
+    for how in ("collected", "sink", "stores"):
+        db = Database.in_memory()
+        try:
+            manager = MemoryManager(db)
+            got: list = []
+            if how == "collected":
+                result = manager.run_batch(ops)
+                got = result["results"]
+            elif how == "sink":
+                result = manager.run_batch(ops, sink=got.append)
+            else:
+                result = manager.run_batch(ops, sink=got.append, stores=lambda pairs: got.extend(
+                    {"action": "store", "key": k, "namespace": n, "success": True} for k, n in pairs))
+            assert got == expected and result["total"] == result["succeeded"] == 17
+            outcomes.append((db.conn.execute("SELECT key, namespace, value, version FROM memory_store "
+                                             "ORDER BY key, namespace").fetchall(),
+                             db.conn.execute("SELECT key, namespace, version, previous_value FROM memory_changes "
+                                             "ORDER BY revision").fetchall()))
+        finally:
+            db.close()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert ("k0", "ns0", '{"i":14}', 2) in outcomes[0][0]
+
+
+def test_events_of_a_batch_of_only_stores_are_recorded_each(manager, monkeypatch):
+    """With a hook listening, a batch of plain stores takes the general path: an event per store,
+    in order, with the version each store left."""
+    recorded = []
+    monkeypatch.setattr(manager.db, "listens", lambda event: event == "memory.store")
+    monkeypatch.setattr(manager.db, "record_event", lambda event, data: recorded.append((event, data["key"],
+                                                                                         data["version"])))
+    manager.run_batch([{"action": "store", "key": key, "value": 1} for key in ("a", "b", "a")])
+    assert recorded == [("memory.store", "a", 2), ("memory.store", "b", 1), ("memory.store", "a", 2)]

@@ -1412,16 +1412,25 @@ class MemoryManager:
         hits: set[tuple[str, str]] = set()
         implicit: list[tuple[str, str]] = []
         only_reads = True
+        only_stores = True  # and none of them conditional (ifAbsent, ifVersion)
         with Spool() as prepared:
-            for action, payload in self.iter_operations(operations):
-                prepared.append((action, payload))
-                if action != "retrieve":
+            append = prepared.append
+            for item in self.iter_operations(operations):
+                append(item)
+                action, payload = item
+                if action == "store":
                     only_reads = False
-                if keep_encrypted and action == "store" and _implicit_plain(payload[0][10]):
-                    implicit.append((payload[0][0], payload[0][2]))
-                    if len(implicit) >= 4000:
-                        hits |= self._encrypted_among(implicit)
-                        implicit = []
+                    if payload[1] or payload[2] is not None:
+                        only_stores = False
+                    if keep_encrypted and _implicit_plain(payload[0][10]):
+                        implicit.append((payload[0][0], payload[0][2]))
+                        if len(implicit) >= 4000:
+                            hits |= self._encrypted_among(implicit)
+                            implicit = []
+                else:
+                    only_stores = False
+                    if action != "retrieve":
+                        only_reads = False
             if implicit:
                 hits |= self._encrypted_among(implicit)
             if validated:
@@ -1455,7 +1464,21 @@ class MemoryManager:
                         progress(len(run))
                     run.clear()
 
-                for position, (action, payload) in enumerate(prepared, 1):
+                operations_left: Iterable[tuple[str, Any]] = prepared
+                if only_stores and writes is None:
+                    # The usual bulk load, every operation a plain store: the spooled rows go to
+                    # the writes a block at a time, without a Python step per operation.
+                    for block in prepared.blocks():
+                        rows = list(map(_ROW_OF_STORE, map(_PAYLOAD, block)))
+                        run.extend(rows)
+                        if emit_store is not None:
+                            for row in rows:
+                                emit_store({"action": "store", "key": row[0], "namespace": row[2], "success": True})
+                        if len(run) >= BATCH_CHUNK:
+                            flush()
+                    stores_reported = len(prepared)
+                    operations_left = ()
+                for position, (action, payload) in enumerate(operations_left, 1):
                     if action == "store":
                         row, if_absent, if_version = payload
                         if if_absent or if_version is not None:
@@ -1778,6 +1801,8 @@ _ROW_AGENT, _ROW_SWARM = operator.itemgetter(3), operator.itemgetter(4)
 # a plain row's fields for INSERT_PLAIN_SQL (created_at and updated_at are the same ``now``).
 _ROW_OPTIONS, _PLAIN_OPTIONS = operator.itemgetter(3, 4, 5, 10), {(None, None, None, 0)}
 _ROW_PLAIN = operator.itemgetter(0, 1, 2, 7, 8, 9)
+# A validated operation is (action, payload); a store's payload is (row, if_absent, if_version).
+_PAYLOAD, _ROW_OF_STORE = operator.itemgetter(1), operator.itemgetter(0)
 
 
 def _distinct_runs(rows: list[tuple]) -> Iterator[list[tuple]]:
@@ -1874,8 +1899,13 @@ class Spool:
         return self.count
 
     def __iter__(self) -> Iterator[Any]:
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[Any]]:
+        """The items in order, as lists (the ones in memory, or a block of the file at a time)."""
         if self.file is None:
-            yield from self.items
+            yield self.items
             return
         import marshal
 
@@ -1888,7 +1918,7 @@ class Spool:
             size = read(8)
             if not size:
                 return
-            yield from marshal.loads(read(int.from_bytes(size, "little")))
+            yield marshal.loads(read(int.from_bytes(size, "little")))
 
     def close(self) -> None:
         if self.file is not None:
