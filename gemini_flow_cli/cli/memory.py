@@ -725,9 +725,13 @@ class _BatchResults:
     def add_stores(self, pairs: list[tuple[str, str]]) -> None:
         """The results of stores (each succeeded), given as their (key, namespace) pairs."""
         if self.file is None:
-            for key, namespace in pairs:
+            for done, (key, namespace) in enumerate(pairs, 1):
                 self.add({"action": "store", "key": key, "namespace": namespace, "success": True})
-            return
+                if self.file is not None:  # past KEEP: the rest of the part as lines, below
+                    pairs = pairs[done:]
+                    break
+            else:
+                return
         # Each line as json.dumps writes it, without a trip through the encoder, the part's lines
         # in one write, made by C loops (map), no Python step per line (their four names, which
         # every result has, are among the columns already).

@@ -1414,9 +1414,15 @@ class MemoryManager:
         only_reads = True
         only_stores = True  # and none of them conditional (ifAbsent, ifVersion)
         with Spool() as prepared:
-            append = prepared.append
+            # Handed to the spool a block at a time: one call per block, not per operation.
+            pending: list[tuple[str, Any]] = []
+            append = pending.append
             for item in self.iter_operations(operations):
                 append(item)
+                if len(pending) >= Spool.BLOCK:
+                    prepared.extend(pending)
+                    pending = []
+                    append = pending.append
                 action, payload = item
                 if action == "store":
                     only_reads = False
@@ -1431,6 +1437,7 @@ class MemoryManager:
                     only_stores = False
                     if action != "retrieve":
                         only_reads = False
+            prepared.extend(pending)
             if implicit:
                 hits |= self._encrypted_among(implicit)
             if validated:
