@@ -124,7 +124,8 @@ def line_loader(what: str = "the JSON") -> Callable[[str], Any]:
     from UTF-8 holds no raw surrogate, and a JSON escape of one starts with a lowercase ``\\u``:
     JSON has no other). A line the shortcuts do not fit (blanks before its document, text after
     it, an escape, deep brackets, any error) goes through :func:`loads`, which says what is
-    wrong. Costs an import of a million records about a second less than :func:`loads`."""
+    wrong. Measured on export lines: about a fifth less CPU per line than :func:`loads` (200,000
+    lines, 2.6 s -> 2.0 s on a loaded machine)."""
     loads("0")  # builds the shared decoder
     scan = _DECODER.scan_once
 
