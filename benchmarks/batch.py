@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/batch.py                 # 200,000 stores, 5 rounds
     .venv/bin/python benchmarks/batch.py 1000000 --runs 1 --rss-only
+    .venv/bin/python benchmarks/batch.py --before /tmp/before   # and an older checkout, same rounds
 
 Each round, interleaved so that a change of the machine's load weighs on both alike, on a fresh
 copy of the same empty database (schema applied):
@@ -9,9 +10,11 @@ copy of the same empty database (schema applied):
   benchmarks/throughput.py: ~80-byte JSON values, 10 namespaces, two tags), wall time of the
   process and its peak RSS;
 - the floor: a plain `python` process reading the same file line by line with `json.loads`,
+  encoding each value and tag list as the CLI stores them (compact values: the same bytes),
   writing the same memory rows with `executemany` (a plain INSERT, chunks of 20,000), the same
   change-feed rows (one INSERT ... SELECT per chunk, as the CLI does) and one audit row, in one
   transaction with the same pragmas (WAL, synchronous FULL, foreign keys on, 64 MiB cache).
+Each round checks that both sides stored the same bytes (entries and change feed, times aside).
 Prints the median of each side (wall and CPU time), the ratio (records/s of the CLI over the
 floor's; also of CPU time, which other jobs on a shared machine disturb less) and the CLI's peak
 RSS (largest of the rounds).
@@ -44,7 +47,8 @@ INSERT = ("INSERT INTO memory_store (key, value, namespace, agent_id, swarm_id, 
           "VALUES (?1, ?2, ?3, NULL, NULL, NULL, ?4, ?4, 0, ?5, ?6, 0, 1, NULL)")
 FEED = ("INSERT INTO memory_changes (action, key, namespace, version, previous_value, previous_encrypted, at) "
         "SELECT 'store', key, namespace, version, NULL, 0, ? FROM memory_store WHERE id > ? ORDER BY id")
-encode = json.JSONEncoder(ensure_ascii=False).encode
+encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # values: compact, as stored
+tags_text = json.JSONEncoder(ensure_ascii=False).encode  # tags: as `memory store` writes them
 now = int(time.time())
 conn.execute("BEGIN IMMEDIATE")
 rows, n = [], 0
@@ -57,7 +61,7 @@ with open(path, "rb") as f:
     for line in f:
         op = json.loads(line)
         text = encode(op["value"])
-        rows.append((op["key"], text, op["namespace"], now, len(text.encode("utf-8")), encode(op["tags"])))
+        rows.append((op["key"], text, op["namespace"], now, len(text.encode("utf-8")), tags_text(op["tags"])))
         n += 1
         if len(rows) >= 20000:
             flush()
@@ -83,6 +87,41 @@ _LAUNCHER = (
 )
 
 
+# What both sides stored, for checking that they wrote the same bytes: a digest of the entries
+# (their times too, with --times: an import keeps the file's) and of the change feed, and the
+# number of change rows.
+_STORED = (
+    "import hashlib, sqlite3, sys\n"
+    "c = sqlite3.connect(sys.argv[1])\n"
+    "times = ', created_at, updated_at' if sys.argv[2:] == ['--times'] else ''\n"
+    "h = hashlib.sha256()\n"
+    "for row in c.execute('SELECT key, value, namespace, agent_id, swarm_id, ttl, access_count, size_bytes, tags, '\n"
+    "                     'encrypted, version, ttl_seconds' + times + ' FROM memory_store ORDER BY id'):\n"
+    "    h.update(repr(row).encode())\n"
+    "for row in c.execute('SELECT action, key, namespace, version, previous_value, previous_encrypted '\n"
+    "                     'FROM memory_changes ORDER BY revision'):\n"
+    "    h.update(repr(row).encode())\n"
+    "print(c.execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0], h.hexdigest())\n"
+)
+
+
+def stored(db: Path, *, times: bool = False) -> tuple[int, str]:
+    """(change rows, digest of the entries and the feed) of the database at ``db``."""
+    out = subprocess.run([sys.executable, "-c", _STORED, str(db), *(["--times"] if times else [])],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), out[1]
+
+
+def gemini_flow(checkout: Path | None) -> list[str]:
+    """The command that runs gemini-flow: this checkout's installed entry point, or (``checkout``)
+    an older checkout's code run by the same interpreter (its folder first on the path)."""
+    if checkout is None:
+        return [str(GEMINI_FLOW)]
+    code = (f"import sys; sys.path.insert(0, {str(checkout)!r}); import runpy; "
+            "runpy.run_module('gemini_flow_cli', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", code]
+
+
 def records(n: int):
     agents = max(1, n // 1000)
     for j in range(n):
@@ -106,6 +145,9 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rss-only", action="store_true", help="only the CLI, for its peak RSS")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout (e.g. `git archive COMMIT | tar -x -C /tmp/before`) measured "
+                        "in the same rounds")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gf-batch-"))
     env = {**os.environ, "GEMINI_FLOW_FORMAT": "json"}
@@ -121,9 +163,12 @@ def main() -> None:
                        check=True, capture_output=True, env=env)
         raw = folder / "raw.py"
         raw.write_text(RAW)
+        before_s, before_cpu = [], []
         cli_s, raw_s, rss, cli_cpu, raw_cpu = [], [], [], [], []
+        digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
-            for side in (("cli",) if args.rss_only else ("cli", "raw")):
+            sides = ("cli",) if args.rss_only else ("cli", "raw") if args.before is None else ("cli", "before", "raw")
+            for side in sides:
                 work = folder / f"{side}-{round_}"
                 shutil.copytree(template.parent, work)
                 db = work / "hive.db"
@@ -132,15 +177,21 @@ def main() -> None:
                     cli_s.append(seconds)
                     cli_cpu.append(cpu)
                     rss.append(peak)
+                elif side == "before":
+                    seconds, cpu, _ = measured([*gemini_flow(args.before.resolve()), "--db", str(db), "memory", "batch",
+                                                str(ops)], env)
+                    before_s.append(seconds)
+                    before_cpu.append(cpu)
                 else:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(ops), str(db)], env)
                     raw_s.append(seconds)
                     raw_cpu.append(cpu)
-                count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1])"
-                                        ".execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
-                                       capture_output=True, text=True).stdout.strip()
-                if int(count) < args.n:
+                count, digest = stored(db)
+                if count < args.n:
                     raise SystemExit(f"{side}: {count} change rows, expected {args.n}")
+                digests.setdefault(round_, set()).add(digest)
+                if len(digests[round_]) > 1:
+                    raise SystemExit(f"round {round_}: the CLI and the floor stored different rows")
                 shutil.rmtree(work)
         size = ops.stat().st_size / 1e6
         print(f"memory batch of {args.n:,} stores as JSON Lines ({size:.0f} MB), median of {len(cli_s)} rounds, "
@@ -155,6 +206,12 @@ def main() -> None:
             print(f"  ratio (CLI / floor, stores/s)   {raw_med / cli_med:7.2f}x  "
                   f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x; on a shared "
                   "machine the CPU ratio is the steadier one)")
+            if before_s:
+                before_med = statistics.median(before_s)
+                print(f"  before ({args.before})  {before_med:7.2f} s  {args.n / before_med:9,.0f} stores/s  "
+                      f"CPU {statistics.median(before_cpu):6.2f} s  ratio {raw_med / before_med:.2f}x "
+                      f"(CPU time: {statistics.median(raw_cpu) / statistics.median(before_cpu):.2f}x)")
+            print("  the same entries and change rows stored by every side, every round (digest checked)")
     finally:
         shutil.rmtree(folder)
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/memory_import.py                  # 1,000,000 records, 5 rounds
     .venv/bin/python benchmarks/memory_import.py 200000 --runs 3
+    .venv/bin/python benchmarks/memory_import.py --before /tmp/before   # and an older checkout, same rounds
 
 The file is a `memory export` of N entries (the records of benchmarks/batch.py: ~80-byte JSON
 values, 10 namespaces, two tags, times). Each round, interleaved so that a change of the machine's
@@ -14,6 +15,7 @@ load weighs on both alike, on a fresh copy of the same empty database (schema ap
   and one audit row, in one transaction with the same pragmas (WAL, synchronous FULL, foreign keys
   on, 64 MiB cache). It reads the file once and checks nothing; the CLI validates every record
   before it writes any (a first pass over the file) and applies them in a second.
+Each round checks that both sides stored the same bytes (entries with their times, change feed).
 Prints the median of each side, the ratios (records/s, and CPU time, which other jobs on a shared
 machine disturb less) and the CLI's peak RSS (largest of the rounds).
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from batch import GEMINI_FLOW, measured, records  # noqa: E402
+from batch import GEMINI_FLOW, gemini_flow, measured, records, stored  # noqa: E402
 
 RAW = r'''
 import calendar, hashlib, json, sqlite3, sys, time
@@ -88,6 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older checkout (e.g. `git archive COMMIT | tar -x -C /tmp/before`) measured "
+                        "in the same rounds")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gf-import-"))
     env = {**os.environ, "GEMINI_FLOW_FORMAT": "json", "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
@@ -113,9 +118,11 @@ def main() -> None:
         shutil.rmtree(source.parent)
         raw = folder / "raw.py"
         raw.write_text(RAW)
+        before_s, before_cpu = [], []
         cli_s, raw_s, cli_cpu, raw_cpu, rss = [], [], [], [], []
+        digests: dict[int, set[str]] = {}
         for round_ in range(args.runs):
-            for side in ("cli", "raw"):
+            for side in ("cli", "raw") if args.before is None else ("cli", "before", "raw"):
                 work = folder / f"{side}-{round_}"
                 shutil.copytree(template.parent, work)
                 db = work / "hive.db"
@@ -125,16 +132,21 @@ def main() -> None:
                     cli_s.append(seconds)
                     cli_cpu.append(cpu)
                     rss.append(peak)
+                elif side == "before":
+                    seconds, cpu, _ = measured([*gemini_flow(args.before.resolve()), "--db", str(db), "memory",
+                                                "import", str(exported)], env)
+                    before_s.append(seconds)
+                    before_cpu.append(cpu)
                 else:
                     seconds, cpu, _ = measured([sys.executable, str(raw), str(exported), str(db)], env)
                     raw_s.append(seconds)
                     raw_cpu.append(cpu)
-                count = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                                        "print(c.execute('SELECT COUNT(*) FROM memory_store').fetchone()[0], "
-                                        "c.execute('SELECT COUNT(*) FROM memory_changes').fetchone()[0])", str(db)],
-                                       capture_output=True, text=True).stdout.split()
-                if [int(c) for c in count] != [args.n, args.n]:
-                    raise SystemExit(f"{side}: {count} entries and change rows, expected {args.n} each")
+                count, digest = stored(db, times=True)
+                if count != args.n:
+                    raise SystemExit(f"{side}: {count} change rows, expected {args.n}")
+                digests.setdefault(round_, set()).add(digest)
+                if len(digests[round_]) > 1:
+                    raise SystemExit(f"round {round_}: the CLI and the floor stored different rows")
                 shutil.rmtree(work)
         size = exported.stat().st_size / 1e6
         cli_med, raw_med = statistics.median(cli_s), statistics.median(raw_s)
@@ -146,6 +158,13 @@ def main() -> None:
               f"CPU {statistics.median(raw_cpu):6.2f} s")
         print(f"  ratio (CLI / floor, rec/s)      {raw_med / cli_med:7.2f}x  "
               f"(CPU time: {statistics.median(raw_cpu) / statistics.median(cli_cpu):.2f}x)")
+        if before_s:
+            before_med = statistics.median(before_s)
+            print(f"  before ({args.before})  {before_med:7.2f} s  {args.n / before_med:9,.0f} rec/s  "
+                  f"CPU {statistics.median(before_cpu):6.2f} s  ratio {raw_med / before_med:.2f}x "
+                  f"(CPU time: {statistics.median(raw_cpu) / statistics.median(before_cpu):.2f}x)")
+        print("  the same entries (times included) and change rows stored by every side, every round "
+              "(digest checked)")
     finally:
         shutil.rmtree(folder)
 

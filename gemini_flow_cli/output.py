@@ -140,7 +140,8 @@ class Output:
     def emit_encoded(self, data: dict[str, Any], name: str, lines: Iterable[str], *,
                      columns: Sequence[str] | None = None) -> None:
         """Write ``data`` with a list ``name`` whose items are given already encoded, one compact
-        JSON text per item (``lines``): for results too many to hold, each encoded once.
+        JSON text per line (``lines``: blocks of one or more lines, each ending with a newline or
+        not; a JSON text holds no raw newline): for results too many to hold, each encoded once.
 
         JSON: one document, ``name`` first and one item per line (the other fields after it);
         jsonl: the items' lines; csv and table: the items as rows (``columns``, or those of the
@@ -154,17 +155,24 @@ class Output:
             if fmt == "json":
                 write("{" + json.dumps(name) + ": [")
                 separator = "\n  "
-            for line in lines:
-                line = line.rstrip("\n")
-                write(separator + (_json_for(line, sys.stdout) if tty else line) + ("\n" if fmt == "jsonl" else ""))
+            for block in lines:
+                block = block.rstrip("\n")
+                if not block:
+                    continue
+                if tty:
+                    block = _json_for(block, sys.stdout)
                 if fmt == "json":
+                    # A block of lines at a time (C work): a million results are a million lines.
+                    write(separator + block.replace("\n", ",\n  "))
                     separator = ",\n  "
+                else:
+                    write(block + "\n")
             if fmt == "json":
                 rest = json.dumps(data, ensure_ascii=False)[1:]
                 write("\n]" + (", " + rest if rest != "}" else "}") + "\n")
             sys.stdout.flush()
             return
-        rows = (json.loads(line) for line in lines)
+        rows = (json.loads(line) for block in lines for line in block.rstrip("\n").split("\n") if line)
         if fmt == "csv":
             write_csv(rows, columns)
         else:

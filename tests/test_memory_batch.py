@@ -339,8 +339,9 @@ def test_batch_input_that_is_not_utf8_names_the_offset(cli, tmp_path):
 
 
 def test_a_run_of_new_and_existing_entries_records_each_change_once(manager):
-    """The plain INSERT of a run fails on an existing entry: back to the savepoint, and the run
-    is applied as replacing stores, each change recorded once, with the value it replaced."""
+    """The plain INSERT of a run stops at an existing entry: the rows before it stay inserted,
+    and the rest of the run is applied as replacing stores, each change recorded once, with the
+    value it replaced."""
     manager.store("old", "before")
     manager.batch_store([{"key": "new-1", "value": 1}, {"key": "old", "value": "after"}, {"key": "new-2", "value": 2}])
     rows = manager.db.conn.execute(
@@ -348,6 +349,38 @@ def test_a_run_of_new_and_existing_entries_records_each_change_once(manager):
     assert rows == [("store", "old", 1, None), ("store", "new-1", 1, None), ("store", "old", 2, '"before"'),
                     ("store", "new-2", 1, None)]
     assert manager.retrieve("old")["value"] == "after" and manager.retrieve("new-2")["value"] == 2
+
+
+@pytest.mark.parametrize("at", [0, 1, 4, 5])
+@pytest.mark.parametrize("owned", [False, True])
+def test_an_existing_entry_anywhere_in_a_run_leaves_what_stores_one_by_one_leave(at, owned):
+    """Wherever the existing entry sits in a run (first, inside, last), with or without owners:
+    the same entries, versions and changes as the same stores made one at a time."""
+    one_by_one, batched = Database.in_memory(), Database.in_memory()
+    try:
+        results = []
+        for db in (one_by_one, batched):
+            agent = _owners(db)[0] if owned else None
+            items = [{"key": f"k{i}", "value": {"i": i}, "tags": ["t"], "agent_id": agent if i == 2 else None}
+                     for i in range(6)]
+            items[at] = {"key": "old", "value": "after", "ttl": 60, "tags": [], "agent_id": None}
+            manager = MemoryManager(db)
+            manager.store("old", "before")
+            if db is one_by_one:
+                for item in items:
+                    manager.store(item["key"], item["value"], ttl=item["ttl"] if "ttl" in item else None,
+                                  tags=item["tags"], agent_id=item["agent_id"])
+            else:
+                manager.batch_store(items)
+            results.append((
+                db.conn.execute("SELECT key, value, namespace, agent_id IS NOT NULL, ttl IS NOT NULL, version, "
+                                "size_bytes, tags, encrypted, access_count FROM memory_store ORDER BY key").fetchall(),
+                db.conn.execute("SELECT action, key, version, previous_value FROM memory_changes "
+                                "ORDER BY revision").fetchall()))
+        assert results[0] == results[1]
+    finally:
+        one_by_one.close()
+        batched.close()
 
 
 @pytest.mark.parametrize("separator", ["\x85", "\u2028", "\u2029", "\x1c", "\x0b", "\x0c"])
@@ -359,3 +392,47 @@ def test_line_separators_other_than_newline_inside_a_string_are_data(cli, separa
     from gemini_flow_cli.core.memory import parse_batch_document
 
     assert parse_batch_document(document + "\n") == [json_module.loads(document)]
+
+
+@pytest.mark.parametrize("in_memory, chunk", [(10_000, 20_000), (2, 3), (5, 4)])
+def test_a_batch_of_only_stores_applies_and_reports_each_in_order(monkeypatch, in_memory, chunk):
+    """Only plain stores go to the writes a spooled block at a time: the same results, in order,
+    whether collected, handed to a sink, or handed over per part written, and the same rows."""
+    monkeypatch.setattr(memory_core.Spool, "IN_MEMORY", in_memory)
+    monkeypatch.setattr(memory_core, "BATCH_CHUNK", chunk)
+    ops = [{"action": "store", "key": f"k{i % 7}", "value": {"i": i}, "namespace": f"ns{i % 2}"} for i in range(17)]
+    expected = [{"action": "store", "key": op["key"], "namespace": op["namespace"], "success": True} for op in ops]
+    outcomes = []
+    for how in ("collected", "sink", "stores"):
+        db = Database.in_memory()
+        try:
+            manager = MemoryManager(db)
+            got: list = []
+            if how == "collected":
+                result = manager.run_batch(ops)
+                got = result["results"]
+            elif how == "sink":
+                result = manager.run_batch(ops, sink=got.append)
+            else:
+                result = manager.run_batch(ops, sink=got.append, stores=lambda pairs: got.extend(
+                    {"action": "store", "key": k, "namespace": n, "success": True} for k, n in pairs))
+            assert got == expected and result["total"] == result["succeeded"] == 17
+            outcomes.append((db.conn.execute("SELECT key, namespace, value, version FROM memory_store "
+                                             "ORDER BY key, namespace").fetchall(),
+                             db.conn.execute("SELECT key, namespace, version, previous_value FROM memory_changes "
+                                             "ORDER BY revision").fetchall()))
+        finally:
+            db.close()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert ("k0", "ns0", '{"i":14}', 2) in outcomes[0][0]
+
+
+def test_events_of_a_batch_of_only_stores_are_recorded_each(manager, monkeypatch):
+    """With a hook listening, a batch of plain stores takes the general path: an event per store,
+    in order, with the version each store left."""
+    recorded = []
+    monkeypatch.setattr(manager.db, "listens", lambda event: event == "memory.store")
+    monkeypatch.setattr(manager.db, "record_event", lambda event, data: recorded.append((event, data["key"],
+                                                                                         data["version"])))
+    manager.run_batch([{"action": "store", "key": key, "value": 1} for key in ("a", "b", "a")])
+    assert recorded == [("memory.store", "a", 2), ("memory.store", "b", 1), ("memory.store", "a", 2)]

@@ -82,6 +82,15 @@ def test_an_invalid_line_anywhere_imports_nothing_and_names_the_line(cli, tmp_pa
         {"key": "k", "value": 1, "tags": "notalist"},
         {"key": "k", "value": 5, "encrypted": True},
         {"key": "k", "value": 1, "extra": 1},
+        # a time that is not text (a list or an object used to end as an internal error, exit 70)
+        {"key": "k", "value": 1, "createdAt": []},
+        {"key": "k", "value": 1, "updatedAt": {"t": 1}},
+        {"key": "k", "value": 1, "expiresAt": [1]},
+        {"key": "k", "value": 1, "tags": ["ok", 1]},
+        {"key": "k", "value": 1, "tags": [["not", "hashable"]]},
+        {"key": "k", "value": 1, "encrypted": 0},
+        {"key": "k", "value": 1, "agentId": ""},
+        {"key": "k", "value": 1, "agent": {"id": "other"}},
     ],
 )
 def test_invalid_records_are_refused(cli, tmp_path, record):
@@ -238,3 +247,181 @@ def test_export_of_text_written_by_other_programs_matches_the_record_path(stored
         assert out.getvalue() == _reference_export(db)
     finally:
         db.close()
+
+
+# -- the million-record path (issue 20): the same values and errors as the general one ----------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _outcome(call, *args):
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    try:
+        return ("ok", call(*args))
+    except GeminiFlowError as exc:
+        return ("error", exc.code, exc.message)
+    except ValueError as exc:
+        return ("ValueError", str(exc))
+
+
+def _mangled(text: str, how: int) -> str:
+    """``text`` as another program might have written it, or broken in one of the ways a line
+    can be: blanks around it, a key named twice, an escape, text after it, cut short, NaN."""
+    return [
+        text,
+        " " + text,
+        text + "  \n",
+        text + " x",
+        text[:-1],
+        text.replace("{", '{"d": 1, "d": 2, ', 1) if "{" in text else text,
+        text.replace('"', '"\\u00e9', 1),
+        text.replace('"', '"\\ud800', 1),
+        "[" * 300 + text + "]" * 300,
+        text.replace("1", "NaN", 1),
+        "\ufeff" + text,
+    ][how]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON_VALUES, st.integers(0, 10), st.booleans())
+def test_a_files_line_loader_reads_as_loads_does(value, how, compact):
+    from gemini_flow_cli.core import jsontext
+
+    text = _mangled(json.dumps(value, ensure_ascii=False, separators=(",", ":") if compact else None), how)
+    load = jsontext.line_loader("the record")
+    assert _outcome(load, text) == _outcome(lambda t: jsontext.loads(t, what="the record"), text)
+
+
+_RECORD_FIELDS = st.fixed_dictionaries(
+    {"key": st.sampled_from(["k", "a/b", "", "x\x01"]), "value": _JSON_VALUES},
+    optional={
+        "namespace": st.sampled_from(["default", "ns-1", "bad ns", 3]),
+        "encrypted": st.sampled_from([False, True, 0, None]),
+        "tags": st.sampled_from([[], ["t"], ["t", "u,v"], "t", ["t", 1], [["x"]], None, 0, {}]),
+        "expiresAt": st.sampled_from([None, "2030-01-01T00:00:00Z", "2030-01-01T00:00:00+01:00Z", "soon", [], 5]),
+        "createdAt": st.sampled_from([None, "2025-08-03T11:30:00Z", "1970-01-01T00:00:00Z", "x", {}]),
+        "updatedAt": st.sampled_from([None, "2025-08-03T11:31:00Z", "2025-08-03T11:30:00Z", [1]]),
+        "agentId": st.sampled_from([None, "a1", "", 7]),
+        "agent": st.sampled_from([None, {"id": "a1", "name": "n"}, {"id": "zz"}, "row"]),
+        "swarmId": st.sampled_from([None, "s1"]),
+        "accessCount": st.sampled_from([0, 3, -1, "1", True]),
+        "size": st.sampled_from([None, 0, 12, -1, "1"]),
+        "version": st.sampled_from([1, 2, 0, "1"]),
+    },
+)
+
+
+
+# The reference: the general path as it was, names resolved in core/transfer.py's namespace.
+_REFERENCE = '''
+def _reference_parse_record(line, ctx) -> tuple[tuple, dict[str, Any] | None]:
+    """parse_record as it was before the million-record path was written (commit 4407001)."""
+    try:
+        record = jsontext.loads(line, what="the record")
+    except ValueError as exc:
+        raise GeminiFlowError("INVALID_INPUT", f"not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise GeminiFlowError("INVALID_INPUT", "each line must be a JSON object")
+    unknown = record.keys() - _KNOWN
+    if unknown:
+        raise GeminiFlowError("INVALID_INPUT", f"unknown field(s) {', '.join(sorted(unknown))}")
+    key = record.get("key")
+    if type(key) is not str or not key or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
+        validate_key(key)
+    namespace = record.get("namespace", "default")
+    if namespace not in ctx.namespaces:
+        validate_namespace(namespace)
+        ctx.namespaces.add(namespace)
+    if "value" not in record:
+        raise GeminiFlowError("INVALID_INPUT", "missing field 'value'")
+    encrypted = record.get("encrypted", False)
+    if not isinstance(encrypted, bool):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid encrypted {encrypted!r}: true or false")
+    value = record["value"]
+    kdf = None
+    if encrypted:
+        if not isinstance(value, str) or not value:
+            raise GeminiFlowError("INVALID_INPUT", "an encrypted value must be its stored ciphertext text")
+        text = value
+        size = _ciphertext_size(text)
+        if record.get("kdf") is not None:
+            from gemini_flow_cli.core import crypto
+
+            kdf = record["kdf"]
+            seen = json.dumps(kdf, sort_keys=True)
+            if seen not in ctx.checked_kdfs:
+                crypto.check_params(kdf, f"kdf of {key!r}")
+                ctx.checked_kdfs.add(seen)
+                ctx.kdfs.setdefault(crypto.derivation(kdf), kdf)
+    else:
+        if record.get("kdf") is not None:
+            raise GeminiFlowError("INVALID_INPUT", "kdf is only for encrypted records")
+        text = dumps(value)
+        size = len(text.encode("utf-8"))
+    # The record's own "size" is not trusted: it is recomputed above (and checked for shape only).
+    claimed = record.get("size")
+    if claimed is not None and (type(claimed) is not int or claimed < 0):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid size {claimed!r}")
+    if size > ctx.max_value_size:
+        raise GeminiFlowError(
+            "VALUE_TOO_LARGE",
+            f"the value of {key!r} is {size} bytes, over the limit of {ctx.max_value_size} bytes (memory.maxValueSize)",
+            details={"key": key, "size": size, "limit": ctx.max_value_size},
+        )
+    tags = record.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise GeminiFlowError("INVALID_INPUT", f"invalid tags {tags!r}: a list of strings")
+    # normalised and encoded once per distinct list (bulk data repeats tag sets), as batch does
+    tags_text = _tags_text(tags) if tags else None
+    accesses = record.get("accessCount", 0)
+    if type(accesses) is not int or accesses < 0:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid accessCount {accesses!r}")
+    owners = []
+    for name, noun in (("agentId", "agent"), ("swarmId", "swarm")):
+        owner = record.get(name)
+        if owner is not None and (not isinstance(owner, str) or not owner):
+            raise GeminiFlowError("INVALID_INPUT", f"invalid {name} {owner!r}")
+        row = record.get(noun)
+        if row is not None:
+            if not isinstance(row, dict) or row.get("id") != owner or not all(
+                v is None or type(v) in (str, int, float) for v in row.values()
+            ):
+                raise GeminiFlowError("INVALID_INPUT", f"invalid {noun} record: an object of its columns whose id is {name}")
+            ctx.owner_rows.setdefault((noun, owner), row)
+        owners.append(owner if ctx.owners == "keep" else None)
+    created = parse_time(record.get("createdAt"), "createdAt")
+    updated = parse_time(record.get("updatedAt"), "updatedAt")
+    expires = parse_time(record.get("expiresAt"), "expiresAt")
+    created = ctx.now if created is None else created
+    updated = created if updated is None else updated
+    version = record.get("version", 1)
+    if type(version) is not int or version < 1:
+        raise GeminiFlowError("INVALID_INPUT", f"invalid version {version!r}: a whole number from 1")
+    return (key, text, namespace, owners[0], owners[1], expires, created, updated, accesses, size,
+            tags_text, int(encrypted), version), kdf
+'''
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RECORD_FIELDS, st.sampled_from(["keep", "drop"]))
+def test_a_record_reads_the_same_on_the_million_record_path(record, owners):
+    """parse_record with a file's line loader gives the row (or the error) that the general path
+    gives: same stored text, times, tags, owners, and the same refusals."""
+    from gemini_flow_cli.core import jsontext, transfer
+
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    contexts = [transfer.ImportContext(1_700_000_000, owners=owners) for _ in range(2)]
+    namespace = dict(vars(transfer))
+    exec(_REFERENCE, namespace)
+    contexts.append(transfer.ImportContext(1_700_000_000, owners=owners))
+    fast = _outcome(transfer.parse_record, line, contexts[0], jsontext.line_loader("the record"))
+    general = _outcome(transfer.parse_record, line, contexts[1])
+    reference = _outcome(namespace["_reference_parse_record"], line, contexts[2])
+    assert fast == general == reference
+    assert contexts[0].owner_rows == contexts[1].owner_rows == contexts[2].owner_rows

@@ -1,6 +1,7 @@
 """`gemini-flow memory ...`: the shared key/value memory."""
 
 import json
+import operator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -646,7 +647,8 @@ def batch(
         # cyclic collector would only re-scan them as they pile up (~0.7 s per 200,000).
         gc.disable()
         with st.out.progress("Applying batch") as bar:
-            result = manager.run_batch(operations, progress=bar.advance, sink=results.add, validated=bar.set_total)
+            result = manager.run_batch(operations, progress=bar.advance, sink=results.add, validated=bar.set_total,
+                                       stores=results.add_stores)
         gc.enable()
         columns = ("action", "key", "namespace", "success", "value")
         if results.file is None:
@@ -659,7 +661,7 @@ def batch(
             # A table is for a person on a terminal: drawn from every row, as for a small batch.
             st.out.table([_table_row(json.loads(line)) for line in results.lines()], columns)
         else:
-            st.out.emit_encoded(result, "results", results.lines(), columns=results.columns)
+            st.out.emit_encoded(result, "results", results.blocks(), columns=results.columns)
         if st.out.format == "table":
             st.out.message(f"{result['succeeded']} of {result['total']} operations succeeded")
     finally:
@@ -701,6 +703,12 @@ def _batch_input(file: str | None):
     return stream, "standard input", True
 
 
+# A store's result line, as json.dumps writes {"action": "store", "key", "namespace", "success": true}
+# with the key and namespace given as JSON strings.
+_STORE_RESULT = '{{"action": "store", "key": {}, "namespace": {}, "success": true}}\n'
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+
+
 class _BatchResults:
     """A batch's results on their way to the output: the first 10,000 as they are, then (a large
     batch) every one encoded once, as a compact JSON line in a temporary file (mode 0600,
@@ -714,13 +722,24 @@ class _BatchResults:
         self.columns: list[str] = []
         self._known: set[str] = set()
 
+    def add_stores(self, pairs: list[tuple[str, str]]) -> None:
+        """The results of stores (each succeeded), given as their (key, namespace) pairs."""
+        if self.file is None:
+            for done, (key, namespace) in enumerate(pairs, 1):
+                self.add({"action": "store", "key": key, "namespace": namespace, "success": True})
+                if self.file is not None:  # past KEEP: the rest of the part as lines, below
+                    pairs = pairs[done:]
+                    break
+            else:
+                return
+        # Each line as json.dumps writes it, without a trip through the encoder, the part's lines
+        # in one write, made by C loops (map), no Python step per line (their four names, which
+        # every result has, are among the columns already).
+        string = self._string
+        self.file.write("".join(map(_STORE_RESULT.format, map(string, map(_FIRST, pairs)),
+                                    map(string, map(_SECOND, pairs)))))
+
     def add(self, item: dict) -> None:
-        if self.file is not None and len(item) == 4 and item["success"] is True and item["action"] == "store":
-            # The common line, as json.dumps writes it, without a trip through the encoder (its
-            # four names, which every result has, are among the columns already).
-            self.file.write('{"action": "store", "key": ' + self._string(item["key"]) + ', "namespace": '
-                            + self._string(item["namespace"]) + ', "success": true}\n')
-            return
         for name in item:
             if name not in self._known:
                 self._known.add(name)
@@ -744,6 +763,20 @@ class _BatchResults:
         self.file.flush()
         self.file.seek(0)
         yield from self.file
+
+    def blocks(self):
+        """The lines, a megabyte of whole lines at a time (each block ends with a newline)."""
+        self.file.flush()
+        self.file.seek(0)
+        carry = ""
+        while chunk := self.file.read(1 << 20):
+            chunk = carry + chunk
+            cut = chunk.rfind("\n") + 1
+            if cut:
+                yield chunk[:cut]
+            carry = chunk[cut:]
+        if carry:
+            yield carry
 
     def close(self) -> None:
         if self.file is not None:

@@ -153,6 +153,11 @@ class Database:
     """
 
     backend = "sqlite"  # core/storage/postgres.py's PostgresDatabase says "postgresql"
+    # A statement that fails inside a transaction undoes only itself (SQLite's ABORT); the
+    # transaction, and what earlier statements of an executemany wrote, go on. PostgreSQL aborts
+    # the whole transaction instead, so code that goes on after a failure asks this first and
+    # otherwise guards the statement with a SAVEPOINT.
+    failed_statement_keeps_transaction = True
 
     def __init__(
         self,

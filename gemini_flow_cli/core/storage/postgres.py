@@ -826,6 +826,7 @@ class PostgresDatabase(Database):
     """
 
     backend = "postgresql"
+    failed_statement_keeps_transaction = False  # a failed statement aborts the transaction
 
     def __init__(self, conn: Connection, url: str, **kwargs):
         super().__init__(conn, None, **kwargs)
