@@ -125,7 +125,18 @@ _SQLITE_LIMITS = ("pattern too complex", "Expression tree is too large", "too ma
 
 
 def read_only_error(path: Path | str | None) -> GeminiFlowError:
-    """CONNECTION_FAILED (exit 6): the database cannot be written, and is left as it is."""
+    """CONNECTION_FAILED (exit 6): the database cannot be written, and is left as it is.
+
+    On a server (``path`` a ``postgresql://`` URL: the message a refused privilege comes as, see
+    core/storage/postgres.py) it is PERMISSION_DENIED (exit 4) in the server's words: there is no
+    file, -wal or folder to blame, but a grant the role lacks."""
+    if isinstance(path, str) and "://" in path:
+        return GeminiFlowError(
+            "PERMISSION_DENIED",
+            f"the PostgreSQL server refused this role a change to {path} (a grant is missing, or the role does not "
+            "own the object it must change); nothing was written",
+            details={"database": path},
+        )
     where = f" {path}" if path is not None else ""
     return GeminiFlowError(
         "CONNECTION_FAILED",
@@ -151,6 +162,10 @@ class Database:
     ``ephemeral`` databases stand in for a file that does not exist yet: a command that only reads
     sees an empty store, and nothing is created on disk (CLI.md §1).
     """
+
+    # A stand-in for a server schema without gemini-flow's tables: why a first write could not
+    # create them (``memory health`` reports these); empty for a file.
+    creation_problems: tuple[str, ...] | list[str] = ()
 
     backend = "sqlite"  # core/storage/postgres.py's PostgresDatabase says "postgresql"
 
