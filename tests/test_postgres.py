@@ -623,3 +623,32 @@ def test_health_says_not_writable_for_a_role_without_write_grants_or_in_a_read_o
     code, out, _ = _gf_json(writer, "memory", "health")
     health = json.loads(out)
     assert code == 6 and health["checks"]["writable"] is False and "default_transaction_read_only" in health["problems"][0]
+
+
+def test_a_refused_privilege_on_a_server_speaks_of_grants_not_files():
+    from gemini_flow_cli.core.db import translate_sqlite_error
+
+    error = translate_sqlite_error(
+        sqlite3.OperationalError("attempt to write a readonly database (must be owner of function gf_glob)"),
+        path="postgresql://h/db")
+    assert error.code == "PERMISSION_DENIED" and "must be owner of function gf_glob" in str(error)
+    assert not any(word in str(error) for word in ("file", "-wal", "folder"))
+    on_a_file = translate_sqlite_error(sqlite3.OperationalError("attempt to write a readonly database"),
+                                       path=Path("/x/hive.db"))
+    assert on_a_file.code == "CONNECTION_FAILED" and "-wal" in str(on_a_file)
+
+
+@server
+def test_a_role_that_may_not_upgrade_gemini_flows_helper_objects_is_told_so(schema_url, role_url):
+    """A helper object missing from gemini-flow's own schema (a newer version's, here one dropped)
+    is made by the first command; a role that does not own the others exits 4 in the server's words."""
+    import psycopg
+
+    make, _ = role_url
+    assert _gf_json(schema_url, "memory", "store", "k", "1")[0] == 0
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION gf_bump(text, text)")
+    creator = make("GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
+    code, _, err = _gf_json(creator, "memory", "list")
+    assert code == 4 and "must be owner of function" in err, err
+    assert not any(word in err for word in ("file", "-wal", "folder"))
