@@ -169,7 +169,6 @@ WHERE n.nspname = current_schema()
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
 """,
 )
-BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_bump", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
 
 # Every name BOOTSTRAP creates (functions, aggregates, operators, views), read from the statements
 # themselves so that a new helper object is guarded without a second list to keep in step; and
@@ -181,6 +180,8 @@ HELPER_NAMES = tuple(dict.fromkeys(
     re.match(r"\s*CREATE (?:OR REPLACE )?(?:FUNCTION|AGGREGATE|OPERATOR|VIEW) (\S+?)[\s(]", statement).group(1)
     for statement in BOOTSTRAP))
 HELPER_PREFIX = "gf_"
+# The helper objects _catalog sees (functions, views: not the operators): all present, nothing to make.
+BOOTSTRAP_OBJECTS = tuple(name for name in HELPER_NAMES if name.isidentifier())
 # The comment every helper object carries: it marks what gemini-flow made (a first command that
 # made them and then failed leaves them behind, and the next one must not take them for another
 # application's).
