@@ -854,3 +854,222 @@ def test_a_refused_pipelined_write_leaves_only_the_json_error_on_stderr(schema_u
         with psycopg.connect(schema_url, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+# -- another application's objects, grants and health ------------------------------------------
+
+def _helper_plantings() -> list[tuple[str, str]]:
+    """(kind, name) for every helper object name the code guards, as another application might
+    own it: a function, a view and a table for each name, an operator for each operator name."""
+    from gemini_flow_cli.core import fts
+    from gemini_flow_cli.core.storage.postgres import HELPER_NAMES, HELPER_PREFIX
+
+    assert fts.PG_DOCUMENT.startswith(HELPER_PREFIX)  # guarded by the prefix: it is created a layer up
+    plantings = []
+    for name in (*HELPER_NAMES, fts.PG_DOCUMENT):
+        if name.isidentifier():
+            plantings += [("function", name), ("view", name), ("table", name)]
+        else:
+            plantings.append(("operator", name))
+    return plantings
+
+
+def _plant(conn, kind: str, name: str) -> None:
+    if kind == "function":
+        conn.execute(f'CREATE FUNCTION "{name}"(value text) RETURNS text LANGUAGE sql AS $$ SELECT \'theirs\' $$')
+    elif kind == "view":
+        conn.execute(f'CREATE VIEW "{name}" AS SELECT \'theirs\'::text AS answer')
+    elif kind == "table":
+        conn.execute(f'CREATE TABLE "{name}" (answer text)')
+        conn.execute(f'INSERT INTO "{name}" VALUES (\'theirs\')')
+    else:
+        conn.execute("CREATE FUNCTION their_match(a text, b text) RETURNS boolean LANGUAGE sql AS $$ SELECT a = b $$")
+        conn.execute(f"CREATE OPERATOR {name} (LEFTARG = text, RIGHTARG = text, FUNCTION = their_match)")
+
+
+def _schema_objects(conn) -> list[tuple]:
+    """Everything a schema holds, with its definition: a refused open must leave it as it was."""
+    ns = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+    return [
+        *conn.execute(f"SELECT proname::text, prosrc, pg_get_function_identity_arguments(oid), "
+                      f"obj_description(oid, 'pg_proc') FROM pg_proc WHERE pronamespace = {ns} ORDER BY 1, 3"),
+        *conn.execute(f"SELECT relname::text, relkind::text, pg_get_viewdef(oid), obj_description(oid, 'pg_class') "
+                      f"FROM pg_class WHERE relnamespace = {ns} ORDER BY 1"),
+        *conn.execute(f"SELECT oprname::text, oprcode::text FROM pg_operator WHERE oprnamespace = {ns} ORDER BY 1"),
+    ]
+
+
+@server
+@pytest.mark.parametrize(("kind", "name"), _helper_plantings())
+def test_a_schema_holding_another_applications_object_by_a_helper_name_is_refused_untouched(schema_url, kind, name):
+    import psycopg
+
+    from gemini_flow_cli.errors import GeminiFlowError
+
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        _plant(conn, kind, name)
+        before = _schema_objects(conn)
+    with pytest.raises(GeminiFlowError) as refused:
+        Database.open(schema_url)
+    assert refused.value.code == "CONNECTION_FAILED"  # exit 6
+    assert "another application" in str(refused.value) and f"{kind} {name}" in str(refused.value)
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        assert _schema_objects(conn) == before
+
+
+@server
+def test_another_tools_json_valid_and_typeof_are_not_replaced_by_a_first_store(schema_url):
+    """The tester's case: `memory store` used to exit 0 and replace both with gemini-flow's."""
+    import psycopg
+
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION json_valid(text) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$")
+        conn.execute("CREATE FUNCTION typeof(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT 'theirs' $$")
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "store", "k", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 6, result
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert "another application" in error["message"]
+    assert set(error["details"]["objects"]) == {"function json_valid", "function typeof"}
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        assert conn.execute("SELECT json_valid('1'), typeof(1)").fetchone() == (False, "theirs")
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None
+
+
+@server
+def test_helper_objects_a_failed_first_command_left_are_taken_as_gemini_flows(schema_url):
+    """The helper objects are made (and marked) before the tables: a first command that stopped
+    between the two leaves a schema the next command must still open as its own."""
+    import psycopg
+
+    Database.open(schema_url).close()
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall():
+            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    db = Database.open(schema_url)
+    try:
+        assert migrations.current_version(db.conn) == migrations.LATEST
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("setting", "names"), [
+    ("public", ["public"]),
+    ('"$user", public', ["me", "public"]),
+    ('Mixed, "Quoted ""One""",other', ["mixed", 'Quoted "One"', "other"]),
+    ("", []),
+])
+def test_the_search_path_is_read_as_postgresql_reads_it(setting, names):
+    pytest.importorskip("psycopg")
+    from gemini_flow_cli.core.storage.postgres import search_path_names
+
+    assert search_path_names(setting, "me") == names
+
+
+@pytest.fixture
+def role_url(schema_url):
+    """(make(grants...) -> URL logging in as a new role of the test's schema, the schema's name)."""
+    import psycopg
+
+    schema = schema_url.rsplit("%3D", 1)[1]
+    roles = []
+
+    def make(*grants: str) -> str:
+        role = f"r{len(roles)}_{schema}"
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+            for grant in grants:
+                conn.execute(grant.format(schema=schema, role=role))
+        roles.append(role)
+        url = schema_url.replace("://postgres@", f"://{role}@", 1)
+        if url == schema_url:
+            pytest.skip("the test server's URL does not log in as postgres")
+        return url
+
+    yield make, schema
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
+def _gf_json(url, *args):
+    result = subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stdout, result.stderr
+
+
+@server
+def test_a_role_without_usage_or_create_is_told_which_grant_it_lacks(schema_url, role_url):
+    import psycopg
+
+    make, schema = role_url
+    no_usage = make()
+    code, _, err = _gf_json(no_usage, "memory", "store", "k", "1")
+    assert code == 4 and "PERMISSION_DENIED" in err and f"GRANT USAGE ON SCHEMA {schema}" in err, err
+    assert "does not exist" not in err
+    usage_only = make("GRANT USAGE ON SCHEMA {schema} TO {role}")
+    code, _, err = _gf_json(usage_only, "memory", "store", "k", "1")
+    assert code == 4 and f"GRANT CREATE ON SCHEMA {schema}" in err and "owner run the first command" in err, err
+    assert not any(word in err for word in ("file", "-wal", "folder"))
+    code, out, _ = _gf_json(usage_only, "memory", "health")
+    health = json.loads(out)
+    assert code == 6 and health["checks"]["writable"] is False and "CREATE" in health["problems"][0]
+    with psycopg.connect(schema_url, autocommit=True) as conn:  # nothing was created
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = "
+                            "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())").fetchone()[0] == 0
+
+
+@server
+def test_health_says_not_writable_for_a_role_without_write_grants_or_in_a_read_only_session(schema_url, role_url):
+    import psycopg
+
+    make, schema = role_url
+    assert _gf_json(schema_url, "memory", "store", "k", "1")[0] == 0
+    reader = make("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    code, out, _ = _gf_json(reader, "memory", "health")
+    health = json.loads(out)
+    assert code == 6 and health["checks"]["writable"] is False, health
+    assert "GRANT INSERT, UPDATE, DELETE ON ALL TABLES" in health["problems"][0]
+    assert _gf_json(reader, "memory", "store", "k", "2")[0] == 4  # what health foretold
+
+    writer = make("GRANT USAGE ON SCHEMA {schema} TO {role}",
+                  "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    code, out, _ = _gf_json(writer, "memory", "health")
+    assert code == 0 and json.loads(out)["checks"]["writable"] is True
+    assert _gf_json(writer, "memory", "store", "k", "2")[0] == 0  # and so it is
+
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {writer.split('://')[1].split('@')[0]} SET default_transaction_read_only = on")
+    code, out, _ = _gf_json(writer, "memory", "health")
+    health = json.loads(out)
+    assert code == 6 and health["checks"]["writable"] is False
+    assert "default_transaction_read_only" in health["problems"][0]
+
+
+def test_a_refused_privilege_on_a_server_speaks_of_grants_not_files():
+    from gemini_flow_cli.core.db import translate_sqlite_error
+
+    error = translate_sqlite_error(
+        sqlite3.OperationalError("attempt to write a readonly database (must be owner of function gf_glob)"),
+        path="postgresql://h/db")
+    assert error.code == "PERMISSION_DENIED" and "must be owner of function gf_glob" in str(error)
+    assert not any(word in str(error) for word in ("file", "-wal", "folder"))
+    on_a_file = translate_sqlite_error(sqlite3.OperationalError("attempt to write a readonly database"),
+                                       path=Path("/x/hive.db"))
+    assert on_a_file.code == "CONNECTION_FAILED" and "-wal" in str(on_a_file)
+
+
+@server
+def test_a_role_that_may_not_upgrade_gemini_flows_helper_objects_is_told_so(schema_url, role_url):
+    """A helper object missing from gemini-flow's own schema (a newer version's, here one dropped)
+    is made by the first command; a role that does not own the others exits 4 in the server's words."""
+    import psycopg
+
+    make, _ = role_url
+    assert _gf_json(schema_url, "memory", "store", "k", "1")[0] == 0
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION gf_bump(text, text)")
+    creator = make("GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}")
+    code, _, err = _gf_json(creator, "memory", "list")
+    assert code == 4 and "must be owner of function" in err, err
+    assert not any(word in err for word in ("file", "-wal", "folder"))

@@ -110,7 +110,7 @@ def translate_sqlite_error(
     if isinstance(exc, sqlite3.OperationalError) and "unable to open" in text:
         return GeminiFlowError("CONNECTION_FAILED", f"cannot open the database{where}: {text}")
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-        return read_only_error(path)
+        return read_only_error(path, detail=text)
     if any(limit in text for limit in _SQLITE_LIMITS):
         # A question larger than SQLite takes in one statement: the input's fault, not a bug.
         return GeminiFlowError("INVALID_INPUT", f"the request is beyond what SQLite takes in one statement ({text}); "
@@ -124,8 +124,21 @@ _SQLITE_LIMITS = ("pattern too complex", "Expression tree is too large", "too ma
                   "parser stack overflow", "too many FROM clause terms")
 
 
-def read_only_error(path: Path | str | None) -> GeminiFlowError:
-    """CONNECTION_FAILED (exit 6): the database cannot be written, and is left as it is."""
+def read_only_error(path: Path | str | None, detail: str | None = None) -> GeminiFlowError:
+    """CONNECTION_FAILED (exit 6): the database cannot be written, and is left as it is.
+
+    On a server (``path`` a ``postgresql://`` URL: the message a refused privilege comes as, see
+    core/storage/postgres.py) it is PERMISSION_DENIED (exit 4) in the server's words: there is no
+    file, -wal or folder to blame, but a grant the role lacks. ``detail``: the error's text, whose
+    parenthesis holds the server's own words (which object it refused)."""
+    if isinstance(path, str) and "://" in path:
+        said = detail.partition("(")[2].rstrip(")") if detail and "(" in detail else ""
+        return GeminiFlowError(
+            "PERMISSION_DENIED",
+            f"the PostgreSQL server refused this role a change to {path}{': ' + said if said else ''} (a grant is "
+            "missing, or the role does not own the object it must change); nothing was written",
+            details={"database": path},
+        )
     where = f" {path}" if path is not None else ""
     return GeminiFlowError(
         "CONNECTION_FAILED",
@@ -151,6 +164,10 @@ class Database:
     ``ephemeral`` databases stand in for a file that does not exist yet: a command that only reads
     sees an empty store, and nothing is created on disk (CLI.md §1).
     """
+
+    # A stand-in for a server schema without gemini-flow's tables: why a first write could not
+    # create them (``memory health`` reports these); empty for a file.
+    creation_problems: tuple[str, ...] | list[str] = ()
 
     backend = "sqlite"  # core/storage/postgres.py's PostgresDatabase says "postgresql"
     # A statement that fails inside a transaction undoes only itself (SQLite's ABORT); the

@@ -896,6 +896,8 @@ class MemoryManager:
             free = _free_bytes(folder) if folder is not None else None
             if free is not None and free < MIN_FREE_BYTES:
                 problems.append(f"disk full: {free} bytes free where {self.db.target} would be created")
+            # A server schema without gemini-flow's tables: whether this role could create them.
+            problems.extend(self.db.creation_problems)
             return {
                 "healthy": not problems,
                 "exists": False,
@@ -964,7 +966,8 @@ class MemoryManager:
 
     def _server_health(self, full: bool) -> dict[str, Any]:
         """health_check of a PostgreSQL database: the server answers, the schema is current, the
-        session may write (a standby's is read-only) and the write lock was free; the integrity of
+        session may write (not a standby, not read-only, the role holds INSERT/UPDATE/DELETE on the
+        tables: ``PostgresDatabase.write_problems``) and the write lock was free; the integrity of
         its files is the server's (checksums, ``pg_amcheck``), so ``quickCheck`` is not run."""
         from gemini_flow_cli.core import migrations
 
@@ -972,17 +975,17 @@ class MemoryManager:
         version = self.db.schema_version()
         if version != migrations.LATEST:
             problems.append(f"schema version {version} is behind {migrations.LATEST} (run `gemini-flow migrate up`)")
-        read_only = self.db.conn.execute("SELECT current_setting('transaction_read_only')").fetchone()[0] == "on"
-        if read_only:
-            problems.append("not writable: the server takes no writes (a standby, or default_transaction_read_only)")
-        lock_free = None if read_only else bool(self.db.try_bookkeeping(lambda conn: True))
+        unwritable = self.db.write_problems()
+        problems.extend(unwritable)
+        writable = not unwritable
+        lock_free = bool(self.db.try_bookkeeping(lambda conn: True)) if writable else None
         return {
             "healthy": not problems,
             "exists": True,
             "path": self.db.location,
             "checks": {
                 "quickCheck": None, "integrityCheck": None, "journalMode": None, "schemaVersion": version,
-                "latestSchemaVersion": migrations.LATEST, "writable": not read_only, "writeLockFree": lock_free,
+                "latestSchemaVersion": migrations.LATEST, "writable": writable, "writeLockFree": lock_free,
                 "freeBytes": None, "walSize": 0,
             },
             "problems": problems,

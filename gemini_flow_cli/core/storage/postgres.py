@@ -176,7 +176,67 @@ WHERE n.nspname = current_schema()
   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)
 """,
 )
-BOOTSTRAP_OBJECTS = ("sqlite_master", "pragma_table_info", "gf_sum_bool", "gf_bump", "gf_glob_regex", "gf_glob", "gf_not_glob", "json_valid", "typeof")
+
+# Every name BOOTSTRAP creates (functions, aggregates, operators, views), read from the statements
+# themselves so that a new helper object is guarded without a second list to keep in step; and
+# any name starting ``gf_`` (the full-text search function of core/fts.py, which lives a layer up,
+# is one). In a schema without gemini-flow's tables, an object by one of these names that
+# gemini-flow did not make is another application's: CREATE OR REPLACE would silently change
+# what it does for that application, so the schema is refused instead (_check_foreign).
+HELPER_NAMES = tuple(dict.fromkeys(
+    re.match(r"\s*CREATE (?:OR REPLACE )?(?:FUNCTION|AGGREGATE|OPERATOR|VIEW) (\S+?)[\s(]", statement).group(1)
+    for statement in BOOTSTRAP))
+HELPER_PREFIX = "gf_"
+# The helper objects _catalog sees (functions, views: not the operators): all present, nothing to make.
+BOOTSTRAP_OBJECTS = tuple(name for name in HELPER_NAMES if name.isidentifier())
+# The comment every helper object carries: it marks what gemini-flow made (a first command that
+# made them and then failed leaves them behind, and the next one must not take them for another
+# application's).
+HELPER_MARK = "gemini-flow helper object"
+_HELPER_LIKE = HELPER_PREFIX.replace("_", "\\_") + "%"
+_NAMES = "ARRAY[" + ", ".join(f"'{name}'" for name in HELPER_NAMES) + "]::text[]"
+_SCHEMA_OID = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+# Marks the helper objects (in the bootstrap's transaction, after BOOTSTRAP).
+_MARK_HELPERS = f"""
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT format('%s %I.%I(%s)', CASE p.prokind WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                          current_schema(), p.proname, pg_get_function_identity_arguments(p.oid)) AS what
+             FROM pg_proc p
+             WHERE p.pronamespace = {_SCHEMA_OID} AND (p.proname = ANY({_NAMES}) OR p.proname LIKE '{_HELPER_LIKE}')
+    UNION ALL
+             SELECT format('OPERATOR %I.%s (%s, %s)', current_schema(), o.oprname, format_type(o.oprleft, NULL),
+                           format_type(o.oprright, NULL))
+             FROM pg_operator o WHERE o.oprnamespace = {_SCHEMA_OID} AND o.oprname = ANY({_NAMES})
+    UNION ALL
+             SELECT format('VIEW %I.%I', current_schema(), c.relname) FROM pg_class c
+             WHERE c.relnamespace = {_SCHEMA_OID} AND c.relkind = 'v' AND c.relname = ANY({_NAMES}) LOOP
+        EXECUTE format('COMMENT ON %s IS %L', r.what, '{HELPER_MARK}');
+    END LOOP;
+END
+$$"""
+# What in the schema has a helper object's name and is not marked as gemini-flow's: (kind, name).
+_FOREIGN_HELPERS = f"""
+SELECT kind, name FROM (
+    SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' WHEN 'p' THEN 'procedure' ELSE 'function' END AS kind,
+           p.proname::text AS name, obj_description(p.oid, 'pg_proc') AS note
+    FROM pg_proc p WHERE p.pronamespace = {_SCHEMA_OID}
+    UNION ALL
+    SELECT 'operator', o.oprname::text, obj_description(o.oid, 'pg_operator')
+    FROM pg_operator o WHERE o.oprnamespace = {_SCHEMA_OID}
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+                WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' WHEN 'i' THEN 'index'
+                WHEN 'S' THEN 'sequence' WHEN 'c' THEN 'type' ELSE 'relation' END,
+           c.relname::text, obj_description(c.oid, 'pg_class')
+    FROM pg_class c WHERE c.relnamespace = {_SCHEMA_OID}
+    UNION ALL
+    SELECT 'type', t.typname::text, obj_description(t.oid, 'pg_type')
+    FROM pg_type t WHERE t.typnamespace = {_SCHEMA_OID} AND t.typrelid = 0
+) objects
+WHERE (name = ANY({_NAMES}) OR name LIKE '{_HELPER_LIKE}') AND note IS DISTINCT FROM '{HELPER_MARK}'
+ORDER BY name, kind"""
 
 # PRAGMA table_info: pragma_table_info()'s columns, with ``pk`` (a column's 1-based place in the
 # primary key, else 0) computed here, not taken from the function: schemas bootstrapped before
@@ -695,6 +755,24 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+_SEARCH_PATH_ITEM = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)')
+
+
+def search_path_names(setting: str, role: str) -> list[str]:
+    """The schema names a ``search_path`` setting lists, in order (``"$user"`` is ``role``;
+    a quoted name kept as written, an unquoted one folded to lower case, as PostgreSQL does)."""
+    names = []
+    for quoted, plain in _SEARCH_PATH_ITEM.findall(setting):
+        name = quoted.replace('""', '"') if quoted else plain.lower()
+        names.append(role if name == "$user" else name)
+    return names
+
+
+def _ident(name: str) -> str:
+    """``name`` as SQL would need it written (quoted unless a plain lower-case identifier)."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+
+
 def _is_ddl(sql: str) -> bool:
     return sql.lstrip()[:6].upper() in ("CREATE", "ALTER ", "DROP T", "DROP I")
 
@@ -860,16 +938,15 @@ class PostgresDatabase(Database):
         db.auto_migrate = auto_migrate
         try:
             if conn.raw.execute("SELECT current_schema() IS NULL").fetchone()[0]:
-                conn.close()
-                raise GeminiFlowError(
-                    "CONNECTION_FAILED", f"{redact(url)}: the schema its search_path names does not exist; "
-                    "create it first (CREATE SCHEMA name) or leave search_path out for public",
-                    details={"database": redact(url)})
+                raise db._no_schema_error()
             present = db._catalog()
             db._check_foreign(present)
             if not create and not auto_migrate and migrations.RECORD_TABLE not in present:
+                problems = db.write_problems()
                 conn.close()
-                return Database.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+                stand_in = Database.in_memory(busy_timeout=busy_timeout, actor=actor, session_id=session_id)
+                stand_in.creation_problems = problems  # memory health: could a first write create it?
+                return stand_in
             db._bootstrap(present)
             db.check_schema()
             migrated = auto_migrate
@@ -901,7 +978,87 @@ class PostgresDatabase(Database):
             "UNION ALL SELECT p.proname::text, 'f' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = current_schema()").fetchall())
 
+    def write_problems(self) -> list[str]:
+        """Why this session could not write, as ``memory health`` problems (empty: it can). Never
+        writes or waits.
+
+        A hot standby (``pg_is_in_recovery()``) or a read-only session (``default_transaction_read_only``
+        for the role, the database or the server) takes no writes at all. Otherwise the role needs
+        INSERT, UPDATE and DELETE on every gemini-flow table (the schema record aside, which only a
+        migration writes), or, in a schema without them yet, CREATE on the schema to make them."""
+        raw = self.conn.raw
+        role, schema, standby, read_only = raw.execute(
+            "SELECT current_user::text, current_schema()::text, pg_is_in_recovery(), "
+            "current_setting('default_transaction_read_only') = 'on' OR current_setting('transaction_read_only') = 'on'"
+        ).fetchone()
+        if standby:
+            return ["not writable: the server is a hot standby (pg_is_in_recovery()); writes go to the primary"]
+        if read_only:
+            return ["not writable: this session's transactions are read-only (default_transaction_read_only is on "
+                    "for the role, the database or the server)"]
+        tables = raw.execute(
+            "SELECT c.relname::text, array_remove(ARRAY["
+            "CASE WHEN NOT has_table_privilege(c.oid, 'INSERT') THEN 'INSERT' END, "
+            "CASE WHEN NOT has_table_privilege(c.oid, 'UPDATE') THEN 'UPDATE' END, "
+            "CASE WHEN NOT has_table_privilege(c.oid, 'DELETE') THEN 'DELETE' END], NULL) "
+            f"FROM pg_class c WHERE c.relnamespace = {_SCHEMA_OID} AND c.relkind IN ('r', 'p') "
+            "AND c.relname <> %s ORDER BY c.relname", (migrations.RECORD_TABLE,)).fetchall()
+        if not tables:
+            if raw.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
+                return []
+            return [f"not writable: role {_ident(role)} may not create gemini-flow's tables in schema {_ident(schema)} "
+                    f"(no CREATE grant): GRANT CREATE ON SCHEMA {_ident(schema)} TO {_ident(role)}, or let the "
+                    "schema's owner run the first command"]
+        lacking = [f"{name} ({'/'.join(missing)})" for name, missing in tables if missing]
+        if not lacking:
+            return []
+        more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+        return [f"not writable: role {_ident(role)} lacks write grants on {len(lacking)} of gemini-flow's tables: "
+                f"{', '.join(lacking[:5])}{more} (reads still work). Grant them: GRANT INSERT, UPDATE, DELETE ON ALL "
+                f"TABLES IN SCHEMA {_ident(schema)} TO {_ident(role)}"]
+
+    def _no_schema_error(self) -> GeminiFlowError:
+        """Why ``current_schema()`` is NULL: PostgreSQL skips a search_path schema the role may not
+        use (no USAGE) exactly as one that does not exist, so ask which it is.
+
+        Returns PERMISSION_DENIED (exit 4) naming the schema and the missing grant, or
+        CONNECTION_FAILED (exit 6) when no schema the search_path names exists."""
+        setting, role = self.conn.raw.execute("SELECT current_setting('search_path'), current_user::text").fetchone()
+        names = search_path_names(setting, role)
+        refused = [row[0] for row in self.conn.raw.execute(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname = ANY(%s) AND NOT has_schema_privilege(oid, 'USAGE')",
+            (names,)).fetchall()]
+        if refused:
+            schema = min(refused, key=names.index)  # the first one the search_path names
+            return GeminiFlowError(
+                "PERMISSION_DENIED",
+                f"{self.location}: role {_ident(role)} may not use schema {_ident(schema)} (it has no USAGE grant on "
+                f"it); nothing was read or written. Ask its owner: GRANT USAGE ON SCHEMA {_ident(schema)} TO "
+                f"{_ident(role)}",
+                details={"database": self.location, "schema": schema, "role": role})
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"{self.location}: the schema its search_path names does not exist; "
+            "create it first (CREATE SCHEMA name) or leave search_path out for public",
+            details={"database": self.location})
+
     def _check_foreign(self, present: dict[str, str]) -> None:
+        """Refuse (CONNECTION_FAILED, exit 6, nothing touched) a schema that is not gemini-flow's
+        (no schema record) and holds tables, or any object by the name of one of gemini-flow's
+        helper objects (:data:`HELPER_NAMES`, ``gf_*``) that gemini-flow did not make."""
+        if migrations.RECORD_TABLE in present:
+            return
+        clashes = self.conn.raw.execute(_FOREIGN_HELPERS).fetchall()
+        if clashes:
+            named = ", ".join(f"{kind} {name}" for kind, name in clashes[:5])
+            more = f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+            raise GeminiFlowError(
+                "CONNECTION_FAILED",
+                f"{self.location} holds objects of another application by the names of gemini-flow's helper "
+                f"objects ({named}{more}) in a schema without gemini-flow's tables; refusing to touch them (they "
+                "would be replaced). Give gemini-flow its own database or schema "
+                "(?options=-csearch_path%3Dgemini_flow)",
+                details={"database": self.location, "objects": [f"{kind} {name}" for kind, name in clashes]},
+            )
         tables = [name for name, kind in present.items() if kind == "r"]
         if tables and migrations.RECORD_TABLE not in tables:
             raise GeminiFlowError(
@@ -914,6 +1071,18 @@ class PostgresDatabase(Database):
     def _bootstrap(self, present: dict[str, str]) -> None:
         if all(name in present for name in BOOTSTRAP_OBJECTS):
             return
+        role, schema, may_create = self.conn.raw.execute(
+            "SELECT current_user::text, current_schema()::text, has_schema_privilege(current_schema(), 'CREATE')"
+        ).fetchone()
+        if not may_create:
+            raise GeminiFlowError(
+                "PERMISSION_DENIED",
+                f"{self.location}: role {_ident(role)} may not create gemini-flow's tables and helper functions in "
+                f"schema {_ident(schema)} (it has no CREATE grant on it); nothing was written. Grant it: GRANT "
+                f"CREATE ON SCHEMA {_ident(schema)} TO {_ident(role)}, or let the schema's owner run the first "
+                "command (later ones need only USAGE and the table grants)",
+                details={"database": self.location, "schema": schema, "role": role})
+        first = migrations.RECORD_TABLE not in present
         # Not through write(): that reads the schema through the objects made here.
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -924,6 +1093,9 @@ class PostgresDatabase(Database):
                 if statement.startswith("CREATE OPERATOR") and "gf_glob" in present:
                     continue
                 self.conn.raw.execute(statement)
+            if first:
+                # Only a schema without gemini-flow's tables is checked for them (_check_foreign).
+                self.conn.raw.execute(_MARK_HELPERS)
             self.conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(psycopg.Error):
