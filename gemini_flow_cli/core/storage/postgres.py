@@ -803,8 +803,6 @@ def as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error | GeminiFlowError:
         return sqlite3.IntegrityError(f"CHECK constraint failed ({detail})")
     if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.SerializationFailure, pg_errors.DeadlockDetected)):
         return sqlite3.OperationalError(f"database is locked ({detail})")
-    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):  # a standby, or default_transaction_read_only
-        return sqlite3.OperationalError(f"attempt to write a readonly database ({detail})")
     if isinstance(exc, pg_errors.DiskFull):
         return sqlite3.OperationalError(f"database or disk is full ({detail})")
     if isinstance(exc, pg_errors.UndefinedTable):
@@ -827,8 +825,9 @@ _DAMAGED = ("XX", "58")
 def server_condition(exc: psycopg.Error, detail: str | None = None) -> GeminiFlowError | None:
     """The error for a condition only a server has, by its SQLSTATE, else None.
 
-    CONNECTION_FAILED (exit 6): a cancelled statement (57014: a ``statement_timeout`` set for the
-    role or database, or an administrator), a lost connection (class 08, 57P01-57P05, the
+    CONNECTION_FAILED (exit 6): a read-only session (25006: a standby, or
+    ``default_transaction_read_only``), a cancelled statement (57014: a ``statement_timeout`` set
+    for the role or database, or an administrator), a lost connection (class 08, 57P01-57P05, the
     idle-in-transaction timeouts 25P03/25P04), exhausted resources (class 53 but a full disk,
     which is DISK_FULL through SQLite's wording), damage, an I/O error or an internal error of the
     server (classes XX and 58), a schema or database gone (3F000, 3D000). INVALID_INPUT (exit 2): a server
@@ -839,6 +838,11 @@ def server_condition(exc: psycopg.Error, detail: str | None = None) -> GeminiFlo
     if not state:
         return None
     detail = detail or type(exc).__name__
+    if state == "25006":
+        return GeminiFlowError(
+            "CONNECTION_FAILED", f"the PostgreSQL server runs this session read-only ({detail}): a standby, or "
+            "default_transaction_read_only set for the role or database; nothing was written (connect to the "
+            "primary: target_session_attrs=read-write in the URL)")
     if state == "57014":
         return GeminiFlowError(
             "CONNECTION_FAILED", f"the PostgreSQL server cancelled the statement ({detail}): a statement_timeout "
