@@ -655,5 +655,11 @@ class PostgresDatabase(Database):
                               "PostgreSQL")
 
     def file_sizes(self) -> dict[str, int]:
-        size = self.conn.raw.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        """Bytes of this schema's tables, with their indexes and TOAST (``database``), and 0 for
+        ``wal``. Not ``pg_database_size``: the server database may hold other schemas (other
+        gemini-flow stores, other applications), and a store's size should be its own."""
+        size = self.conn.raw.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'").fetchone()[0]
         return {"database": int(size), "wal": 0}
