@@ -1,7 +1,7 @@
 """The PostgreSQL backend: the core's statements, transactions and errors on a PostgreSQL server.
 
 Imported only for a ``postgresql://`` database (CLI.md §9 "--db URL"), through psycopg 3
-(``pip install 'gemini-flow[postgres]'``). The core speaks the storage protocol of
+(the ``postgres`` extra: ``pip install '.[postgres]'`` from a checkout). The core speaks the storage protocol of
 core/storage/__init__.py, which the standard ``sqlite3`` connection already is; this module
 gives a psycopg connection the same shape (:class:`Connection`) and a :class:`PostgresDatabase`
 the same transactions as the SQLite one:
