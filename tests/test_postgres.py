@@ -376,6 +376,17 @@ def test_stats_report_the_schemas_own_size_and_the_url_with_its_password_masked(
 
 
 @server
+def test_a_batch_replacing_entries_says_nothing_on_stderr(schema_url):
+    # Its INSERT meets the existing keys and goes back to a savepoint (core/memory.py): psycopg
+    # logged the ignored pipeline error as a bare stderr line on every such batch.
+    ops = "".join(json.dumps({"action": "store", "key": f"k{i}", "value": i}) + "\n" for i in range(3))
+    for _ in range(2):
+        result = subprocess.run([*GEMINI_FLOW, "--db", schema_url, "-q", "memory", "batch", "-"], input=ops,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@server
 def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
     import psycopg
 

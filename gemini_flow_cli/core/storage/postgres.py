@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import sqlite3
@@ -47,6 +48,13 @@ WRITE_LOCK = 0x67666C77
 _LOCK_ARGS = "%s, hashtext(current_schema())"
 # GEMINI_FLOW_DEBUG_SQL=1: print each statement PostgreSQL refuses, as translated, on stderr.
 _DEBUG_SQL = bool(os.environ.get("GEMINI_FLOW_DEBUG_SQL"))
+if not _DEBUG_SQL:
+    # psycopg logs, at WARNING and so through logging's last-resort handler as a bare line on
+    # stderr, the error it ignores when a pipeline ends after a failed statement: "error ignored
+    # terminating <psycopg.Pipeline [INERROR] ...>: pipeline aborted" after memory batch's INSERT
+    # meets an existing key and goes back to its savepoint (core/memory.py), a normal path. The
+    # error itself reaches the caller as an exception; the line was noise on every such batch.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout when the URL gives none
 
 # Helper functions, operators and views that make the translated statements mean what they mean in
