@@ -32,6 +32,8 @@ SKIPPED: dict[tuple[str, ...], str] = {
 EXAMPLE_SKIPS: dict[str, str] = {
     "pip install": "installs packages from the network",
     "pipx install": "installs the program for the user",
+    "pipx inject": "installs into the user's pipx environment",
+    "sudo ": "runs as root (installs and sets up a system's PostgreSQL)",
     "git clone": "needs the repository's address",
     "python -m build": "builds the package from a checkout",
     "python -m venv": "creates an environment",

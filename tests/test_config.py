@@ -225,3 +225,28 @@ def test_one_size_parser_for_config_set_and_the_user_file(cli, written, size):
     got = cli("config", "get", "memory.maxValueSize")
     assert got.exit_code == 0, got
     assert (got.json["value"], got.json["source"]) == (size, "user")
+
+
+@pytest.mark.parametrize("user", [False, True], ids=["database", "user file"])
+def test_automatic_backup_settings_on_a_server_are_kept_with_a_warning(cli, db_path, user):
+    # Automatic backups never run on PostgreSQL: the setting is the user's to keep (exit 0), but
+    # accepting it silently would suggest the server is being backed up.
+    from tests.conftest import TEST_SERVER
+
+    flags = ["--user"] if user else []
+    result = cli("config", "set", "backup.auto.interval", "1h", *flags)
+    assert result.exit_code == 0 and json.loads(result.stdout)["value"] == "1h"
+    on_a_server = bool(TEST_SERVER)
+    assert ("automatic backups do not run on a PostgreSQL server" in result.stderr) is on_a_server
+    # another key, or the same one on a local file, says nothing
+    other = cli("config", "set", "memory.maxValueSize", "4MiB", *flags)
+    assert other.exit_code == 0 and other.stderr == ""
+
+
+def test_a_user_setting_of_automatic_backups_with_a_server_url_warns_without_connecting(cli, tmp_path):
+    # --user with a server URL: the user file is written (no connection needed) and the warning given.
+    result = cli("config", "set", "backup.auto.enabled", "false", "--user",
+                 db="postgresql://nobody@127.0.0.1:1/none")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("warning: backup.auto.enabled is kept, but automatic backups do not run")
+    assert json.loads(user_file().read_text())["backup.auto.enabled"] is False

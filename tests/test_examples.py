@@ -11,8 +11,10 @@ needs. Lines that cannot run here are listed, with the reason, in tests/commandt
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -186,3 +188,36 @@ def test_logical_lines_keep_heredocs_loops_and_continuations_whole():
     block = "cat > f <<'X'\na\nX\ngemini-flow a \\\n  b\nwhile x; do\n  y\ndone\n# comment\n$ ignored?\n"
     assert logical_lines(block.replace("$ ignored?\n", "")) == ["cat > f <<'X'\na\nX", "gemini-flow a \\\n  b",
                                                                  "while x; do\n  y\ndone"]
+
+
+def _conditions(command: str) -> list[str]:
+    """The condition lists of a command's ``while``/``until``/``if``/``elif`` (up to ``do``/``then``)."""
+    return [m.group(2) for m in re.finditer(r"\b(while|until|if|elif)\b(.*?)(?:;|\n)\s*(do|then)\b", command, re.S)]
+
+
+def test_no_example_loop_or_test_decides_on_jq_instead_of_the_command():
+    # `while id=$(gemini-flow task claim ... | jq -er .id)` never ends with jq 1.6: `jq -e` on empty
+    # input exits 0, and without pipefail the pipeline's status is jq's, so claim's exit 1 is lost.
+    texts = [*(c for block in readme_blocks() for c in logical_lines(block)),
+             *(line for _, lines in HELP_EXAMPLES for line in lines)]
+    found = [text for text in texts for condition in _conditions(text) if re.search(r"\|\s*jq\b", condition)]
+    assert not found, f"let the command's own exit status decide, then read its output with jq: {found}"
+    assert _conditions('while x=$(a | jq -er .id); do b; done') == [' x=$(a | jq -er .id)']
+
+
+@needs_tools
+def test_the_readme_work_loops_end_when_nothing_is_ready_without_pipefail(prepared, tmp_path):
+    # The README run above sets pipefail, which would hide a loop that only ends through it: run each
+    # task-claiming loop as a user's plain bash would, under a timeout, and see it finish the work.
+    loops = [c for block in readme_blocks() for c in logical_lines(block)
+             if c.lstrip().startswith("while") and "task claim" in c]
+    assert len(loops) >= 2
+    for n, loop in enumerate(loops):
+        folder = tmp_path / f"f{n}"
+        shutil.copytree(prepared, folder, symlinks=True)
+        text = ". ./vars.sh\nCODER=$AGENT\n" + loop + "\necho loop-ended\n"
+        result = run_script(f"timeout 60 bash -c {shlex.quote(text)}", folder, folder / "home")
+        assert result.returncode == 0 and result.stdout.strip().endswith("loop-ended"), (loop, result.stderr[-2000:])
+        left = run_script('. ./vars.sh\ngemini-flow task list --status pending --agent "$AGENT" --json',
+                          folder, folder / "home")
+        assert left.returncode == 0 and json.loads(left.stdout)["total"] == 0, (loop, left.stdout, left.stderr)

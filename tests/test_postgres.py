@@ -341,6 +341,52 @@ def test_health_of_a_server_database(schema_url):
 
 
 @server
+def test_stats_report_the_schemas_own_size_and_the_url_with_its_password_masked(schema_url):
+    import psycopg
+
+    def stats(url):
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", url, "memory", "stats"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result
+        return json.loads(result.stdout)["database"]
+
+    assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k", "1"], capture_output=True,
+                          timeout=60).returncode == 0
+    before = stats(schema_url)["size"]
+    schema = schema_url.rsplit("%3D", 1)[1]
+    with psycopg.connect(TEST_SERVER, autocommit=True) as conn:
+        expected = conn.execute(
+            "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'", (schema,)).fetchone()[0]
+        # another schema's table in the same server database is not this store's size
+        other = f"{schema}_other"
+        conn.execute(f"CREATE SCHEMA {other}")
+        try:
+            conn.execute(f"CREATE TABLE {other}.big AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 2000)")
+            assert before == expected > 0
+            assert stats(schema_url)["size"] == before
+        finally:
+            conn.execute(f"DROP SCHEMA {other} CASCADE")
+    # a password in the URL is masked, never printed
+    scheme, rest = schema_url.split("://", 1)
+    user, at, host = rest.partition("@")
+    if at and ":" not in user:  # the test server trusts its user: any password logs in
+        shown = stats(f"{scheme}://{user}:not-a-real-password@{host}")["path"]
+        assert shown.startswith("postgresql://") and "not-a-real-password" not in shown and "***" in shown
+
+
+@server
+def test_a_batch_replacing_entries_says_nothing_on_stderr(schema_url):
+    # Its INSERT meets the existing keys and goes back to a savepoint (core/memory.py): psycopg
+    # logged the ignored pipeline error as a bare stderr line on every such batch.
+    ops = "".join(json.dumps({"action": "store", "key": f"k{i}", "value": i}) + "\n" for i in range(3))
+    for _ in range(2):
+        result = subprocess.run([*GEMINI_FLOW, "--db", schema_url, "-q", "memory", "batch", "-"], input=ops,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@server
 def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
     import psycopg
 

@@ -241,3 +241,49 @@ def test_ids_keep_their_width_while_long_values_and_headers_give_way():
     widths = fit_widths(data, headers, 90 - (3 * 7 + 1))
     assert widths[0] == 22 and widths[1] == 7
     assert sum(widths) <= 68
+
+
+@pytest.fixture
+def streaming_db(db_path, tmp_path):
+    """A database whose streaming commands each print far more than a pipe holds (64 KiB): 3,000
+    entries (one batch) and 300 audit rows (300 deletes), so the reader leaving always meets a write."""
+    argv = [*gemini_flow_command(), "--db", str(db_path), "-q"]
+    ops = "".join(json.dumps({"action": "store", "key": f"k{i}", "value": "x" * 50}) + "\n" for i in range(3000))
+    assert subprocess.run([*argv, "memory", "batch", "-"], input=ops, capture_output=True, text=True,
+                          timeout=120).returncode == 0
+    assert subprocess.run([*argv, "memory", "delete", *(f"k{i}" for i in range(2700, 3000))],
+                          capture_output=True, timeout=120).returncode == 0
+    return db_path
+
+
+STREAMING = {
+    "memory export": ["memory", "export"],
+    "memory list jsonl": ["--format", "jsonl", "memory", "list", "--limit", "5000"],
+    "memory search jsonl": ["--format", "jsonl", "memory", "search", "k*", "--limit", "5000"],
+    "audit list jsonl": ["--format", "jsonl", "audit", "list", "--limit", "1000"],
+    "memory watch": ["memory", "watch", "--since", "0", "--timeout", "1s"],
+    "memory batch": ["memory", "batch", "-"],
+}
+
+
+@pytest.mark.parametrize("name", STREAMING)
+def test_a_reader_that_leaves_early_ends_the_command_quietly_with_exit_0(streaming_db, name):
+    # `gemini-flow ... | head -1`: the reader closes the pipe after one line. The command stops
+    # (EPIPE on its next write) with exit 0, nothing on stderr and no traceback (README "On a
+    # terminal, in a pipe"). Typer alone would exit 1 silently, and only when head had already left.
+    stdin = "".join(json.dumps({"action": "store", "key": f"b{i}", "value": "y" * 50}) + "\n" for i in range(3000))
+    for _ in range(3):  # the failure this guards against came in about half of the runs
+        proc = subprocess.Popen([*gemini_flow_command(), "--db", str(streaming_db), *STREAMING[name]],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if name == "memory batch":
+            proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, stderr
+        assert first.strip() and stderr == ""
+    if name == "memory batch":  # what was written stays written: the output came after the commit
+        check = subprocess.run([*gemini_flow_command(), "--db", str(streaming_db), "memory", "retrieve", "b2999"],
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0 and check.stdout.strip() == "y" * 50

@@ -95,8 +95,37 @@ def _sniff_format(args: list[str]) -> str:
     return value if value in FORMATS else "auto"
 
 
+class ReaderGone(Exception):
+    """Stdout's reader went away (``| head -1``) while a command was writing to it.
+
+    Deliberately not an OSError: Typer's main answers an EPIPE OSError with ``sys.exit(1)`` and
+    no message, which made ``memory watch ... | head -1`` exit 1 whenever head had already left
+    by its second line. Raised past Typer, it reaches RootGroup.main as the BrokenPipeError it is.
+    """
+
+
+def _discard_stdout() -> None:
+    """Point stdout's descriptor at /dev/null: anything still buffered, and the interpreter's
+    flush at exit, must not meet the closed pipe again (Python would print "Exception ignored
+    ... BrokenPipeError" and exit 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (CliRunner): nothing to flush there
+        pass
+
+
 class RootGroup(TyperGroup):
     """The root command, which turns every failure into the spec's exit status in one place."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise ReaderGone() from exc
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         from typer.exceptions import Abort, Exit, TyperException
@@ -136,8 +165,11 @@ class RootGroup(TyperGroup):
         except KeyboardInterrupt:
             print("Interrupted.", file=sys.stderr)
             status = 130
-        except BrokenPipeError:
-            # The reader of our output went away (`| head`): not an error of ours.
+        except (BrokenPipeError, ReaderGone):
+            # The reader of our output went away (`| head`): not an error of ours, so exit 0 and
+            # say nothing (stderr may be the same closed pipe: `2>&1 | head`). What the command
+            # had committed stays committed: commands print after their transaction ends.
+            _discard_stdout()
             sys.stderr.close()
             status = 0
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors end up

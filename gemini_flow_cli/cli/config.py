@@ -27,6 +27,17 @@ def _user_file():
     return config.user_file_path(os.environ)
 
 
+def _say_if_it_never_applies_here(st, key: str) -> None:
+    """Warn (stderr, exit status unchanged) when a setting is kept but does nothing on this
+    database: automatic backups never run on a PostgreSQL server (core/invocation.py), so a
+    ``backup.auto.*`` value set while --db is a URL would otherwise be accepted silently."""
+    from gemini_flow_cli.core.storage import is_url
+
+    if key.startswith("backup.auto.") and is_url(st.db_path):
+        st.out.warn(f"{key} is kept, but automatic backups do not run on a PostgreSQL server: back it up with "
+                    "its own tools (pg_dump, your provider's snapshots) or `gemini-flow backup create`")
+
+
 @app.command()
 def get(key: Annotated[str, typer.Argument(help="A known key, e.g. memory.maxValueSize.")]) -> None:
     """Print the effective value of a setting: a string raw, anything else as JSON.
@@ -86,6 +97,7 @@ def set_(
 
         db = st.open_db(create=True)
         result = {"success": True, **config_writes.set_value(db, key, parsed)}
+    _say_if_it_never_applies_here(st, key)
     st.out.done(result, f"{key} = {json.dumps(parsed, ensure_ascii=False)} ({'user file' if user else 'database'})")
 
 

@@ -69,9 +69,11 @@ def vote(
     agent: Annotated[str, typer.Option("--agent", help="The voting member.", show_default=False)],
     confidence: Annotated[float, typer.Option("--confidence", help="How sure the voter is, 0 to 1 (weighted consensus uses it).")] = 1.0,
 ) -> None:
-    """Vote on an open decision, once, as a member of its electorate.
+    """Vote on a decision, once, as a member of its electorate.
 
-    Not a member: exit 4. A second vote, or a vote on a closed decision: exit 3.
+    Not a member: exit 4. A second vote, or a vote after the deadline: exit 3. A decision that
+    closed early (its outcome was already certain) still takes a member's first vote until the
+    deadline: it is recorded with "late": true and exits 0, and never changes the decision.
 
     Example:
 

@@ -852,7 +852,20 @@ def _export_through_a_spool(db, namespace: str | None) -> int:
     with tempfile.SpooledTemporaryFile(EXPORT_SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="\n") as spool:
         count = transfer.export_lines(db, spool, namespace=namespace)
         spool.seek(0)
-        shutil.copyfileobj(spool, sys.stdout, 1024 * 1024)
+        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:
+            shutil.copyfileobj(spool, sys.stdout, 1024 * 1024)
+        else:
+            # A write larger than the pipe's free space, cut short because the reader left
+            # (`| head -1`), returns the count written and drops the rest without an error:
+            # write what is left until the pipe refuses it (BrokenPipeError: the root answers
+            # it, exit 0 and no "Exported N entries" that would not be true).
+            while chunk := spool.read(1024 * 1024):
+                view = memoryview(chunk.encode("utf-8"))
+                while view:
+                    view = view[out.write(view):]
+            out.flush()
     sys.stdout.flush()
     return count
 

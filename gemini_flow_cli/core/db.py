@@ -832,8 +832,9 @@ def _open_url(url: str, **kwargs) -> Database:
     except ImportError as exc:
         raise GeminiFlowError(
             "CONNECTION_FAILED",
-            f"a PostgreSQL database needs the postgres extra (psycopg 3): pip install 'gemini-flow[postgres]' "
-            f"({exc})",
+            "a PostgreSQL database needs psycopg 3 in gemini-flow's own environment: from a checkout, "
+            "pip install '.[postgres]' (or pipx install --force '.[postgres]'); for a pipx install, "
+            f"pipx inject gemini-flow 'psycopg[binary]>=3.1' ({exc})",
         ) from None
     return backend.PostgresDatabase.open_url(url, **kwargs)
 

@@ -330,8 +330,9 @@ TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
     ),
     Tool(
         "consensus_vote",
-        "Vote once on an open decision as a member of its swarm. CONFLICT on a second vote or a "
-        "closed decision; PERMISSION_DENIED for a non-member.",
+        "Vote once on a decision as a member of its electorate. CONFLICT on a second vote or after "
+        "the deadline; PERMISSION_DENIED for a non-member. A vote after an early close (outcome "
+        "already certain) but before the deadline is recorded as late and changes nothing.",
         {"decision_id": {"type": "string"}, "vote": {"enum": ["approve", "reject", "abstain"]},
          "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "Default 1."},
          "agent": _AGENT},

@@ -1,7 +1,7 @@
 """The PostgreSQL backend: the core's statements, transactions and errors on a PostgreSQL server.
 
 Imported only for a ``postgresql://`` database (CLI.md §9 "--db URL"), through psycopg 3
-(``pip install 'gemini-flow[postgres]'``). The core speaks the storage protocol of
+(the ``postgres`` extra: ``pip install '.[postgres]'`` from a checkout). The core speaks the storage protocol of
 core/storage/__init__.py, which the standard ``sqlite3`` connection already is; this module
 gives a psycopg connection the same shape (:class:`Connection`) and a :class:`PostgresDatabase`
 the same transactions as the SQLite one:
@@ -48,6 +48,13 @@ WRITE_LOCK = 0x67666C77
 _LOCK_ARGS = "%s, hashtext(current_schema())"
 # GEMINI_FLOW_DEBUG_SQL=1: print each statement PostgreSQL refuses, as translated, on stderr.
 _DEBUG_SQL = bool(os.environ.get("GEMINI_FLOW_DEBUG_SQL"))
+if not _DEBUG_SQL:
+    # psycopg logs, at WARNING and so through logging's last-resort handler as a bare line on
+    # stderr, the error it ignores when a pipeline ends after a failed statement: "error ignored
+    # terminating <psycopg.Pipeline [INERROR] ...>: pipeline aborted" after memory batch's INSERT
+    # meets an existing key and goes back to its savepoint (core/memory.py), a normal path. The
+    # error itself reaches the caller as an exception; the line was noise on every such batch.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout when the URL gives none
 
 # psycopg logs a pipeline it ends after an error ("error ignored terminating <Pipeline>") that has
@@ -1143,5 +1150,11 @@ class PostgresDatabase(Database):
                               "PostgreSQL")
 
     def file_sizes(self) -> dict[str, int]:
-        size = self.conn.raw.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        """Bytes of this schema's tables, with their indexes and TOAST (``database``), and 0 for
+        ``wal``. Not ``pg_database_size``: the server database may hold other schemas (other
+        gemini-flow stores, other applications), and a store's size should be its own."""
+        size = self.conn.raw.execute(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'").fetchone()[0]
         return {"database": int(size), "wal": 0}
