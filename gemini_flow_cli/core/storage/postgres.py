@@ -57,12 +57,6 @@ if not _DEBUG_SQL:
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
 CONNECT_TIMEOUT = 10  # seconds; libpq's connect_timeout when the URL gives none
 
-# psycopg logs a pipeline it ends after an error ("error ignored terminating <Pipeline>") that has
-# already been raised and reported; with no handler configured, Python's last-resort handler would
-# print it on stderr, before the command's JSON error. A program that configures logging still
-# gets the records (propagation is untouched).
-logging.getLogger("psycopg").addHandler(logging.NullHandler())
-
 # Helper functions, operators and views that make the translated statements mean what they mean in
 # SQLite (dialect.py): created once per schema, before the first migration.
 BOOTSTRAP = (
