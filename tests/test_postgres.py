@@ -786,24 +786,29 @@ def test_backups_of_two_server_databases_are_listed_and_pruned_apart(tmp_path):
 @pytest.mark.parametrize("setting, reads", [
     ("default_transaction_read_only%3Don", True),  # a hot standby, or a database set read-only
     ("statement_timeout%3D1", False),  # ALTER ROLE ... SET statement_timeout
-    ("idle_in_transaction_session_timeout%3D1", True),
+    # The server ends a transaction idle for over 1 ms between two statements: whether a command
+    # meets it depends on timing, so each may succeed; one that does not exits 6.
+    ("idle_in_transaction_session_timeout%3D1", None),
 ])
 def test_a_server_that_refuses_or_cancels_is_exit_6_never_a_bug(schema_url, setting, reads):
     """Conditions the server sets (tests/test_server_errors.py walks every SQLSTATE): each
-    command exits 6 saying what happened, or, for a read the setting allows, reads."""
+    command exits 6 saying what happened (never 70), or, for a read the setting allows, reads."""
     def gf(url, *args):
         return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
                               timeout=60)
 
     assert gf(schema_url, "memory", "store", "k", "1").returncode == 0
     url = f"{schema_url}%20-c{setting}"
+    allowed = (0, 6) if reads is None else (6,)
     for command in (["memory", "store", "k", "2"], ["memory", "incr", "n"], ["memory", "delete", "k"]):
         result = gf(url, *command)
-        assert result.returncode == 6, (command, result)
-        assert json.loads(result.stderr)["error"]["code"] == "CONNECTION_FAILED"
+        assert result.returncode in allowed, (command, result)
+        if result.returncode == 6:
+            assert json.loads(result.stderr)["error"]["code"] == "CONNECTION_FAILED"
     read = gf(url, "memory", "retrieve", "k")
-    assert read.returncode == (0 if reads else 6), read
-    assert json.loads(gf(schema_url, "memory", "retrieve", "k").stdout)["value"] == 1  # nothing was written
+    assert read.returncode in ((0, 1, 6) if reads is None else (0,) if reads else (6,)), read
+    if reads is not None:
+        assert json.loads(gf(schema_url, "memory", "retrieve", "k").stdout)["value"] == 1  # nothing was written
 
 
 @server
