@@ -42,6 +42,37 @@ def schema_url():
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+# The grants of a role that may only read a test's schema (for role_url's make).
+READ_ONLY = ("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+
+
+@pytest.fixture
+def role_url(schema_url):
+    """(make(grants...) -> URL logging in as a new role of the test's schema, the schema's name)."""
+    import psycopg
+
+    schema = schema_url.rsplit("%3D", 1)[1]
+    roles = []
+
+    def make(*grants: str) -> str:
+        role = f"r{len(roles)}_{schema}"
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
+            for grant in grants:
+                conn.execute(grant.format(schema=schema, role=role))
+        roles.append(role)
+        url = schema_url.replace("://postgres@", f"://{role}@", 1)
+        if url == schema_url:
+            pytest.skip("the test server's URL does not log in as postgres")
+        return url
+
+    yield make, schema
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        for role in roles:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
 def _schema_of_sqlite(path) -> dict:
     conn = sqlite3.connect(path)
     tables = [r[0] for r in conn.execute(
@@ -408,35 +439,21 @@ def test_a_writer_held_past_busy_timeout_exits_6_and_writes_nothing(schema_url):
 
 
 @server
-def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wrong(schema_url):
-    import psycopg
-
+def test_a_missing_schema_a_read_only_role_and_full_text_search_say_what_is_wrong(schema_url, role_url):
     missing = schema_url.rsplit("%3D", 1)[0] + "%3Dno_such_schema_here"
     result = subprocess.run([*GEMINI_FLOW, "--json", "--db", missing, "memory", "list"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 6 and "CREATE SCHEMA" in result.stderr, result
     assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k", "1"], capture_output=True,
                           timeout=60).returncode == 0
-    schema = schema_url.rsplit("%3D", 1)[1]
-    role = f"reader_{schema}"
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    try:
-        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
-        if as_reader == schema_url:
-            pytest.skip("the test server's URL does not log in as postgres")
-        read = subprocess.run([*GEMINI_FLOW, "--db", as_reader, "memory", "retrieve", "k"], capture_output=True,
-                              text=True, timeout=60)
-        assert (read.returncode, read.stdout.strip()) == (0, "1"), read  # its access count is skipped
-        write = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "store", "k", "2"],
-                               capture_output=True, text=True, timeout=60)
-        assert write.returncode == 4 and "PERMISSION_DENIED" in write.stderr and "file" not in write.stderr
-    finally:
-        with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
+    make, _ = role_url
+    as_reader = make(*READ_ONLY)
+    read = subprocess.run([*GEMINI_FLOW, "--db", as_reader, "memory", "retrieve", "k"], capture_output=True,
+                          text=True, timeout=60)
+    assert (read.returncode, read.stdout.strip()) == (0, "1"), read  # its access count is skipped
+    write = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "store", "k", "2"],
+                           capture_output=True, text=True, timeout=60)
+    assert write.returncode == 4 and "PERMISSION_DENIED" in write.stderr and "file" not in write.stderr
     text = subprocess.run([*GEMINI_FLOW, "--json", "--db", schema_url, "memory", "search", "*", "--text", "x"],
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 2 and "memory fts enable" in text.stderr
@@ -812,11 +829,9 @@ def test_a_server_that_refuses_or_cancels_is_exit_6_never_a_bug(schema_url, sett
 
 
 @server
-def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schema_url):
+def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schema_url, role_url):
     """A read on an older schema by a role that may not change it reads the schema as it is (as a
     read of an older file does) instead of failing on the migration; a write says what is missing."""
-    import psycopg
-
     def gf(url, *args):
         return subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True,
                               timeout=60)
@@ -824,27 +839,15 @@ def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schem
     assert gf(schema_url, "memory", "store", "k", "1").returncode == 0
     older = migrations.VERSIONS[-3]
     assert gf(schema_url, "migrate", "down", "--to", older, "--yes").returncode == 0
-    schema = schema_url.rsplit("%3D", 1)[1]
-    role = f"reader_{schema}"
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    try:
-        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
-        if as_reader == schema_url:
-            pytest.skip("the test server's URL does not log in as postgres")
-        for command in (["memory", "retrieve", "k"], ["memory", "list"], ["memory", "stats"]):
-            read = gf(as_reader, *command)
-            assert read.returncode == 0, (command, read)
-        assert json.loads(gf(as_reader, "memory", "retrieve", "k").stdout)["value"] == 1
-        assert gf(as_reader, "memory", "store", "k", "2").returncode == 4
-        status = json.loads(gf(schema_url, "migrate", "status").stdout)
-        assert status["current"] == older  # the reads left the schema as it was
-    finally:
-        with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
+    make, _ = role_url
+    as_reader = make(*READ_ONLY)
+    for command in (["memory", "retrieve", "k"], ["memory", "list"], ["memory", "stats"]):
+        read = gf(as_reader, *command)
+        assert read.returncode == 0, (command, read)
+    assert json.loads(gf(as_reader, "memory", "retrieve", "k").stdout)["value"] == 1
+    assert gf(as_reader, "memory", "store", "k", "2").returncode == 4
+    status = json.loads(gf(schema_url, "migrate", "status").stdout)
+    assert status["current"] == older  # the reads left the schema as it was
 
 
 @server
@@ -877,34 +880,20 @@ def test_a_merge_into_a_server_keeps_its_full_text_index_current(tmp_path, schem
 
 
 @server
-def test_a_refused_pipelined_write_leaves_only_the_json_error_on_stderr(schema_url, tmp_path):
+def test_a_refused_pipelined_write_leaves_only_the_json_error_on_stderr(schema_url, tmp_path, role_url):
     """A role that may only read, importing with replace (upserts pipelined by psycopg): the
     pipeline psycopg ends after the error must not print its own line before the JSON error."""
-    import psycopg
-
     assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "k0", "1"], capture_output=True,
                           timeout=60).returncode == 0
     lines = tmp_path / "in.jsonl"
     lines.write_text("".join(json.dumps({"key": f"k{i}", "value": i}) + "\n" for i in range(300)))
-    schema = schema_url.rsplit("%3D", 1)[1]
-    role = f"reader_{schema}"
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    try:
-        as_reader = schema_url.replace("://postgres@", f"://{role}@", 1)
-        if as_reader == schema_url:
-            pytest.skip("the test server's URL does not log in as postgres")
-        for _ in range(5):
-            result = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "import", str(lines),
-                                     "--on-conflict", "replace"], capture_output=True, text=True, timeout=60)
-            assert result.returncode == 4
-            assert json.loads(result.stderr)["error"]["code"] == "PERMISSION_DENIED", result.stderr
-    finally:
-        with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
+    make, _ = role_url
+    as_reader = make(*READ_ONLY)
+    for _ in range(5):
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", as_reader, "memory", "import", str(lines),
+                                 "--on-conflict", "replace"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 4
+        assert json.loads(result.stderr)["error"]["code"] == "PERMISSION_DENIED", result.stderr
 
 
 # -- another application's objects, grants and health ------------------------------------------
@@ -1017,33 +1006,6 @@ def test_the_search_path_is_read_as_postgresql_reads_it(setting, names):
     assert search_path_names(setting, "me") == names
 
 
-@pytest.fixture
-def role_url(schema_url):
-    """(make(grants...) -> URL logging in as a new role of the test's schema, the schema's name)."""
-    import psycopg
-
-    schema = schema_url.rsplit("%3D", 1)[1]
-    roles = []
-
-    def make(*grants: str) -> str:
-        role = f"r{len(roles)}_{schema}"
-        with psycopg.connect(schema_url, autocommit=True) as conn:
-            conn.execute(f"CREATE ROLE {role} LOGIN")
-            for grant in grants:
-                conn.execute(grant.format(schema=schema, role=role))
-        roles.append(role)
-        url = schema_url.replace("://postgres@", f"://{role}@", 1)
-        if url == schema_url:
-            pytest.skip("the test server's URL does not log in as postgres")
-        return url
-
-    yield make, schema
-    with psycopg.connect(schema_url, autocommit=True) as conn:
-        for role in roles:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
-
-
 def _gf_json(url, *args):
     result = subprocess.run([*GEMINI_FLOW, "--json", "--db", url, *args], capture_output=True, text=True, timeout=60)
     return result.returncode, result.stdout, result.stderr
@@ -1076,7 +1038,7 @@ def test_health_says_not_writable_for_a_role_without_write_grants_or_in_a_read_o
 
     make, schema = role_url
     assert _gf_json(schema_url, "memory", "store", "k", "1")[0] == 0
-    reader = make("GRANT USAGE ON SCHEMA {schema} TO {role}", "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    reader = make(*READ_ONLY)
     code, out, _ = _gf_json(reader, "memory", "health")
     health = json.loads(out)
     assert code == 6 and health["checks"]["writable"] is False, health
