@@ -73,6 +73,19 @@ class GeminiFlowError(Exception):
         return {"success": False, "error": error}
 
 
+# The package each optional extra adds (pyproject.toml), for `pipx inject`.
+_EXTRA_PACKAGES = {"postgres": "psycopg[binary]>=3.1", "server": "starlette uvicorn httptools",
+                   "mcp": "mcp tomlkit", "yaml": "pyyaml"}
+
+
+def install_extra_hint(extra: str) -> str:
+    """How to add the optional ``extra`` to the environment gemini-flow runs in (README "Optional
+    extras"): from a checkout with pip or pipx, or into a pipx install with ``pipx inject``. Not
+    ``pip install 'gemini-flow[extra]'``, which would look the name up on PyPI."""
+    return (f"from a checkout, pip install '.[{extra}]' (pipx: pipx install --force '.[{extra}]'); "
+            f"for a pipx install, pipx inject gemini-flow {_EXTRA_PACKAGES[extra]}")
+
+
 def not_found(message: str, **details: Any) -> GeminiFlowError:
     return GeminiFlowError("NOT_FOUND", message, details=details)
 

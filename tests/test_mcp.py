@@ -408,7 +408,7 @@ def test_serve_without_the_extra_names_the_pip_command(cli, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else real(name, *a))
     result = cli("mcp", "serve")
-    assert result.exit_code == 2 and "pip install 'gemini-flow[mcp]'" in result.error["message"]
+    assert result.exit_code == 2 and "pip install '.[mcp]'" in result.error["message"]
 
 
 # -- the streamable HTTP transport -------------------------------------------------------------------------------

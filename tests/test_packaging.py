@@ -130,3 +130,21 @@ def test_the_man_page_is_installed_under_share(venv):
     page = venv / "share" / "man" / "man1" / "gemini-flow.1"
     assert page.is_file() and page.read_text() == (ROOT / "man" / "gemini-flow.1").read_text()
     assert (venv / "share" / "bash-completion" / "completions" / "gemini-flow.bash").is_file()
+
+
+def test_every_optional_extra_has_an_install_hint_from_the_checkout():
+    """A command that needs an extra says how to add it to gemini-flow's own environment
+    (errors.install_extra_hint): each extra pyproject.toml declares (but the test one) has its
+    packages for `pipx inject`, and no hint sends the user to PyPI's `gemini-flow[...]`."""
+    import re
+
+    from gemini_flow_cli.errors import install_extra_hint
+
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    section = text.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    extras = set(re.findall(r"^([a-z]+) = \[", section, flags=re.M)) - {"test"}
+    assert extras == {"postgres", "server", "mcp", "yaml"}
+    for extra in extras:
+        hint = install_extra_hint(extra)
+        assert f"pip install '.[{extra}]'" in hint and "pipx inject gemini-flow " in hint
+        assert "gemini-flow[" not in hint

@@ -477,7 +477,7 @@ def test_serve_without_the_extra_names_the_install_command(cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # `import uvicorn` raises ImportError
     result = cli("serve")
     assert result.exit_code == 2
-    assert "pip install 'gemini-flow[server]'" in result.error["message"]
+    assert "pip install '.[server]'" in result.error["message"]
 
 
 def test_the_plain_cli_never_imports_the_server(tmp_path):

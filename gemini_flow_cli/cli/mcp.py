@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import state
-from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.errors import GeminiFlowError, install_extra_hint
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -48,7 +48,7 @@ def serve(
     tool errors carrying the CLI's error code and message. Each namespace is also a resource.
     The database is found as for every command (--db, GEMINI_FLOW_DB, the nearest
     .hive-mind/hive.db), once per call, and every call is its own transaction, so several servers
-    and the CLI share one database. Needs the mcp extra: pip install 'gemini-flow[mcp]'.
+    and the CLI share one database. Needs the mcp extra (README "Optional extras").
     Clients start it themselves: see `gemini-flow mcp install`. --http 127.0.0.1:PORT serves
     the streamable HTTP transport instead, for a client that connects to a URL; it listens on a
     loopback address only (no authentication; Host and Origin are checked against DNS rebinding).
@@ -63,7 +63,7 @@ def serve(
     scoped = _checked_namespaces(namespace)
     if importlib.util.find_spec("mcp") is None:
         raise GeminiFlowError(
-            "INVALID_INPUT", "mcp serve needs the MCP SDK, an optional extra: pip install 'gemini-flow[mcp]'",
+            "INVALID_INPUT", f"mcp serve needs the MCP SDK, an optional extra: {install_extra_hint('mcp')}",
             details={"extra": "mcp"},
         )
     address = _loopback_address(http) if http is not None else None

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from gemini_flow_cli.cli.common import state
-from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.errors import GeminiFlowError, install_extra_hint
 
-EXTRA_MISSING = "gemini-flow serve needs the server extra: pip install 'gemini-flow[server]'"
+EXTRA_MISSING = f"gemini-flow serve needs the server extra: {install_extra_hint('server')}"
 
 
 def is_loopback(host: str) -> bool:
@@ -41,7 +41,7 @@ def serve(
     Errors are {"success": false, "error": {...}} with the HTTP status of the CLI's exit status.
     A non-loopback --host needs TLS (--certfile and --keyfile) and at least one API key. SIGTERM
     or Ctrl-C stop accepting connections and finish the requests in flight. Needs the optional
-    extra: pip install 'gemini-flow[server]'.
+    extra (README "Optional extras").
 
     Example:
 

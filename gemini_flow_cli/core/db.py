@@ -825,6 +825,8 @@ def _open_url(url: str, **kwargs) -> Database:
     how to install the backend when psycopg is missing."""
     import importlib
 
+    from gemini_flow_cli.errors import install_extra_hint
+
     try:
         # Looked up by name, as a plugin: the backend builds on this module (its Database is a
         # subclass of ours), so this module must not import it.
@@ -832,9 +834,8 @@ def _open_url(url: str, **kwargs) -> Database:
     except ImportError as exc:
         raise GeminiFlowError(
             "CONNECTION_FAILED",
-            "a PostgreSQL database needs psycopg 3 in gemini-flow's own environment: from a checkout, "
-            "pip install '.[postgres]' (or pipx install --force '.[postgres]'); for a pipx install, "
-            f"pipx inject gemini-flow 'psycopg[binary]>=3.1' ({exc})",
+            f"a PostgreSQL database needs psycopg 3 in gemini-flow's own environment: "
+            f"{install_extra_hint('postgres')} ({exc})",
         ) from None
     return backend.PostgresDatabase.open_url(url, **kwargs)
 

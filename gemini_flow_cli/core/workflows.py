@@ -29,7 +29,7 @@ from typing import Any
 
 from gemini_flow_cli.core import audit, clock, jsontext, listing
 from gemini_flow_cli.core.ids import new_id
-from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.errors import GeminiFlowError, install_extra_hint
 
 DEFINITION_KEYS = ("description", "category", "tags", "estimatedDuration", "steps")
 STEP_KEYS = ("id", "description", "dependencies", "capabilities")
@@ -59,7 +59,8 @@ def parse(text: str, *, yaml: bool = False, what: str = "the workflow definition
         import yaml as pyyaml
     except ImportError:
         raise GeminiFlowError(
-            "INVALID_INPUT", "reading YAML needs PyYAML: pip install 'gemini-flow[yaml]' (or give the definition as JSON)",
+            "INVALID_INPUT", f"reading YAML needs PyYAML, the yaml extra: {install_extra_hint('yaml')} (or give "
+            "the definition as JSON)",
         ) from None
     try:
         value = pyyaml.load(text, Loader=_unique_keys_loader(pyyaml))

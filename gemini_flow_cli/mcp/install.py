@@ -27,12 +27,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gemini_flow_cli.errors import GeminiFlowError
+from gemini_flow_cli.errors import GeminiFlowError, install_extra_hint
 
 CLIENTS = ("claude", "gemini", "codex")
 SCOPES = ("project", "user")
 DEFAULT_SCOPE = {"claude": "project", "gemini": "project", "codex": "user"}
-MISSING_EXTRA = "pip install 'gemini-flow[mcp]'"
+MISSING_EXTRA = install_extra_hint("mcp")
 
 
 def config_path(client: str, scope: str, *, project: Path, home: Path) -> Path:
