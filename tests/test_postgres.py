@@ -157,13 +157,16 @@ def test_a_schema_of_another_application_is_refused_untouched(schema_url):
 
 
 @server
-def test_writers_queue_on_the_advisory_lock_and_lose_nothing(schema_url):
+@pytest.mark.parametrize("isolation", [None, "repeatable%5C%20read", "serializable"])
+def test_writers_queue_on_the_advisory_lock_and_lose_nothing(schema_url, isolation):
     """8 processes incrementing one counter 10 times each: every increment kept (the write
-    transaction is serialised by the advisory lock, as BEGIN IMMEDIATE serialises SQLite's)."""
+    transaction is serialised by the advisory lock, as BEGIN IMMEDIATE serialises SQLite's),
+    whatever default isolation level the role or database sets (a write says READ COMMITTED)."""
     assert subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "store", "n", "0"],
                           capture_output=True, timeout=60).returncode == 0
+    url = schema_url if isolation is None else f"{schema_url}%20-cdefault_transaction_isolation%3D{isolation}"
     script = "for i in $(seq 10); do \"$@\" memory incr n >/dev/null || exit 1; done"
-    procs = [subprocess.Popen(["bash", "-c", script, "x", *GEMINI_FLOW, "--db", schema_url]) for _ in range(8)]
+    procs = [subprocess.Popen(["bash", "-c", script, "x", *GEMINI_FLOW, "--db", url]) for _ in range(8)]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     out = subprocess.run([*GEMINI_FLOW, "--db", schema_url, "memory", "retrieve", "n"],
                          capture_output=True, text=True, timeout=60)

@@ -46,6 +46,11 @@ from gemini_flow_cli.errors import GeminiFlowError
 # database do not wait for each other. "gflw" in ASCII.
 WRITE_LOCK = 0x67666C77
 _LOCK_ARGS = "%s, hashtext(current_schema())"
+# A write reads what the writers before it committed: each statement after the lock sees them
+# (READ COMMITTED). Under a role's or database's default of REPEATABLE READ or SERIALIZABLE, the
+# snapshot would be taken by the lock's own statement, before the wait, and a write that follows
+# another would fail to serialize instead of queueing; so the level is said, not inherited.
+_BEGIN_WRITE = "BEGIN ISOLATION LEVEL READ COMMITTED"
 # GEMINI_FLOW_DEBUG_SQL=1: print each statement PostgreSQL refuses, as translated, on stderr.
 _DEBUG_SQL = bool(os.environ.get("GEMINI_FLOW_DEBUG_SQL"))
 if not _DEBUG_SQL:
@@ -572,7 +577,8 @@ class Connection:
             return self._plain("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             if self.busy_ms <= 0:
-                got = self.raw.execute(f"BEGIN; SELECT pg_try_advisory_xact_lock({_LOCK_ARGS})", (WRITE_LOCK,))
+                got = self.raw.execute(f"{_BEGIN_WRITE}; SELECT pg_try_advisory_xact_lock({_LOCK_ARGS})",
+                                       (WRITE_LOCK,))
                 got.nextset()
                 if not got.fetchone()[0]:
                     raise sqlite3.OperationalError("database is locked")
@@ -581,7 +587,7 @@ class Connection:
                     self.raw.execute(f"SET lock_timeout = {int(self.busy_ms)}")
                     self._lock_timeout = self.busy_ms
                 # One round trip: the transaction and its place in the writers' queue.
-                self.raw.execute(f"BEGIN; SELECT pg_advisory_xact_lock({_LOCK_ARGS})", (WRITE_LOCK,))
+                self.raw.execute(f"{_BEGIN_WRITE}; SELECT pg_advisory_xact_lock({_LOCK_ARGS})", (WRITE_LOCK,))
         except BaseException as exc:
             if self.raw.info.transaction_status != TransactionStatus.IDLE:
                 with contextlib.suppress(psycopg.Error):
