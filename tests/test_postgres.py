@@ -851,6 +851,18 @@ def test_a_role_that_may_only_read_reads_a_schema_with_a_pending_migration(schem
     assert gf(as_reader, "memory", "store", "k", "2").returncode == 4
     status = json.loads(gf(schema_url, "migrate", "status").stdout)
     assert status["current"] == older  # the reads left the schema as it was
+    # Much older: a read that needs a later column says so (exit 6, the schema's version), never 70.
+    oldest = migrations.VERSIONS[0]
+    assert gf(schema_url, "migrate", "down", "--to", oldest, "--yes").returncode == 0
+    as_reader = make(*READ_ONLY)
+    for command in (["memory", "retrieve", "k"], ["memory", "list"], ["memory", "stats"], ["task", "list"],
+                    ["agent", "list"], ["audit", "list"], ["audit", "verify"], ["neural", "list"],
+                    ["swarm", "list"], ["consensus", "list"], ["session", "list"], ["workflow", "list"]):
+        read = gf(as_reader, *command)
+        assert read.returncode in (0, 6), (command, read)
+        if read.returncode == 6:
+            error = json.loads(read.stderr)["error"]
+            assert error["details"]["schemaVersion"] == oldest and "migrate up" in error["message"], error
 
 
 @server

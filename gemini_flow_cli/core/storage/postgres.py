@@ -365,6 +365,9 @@ class Connection:
         self._identities: dict[str, str] | None = None  # table -> its integer key (an identity)
         self._attached: list[str] = []  # temporary tables and view standing for an attached backup
         self._bulk_ok = True  # False once the session cannot make a temporary table (executemany)
+        # The schema's version when a read found it older and could not migrate it (open_url):
+        # a statement that meets a column or table of a later version then says so.
+        self.behind: str | None = None
 
     @property
     def in_transaction(self) -> bool:
@@ -527,6 +530,14 @@ class Connection:
                     "INVALID_INPUT", "the text holds a NUL character (\\x00), which a PostgreSQL database cannot "
                     "store; nothing was written") from None
             raise as_sqlite_error(exc) from exc
+        except (pg_errors.UndefinedColumn, pg_errors.UndefinedTable) as exc:
+            if self.behind is None:
+                raise as_sqlite_error(exc) from exc
+            raise GeminiFlowError(
+                "CONNECTION_FAILED", f"this command needs a newer schema than the database's {self.behind} "
+                f"({_first_line(exc)}), and this role or session may not migrate it to {migrations.LATEST}: a "
+                "role that may change the schema brings it up to date with `gemini-flow migrate up` (or any "
+                "write); nothing was written", details={"schemaVersion": self.behind}) from None
         except psycopg.Error as exc:
             if _DEBUG_SQL:
                 import sys
@@ -972,6 +983,7 @@ class PostgresDatabase(Database):
                     if create or exc.code not in ("PERMISSION_DENIED", "CONNECTION_FAILED"):
                         raise
                     migrated = False
+                    conn.behind = migrations.current_version(conn) or "none"
             db._up_to_date = migrated  # checked (or migrated) now: a write need not look again
         except sqlite3.Error as exc:
             db.close()
