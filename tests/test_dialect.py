@@ -155,7 +155,14 @@ def test_each_server_database_has_its_own_backups_folder_name(monkeypatch):
     assert name("postgresql://u:s3cret@db.example:5433/hive") == "db.example-5433-hive"
     assert name("postgresql://u@h/hive?options=-c%20search_path%3Dteam_a") == "h-5432-hive-team_a"
     assert name("postgresql://u@h/hive?options=-csearch_path%3Dteam_b") == "h-5432-hive-team_b"
-    assert name("postgresql://h1:5433,h2:5434/hive?target_session_attrs=read-write") == "h1_h2-5433_5434-hive"
+    assert name("postgresql://h1:5433,h2:5434/hive?target_session_attrs=read-write") == "h1%2Ch2-5433%2C5434-hive"
+    # never one name for two databases: other characters are %XX, and the schema is PostgreSQL's
+    assert name("postgresql://h/db?options=-csearch_path%3D%22nu2%2Bsp%22") != name(
+        "postgresql://h/db?options=-csearch_path%3Dnu2_sp")
+    assert name("postgresql://h/a-b?options=-csearch_path%3Dc") != name("postgresql://h/a?options=-csearch_path%3Db-c")
+    assert name("postgresql://h/db?options=-csearch_path%3DNU2Q") == "h-5432-db-nu2q"  # folded, as the server does
+    assert name("postgresql://h/db?options=-csearch_path%3D%22NU2Q%22") == "h-5432-db-NU2Q"
+    assert name("postgresql://h/db?options=-c%20search_path%3D%22my%5C%20schema%22,public") == "h-5432-db-my%20schema"
     assert name("postgresql:///hive?host=/var/run/postgresql") == "local-5432-hive"
     assert "s3cret" not in name("postgresql://u@h/db?password=s3cret")
     # what the URL leaves out comes from libpq's environment, as the connection's does

@@ -1016,7 +1016,7 @@ def test_helper_objects_a_failed_first_command_left_are_taken_as_gemini_flows(sc
 ])
 def test_the_search_path_is_read_as_postgresql_reads_it(setting, names):
     pytest.importorskip("psycopg")
-    from gemini_flow_cli.core.storage.postgres import search_path_names
+    from gemini_flow_cli.core.storage import search_path_names
 
     assert search_path_names(setting, "me") == names
 

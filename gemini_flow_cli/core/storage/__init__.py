@@ -33,6 +33,19 @@ def redact(url: str) -> str:
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
+_SEARCH_PATH_ITEM = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)')
+
+
+def search_path_names(setting: str, role: str) -> list[str]:
+    """The schema names a ``search_path`` setting lists, in order (``"$user"`` is ``role``;
+    a quoted name kept as written, an unquoted one folded to lower case, as PostgreSQL does)."""
+    names = []
+    for quoted, plain in _SEARCH_PATH_ITEM.findall(setting):
+        name = quoted.replace('""', '"') if quoted else plain.lower()
+        names.append(role if name == "$user" else name)
+    return names
+
+
 def server_folder_name(url: str) -> str:
     """A file name that tells one server database from another: ``HOST-PORT-DBNAME``, and
     ``-SCHEMA`` when the URL's ``options`` set a ``search_path`` (e.g. ``127.0.0.1-5432-hive``).
@@ -40,8 +53,11 @@ def server_folder_name(url: str) -> str:
     What the URL leaves out is taken from the environment as libpq does (``PGHOST``, ``PGPORT``,
     ``PGDATABASE``, ``PGUSER``, ``PGOPTIONS``; libpq's defaults: the local socket, port 5432, a
     database named after the user), so a bare ``postgresql://`` names the database it connects to.
-    Characters other than letters, digits, ``.``, ``_`` and ``-`` become ``_``. Never contains the
-    password. Raises ``ValueError`` for a URL libpq cannot parse (psycopg's ``conninfo_to_dict``).
+    The schema is the search_path's first, as PostgreSQL reads it (:func:`search_path_names`: an
+    unquoted name folded to lower case). Each part keeps ASCII letters, digits, ``.`` and ``_``;
+    any other byte of its UTF-8 is written ``%XX``, so two databases never share a name
+    (``nu2+sp`` and ``nu2_sp``, ``a-b``/``c`` and ``a``/``b-c``). Never contains the password.
+    Raises ``ValueError`` for a URL libpq cannot parse (psycopg's ``conninfo_to_dict``).
     """
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
@@ -62,11 +78,20 @@ def server_folder_name(url: str) -> str:
         import getpass
 
         user = getpass.getuser()
-    host = get("host", "PGHOST", "local")
+    host = get("host", "PGHOST", "local").lower()
     if host.startswith("/"):  # a socket folder, not a host name
         host = "local"
     parts = [host, get("port", "PGPORT", "5432"), get("dbname", "PGDATABASE", user)]
-    schema = re.search(r"search_path\s*=\s*([^\s,]+)", get("options", "PGOPTIONS", ""))
-    if schema:
-        parts.append(schema.group(1).strip("'\""))
-    return re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(parts))
+    setting = re.search(r"search_path\s*=\s*((?:\\.|[^\s\\])+)", get("options", "PGOPTIONS", ""))
+    if setting:
+        names = search_path_names(re.sub(r"\\(.)", r"\1", setting.group(1)), user)
+        if names:
+            parts.append(names[0])
+    return "-".join(_file_safe(part) for part in parts)
+
+
+def _file_safe(part: str) -> str:
+    return "".join(chr(b) if chr(b) in _KEPT else f"%{b:02X}" for b in part.encode("utf-8"))
+
+
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._")

@@ -38,7 +38,7 @@ from psycopg.pq import TransactionStatus
 
 from gemini_flow_cli.core import migrations
 from gemini_flow_cli.core.db import Database, translate_sqlite_error
-from gemini_flow_cli.core.storage import dialect, redact
+from gemini_flow_cli.core.storage import dialect, redact, search_path_names
 from gemini_flow_cli.errors import GeminiFlowError
 
 # The advisory lock every write transaction takes: (this constant, a hash of the schema's name), so
@@ -771,19 +771,6 @@ def _literal(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-_SEARCH_PATH_ITEM = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^,\s]+))\s*(?:,|$)')
-
-
-def search_path_names(setting: str, role: str) -> list[str]:
-    """The schema names a ``search_path`` setting lists, in order (``"$user"`` is ``role``;
-    a quoted name kept as written, an unquoted one folded to lower case, as PostgreSQL does)."""
-    names = []
-    for quoted, plain in _SEARCH_PATH_ITEM.findall(setting):
-        name = quoted.replace('""', '"') if quoted else plain.lower()
-        names.append(role if name == "$user" else name)
-    return names
 
 
 def _ident(name: str) -> str:
