@@ -1101,3 +1101,35 @@ def test_a_role_that_may_not_upgrade_gemini_flows_helper_objects_is_told_so(sche
     code, _, err = _gf_json(creator, "memory", "list")
     assert code == 4 and "must be owner of function" in err, err
     assert not any(word in err for word in ("file", "-wal", "folder"))
+
+
+@server
+def test_a_merge_by_a_role_without_temporary_tables_names_the_grant(schema_url, role_url, tmp_path):
+    """A merge reads the backup into temporary tables: a role that may not make them exits 4 naming
+    GRANT TEMPORARY, before anything is written (no safety copy either)."""
+    import psycopg
+
+    made = tmp_path / "local.json"
+    local = tmp_path / "local.db"
+    assert _gf_json(local, "memory", "store", "theirs", "1")[0] == 0
+    assert _gf_json(local, "backup", "create", str(made), "--format", "json")[0] == 0
+    assert _gf_json(schema_url, "memory", "store", "ours", "1")[0] == 0
+    make, schema = role_url
+    writer = make("GRANT USAGE, CREATE ON SCHEMA {schema} TO {role}",
+                  "GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}",
+                  "GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        database = conn.info.dbname
+        conn.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+    try:
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", writer, "backup", "restore", str(made), "--merge",
+                                 "--yes"], capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        with psycopg.connect(schema_url, autocommit=True) as conn:
+            conn.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
+    assert result.returncode == 4, result
+    assert "GRANT TEMPORARY ON DATABASE" in json.loads(result.stderr)["error"]["message"]
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.db"))  # no safety copy
+    code, out, _ = _gf_json(schema_url, "memory", "list")
+    assert [e["key"] for e in json.loads(out)["results"]] == ["ours"]

@@ -465,8 +465,14 @@ class Connection:
         as this schema's (a table the file lacks is attached empty). Temporary tables are private to
         the session and never shadow this schema's names (the prefix); call outside a transaction,
         and :meth:`detach` after. Raises ``sqlite3`` errors (a file that cannot be read, a value the
-        column's type refuses)."""
+        column's type refuses); PERMISSION_DENIED naming the grant when the role may not create
+        temporary tables."""
         self.detach()
+        if not self._plain("SELECT has_database_privilege(current_database(), 'TEMPORARY')").fetchone()[0]:
+            raise GeminiFlowError(
+                "PERMISSION_DENIED", "a merge into a PostgreSQL database reads the backup into temporary tables, "
+                f"which this role may not create: GRANT TEMPORARY ON DATABASE {_ident(self.raw.info.dbname)} TO "
+                f"{_ident(self.raw.info.user)}; nothing was written")
         source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             for table in tables:
