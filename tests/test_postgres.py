@@ -1130,6 +1130,26 @@ def test_a_merge_by_a_role_without_temporary_tables_names_the_grant(schema_url, 
             conn.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
     assert result.returncode == 4, result
     assert "GRANT TEMPORARY ON DATABASE" in json.loads(result.stderr)["error"]["message"]
-    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.db"))  # no safety copy
+    assert not list((tmp_path / "data").rglob("*.db"))  # no safety copy
     code, out, _ = _gf_json(schema_url, "memory", "list")
     assert [e["key"] for e in json.loads(out)["results"]] == ["ours"]
+
+
+@server
+def test_a_role_that_may_only_read_is_refused_before_any_safety_copy(schema_url, role_url, tmp_path):
+    """`migrate down` and `backup restore` by a role that may only read exit 4 with one JSON error
+    on stderr, and leave no safety copy behind (it was written before the refusal)."""
+    made = tmp_path / "b.json"
+    assert _gf_json(schema_url, "memory", "store", "k", "1")[0] == 0
+    assert _gf_json(schema_url, "backup", "create", str(made), "--format", "json")[0] == 0
+    make, _ = role_url
+    reader = make(*READ_ONLY)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    for command in (["migrate", "down", "--to", migrations.VERSIONS[-2], "--yes"],
+                    ["backup", "restore", str(made), "--yes"], ["backup", "restore", str(made), "--merge", "--yes"]):
+        result = subprocess.run([*GEMINI_FLOW, "--json", "--db", reader, *command], capture_output=True, text=True,
+                                timeout=60, env=env)
+        assert result.returncode == 4, (command, result)
+        error = json.loads(result.stderr)["error"]  # one JSON document, nothing before it
+        assert error["code"] == "PERMISSION_DENIED" and "GRANT" in error["message"], error
+    assert not list((tmp_path / "data").rglob("*.db"))  # no safety copy

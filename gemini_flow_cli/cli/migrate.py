@@ -123,6 +123,7 @@ def down(
         f"Revert {', '.join(s.version for s in steps)}? Tables and columns they added are dropped with their data.",
         yes,
     )
+    db.check_writable()  # before the safety copy: a role that may not revert must not leave one
     copy = safety_copy(db.conn, db.path or db.location, "before-migrate-down")
     st.out.message(f"Backed up the database to {copy}")
     reverted = migrations.downgrade(db.conn, to, then=_audit(db, "migrate-down"))

@@ -1137,6 +1137,7 @@ def restore(
 
     progress = progress or _no_progress
     started = time.perf_counter()
+    db.check_writable()  # before anything is written to disk (the safety copy)
     with materialised(path, progress=progress) as (manifest, report, temp_db):
         if not report["restorable"]:
             raise _fail(

@@ -557,6 +557,12 @@ class Database:
                 _log_lock(locked - started, time.monotonic() - locked)
         self.wrote = self.wrote or not bookkeeping
 
+    def check_writable(self) -> None:
+        """Raise when this session could not write, before a step a rollback cannot undo (a safety
+        copy written to disk before `migrate down` or a restore). Nothing on a file: its read-only
+        state meets its write lock before anything is written. A server's says why
+        (core/storage/postgres.py ``PostgresDatabase.check_writable``)."""
+
     def try_bookkeeping(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
         """Run ``work(conn)`` in its own write transaction only if the write lock is free at once.
 

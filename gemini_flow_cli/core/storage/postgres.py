@@ -994,6 +994,15 @@ class PostgresDatabase(Database):
             "UNION ALL SELECT p.proname::text, 'f' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = current_schema()").fetchall())
 
+    def check_writable(self) -> None:
+        """PERMISSION_DENIED (a grant is missing) or CONNECTION_FAILED (a standby, a read-only
+        session) with :meth:`write_problems`' reason, when this session could not write."""
+        problems = self.write_problems()
+        if problems:
+            reason = problems[0].removeprefix("not writable: ")
+            code = "PERMISSION_DENIED" if "GRANT" in reason else "CONNECTION_FAILED"
+            raise GeminiFlowError(code, f"{self.location} cannot be written: {reason}; nothing was written")
+
     def write_problems(self) -> list[str]:
         """Why this session could not write, as ``memory health`` problems (empty: it can). Never
         writes or waits.
