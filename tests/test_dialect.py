@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gemini_flow_cli.core import migrations
@@ -173,3 +173,25 @@ def test_each_server_database_has_its_own_backups_folder_name(monkeypatch):
     assert name("postgresql://other/db") == "other-5432-db-envschema"
     with pytest.raises(ValueError):
         name("postgresql://h/db?no_such_option=1")
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=8), st.text(min_size=1, max_size=8)), min_size=2,
+                max_size=6, unique=True))
+def test_no_two_server_databases_share_a_backups_folder(targets):
+    """The folder name is injective over (database, quoted schema): whatever characters they hold."""
+    from urllib.parse import quote
+
+    pytest.importorskip("psycopg")
+    names = set()
+    for database, schema in targets:
+        if "\x00" in database + schema:
+            continue
+        quoted = '"' + schema.replace('"', '""') + '"'
+        # libpq's options: a backslash escapes the next character (a space, a backslash)
+        option = "-csearch_path=" + "".join("\\" + c if c in " \\" else c for c in quoted)
+        url = f"postgresql://h:5432/{quote(database, safe='')}?options={quote(option, safe='')}"
+        names.add((server_folder_name(url), (database, schema)))
+    by_name = {}
+    for name, target in names:
+        assert by_name.setdefault(name, target) == target, (name, target, by_name[name])
