@@ -833,58 +833,55 @@ _LOST = ("08", "57P01", "57P02", "57P03", "57P04", "57P05", "25P03", "25P04")
 _DAMAGED = ("XX", "58")
 
 
+# SQLSTATE prefix(es) -> the error, for conditions only a server has; the first that matches wins.
+# "{}" is the server's own message.
+_CONDITIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("25006",), "CONNECTION_FAILED", "the PostgreSQL server runs this session read-only ({}): a standby, or "
+     "default_transaction_read_only set for the role or database; nothing was written (connect to the "
+     "primary: target_session_attrs=read-write in the URL)"),
+    (("57014",), "CONNECTION_FAILED", "the PostgreSQL server cancelled the statement ({}): a statement_timeout "
+     "set for this role or database, or an administrator's cancel; nothing was written"),
+    (_LOST, "CONNECTION_FAILED", "the connection to the PostgreSQL server was lost ({}); what was not "
+     "committed was rolled back"),
+    (("53100",), "", ""),  # a full disk: DISK_FULL, through SQLite's wording (as_sqlite_error)
+    (("53",), "CONNECTION_FAILED", "the PostgreSQL server is out of resources ({}); nothing was written; "
+     "retry later"),
+    (_DAMAGED, "CONNECTION_FAILED", "the PostgreSQL server reported damage, an I/O error or an internal error "
+     "({}); nothing was written; ask its administrator"),
+    (("3F000", "3D000"), "CONNECTION_FAILED", "the PostgreSQL schema or database is gone ({}); nothing was "
+     "written"),
+    (("54",), "INVALID_INPUT", "the request is beyond what the PostgreSQL server takes in one statement ({}); "
+     "ask with fewer or shorter terms; nothing was written"),
+    (("22",), "INVALID_INPUT", "the PostgreSQL server refused a value ({}); nothing was written"),
+)
+_KEY_TOO_LONG = ("the key is too long for the PostgreSQL server's index ({}): a key with its namespace may take "
+                 "at most about 2,700 bytes of UTF-8 there (a local file takes any key of 1,024 characters); "
+                 "nothing was written")
+
+
 def server_condition(exc: psycopg.Error, detail: str | None = None) -> GeminiFlowError | None:
-    """The error for a condition only a server has, by its SQLSTATE, else None.
+    """The error for a condition only a server has, by its SQLSTATE (:data:`_CONDITIONS`), else None.
 
     CONNECTION_FAILED (exit 6): a read-only session (25006: a standby, or
     ``default_transaction_read_only``), a cancelled statement (57014: a ``statement_timeout`` set
     for the role or database, or an administrator), a lost connection (class 08, 57P01-57P05, the
     idle-in-transaction timeouts 25P03/25P04), exhausted resources (class 53 but a full disk,
     which is DISK_FULL through SQLite's wording), damage, an I/O error or an internal error of the
-    server (classes XX and 58), a schema or database gone (3F000, 3D000). INVALID_INPUT (exit 2): a server
-    limit (class 54: an index entry over ~2,700 bytes, too many arguments) and a refused value
-    (class 22: the server's data exceptions). In each, what was not committed was rolled back.
+    server (classes XX and 58), a schema or database gone (3F000, 3D000). INVALID_INPUT (exit 2):
+    a server limit (class 54: an index entry over ~2,700 bytes, too many arguments) and a refused
+    value (class 22: the server's data exceptions). In each, what was not committed was rolled back.
     """
     state = getattr(exc, "sqlstate", None) or ""
     if not state:
         return None
     detail = detail or type(exc).__name__
-    if state == "25006":
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the PostgreSQL server runs this session read-only ({detail}): a standby, or "
-            "default_transaction_read_only set for the role or database; nothing was written (connect to the "
-            "primary: target_session_attrs=read-write in the URL)")
-    if state == "57014":
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the PostgreSQL server cancelled the statement ({detail}): a statement_timeout "
-            "set for this role or database, or an administrator's cancel; nothing was written")
-    if state.startswith(_LOST):
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the connection to the PostgreSQL server was lost ({detail}); what was not "
-            "committed was rolled back")
-    if state.startswith("53") and state != "53100":
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the PostgreSQL server is out of resources ({detail}); nothing was written; "
-            "retry later")
-    if state.startswith(_DAMAGED):
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the PostgreSQL server reported damage, an I/O error or an internal error "
-            f"({detail}); nothing was written; ask its administrator")
-    if state in ("3F000", "3D000"):
-        return GeminiFlowError(
-            "CONNECTION_FAILED", f"the PostgreSQL schema or database is gone ({detail}); nothing was written")
-    if state.startswith("54"):
-        if "index row" in detail:
-            return GeminiFlowError(
-                "INVALID_INPUT", f"the key is too long for the PostgreSQL server's index ({detail}): a key with "
-                "its namespace may take at most about 2,700 bytes of UTF-8 there (a local file takes any key "
-                "of 1,024 characters); nothing was written")
-        return GeminiFlowError(
-            "INVALID_INPUT", f"the request is beyond what the PostgreSQL server takes in one statement "
-            f"({detail}); ask with fewer or shorter terms; nothing was written")
-    if state.startswith("22"):
-        return GeminiFlowError(
-            "INVALID_INPUT", f"the PostgreSQL server refused a value ({detail}); nothing was written")
+    for prefixes, code, message in _CONDITIONS:
+        if state.startswith(prefixes):
+            if not code:
+                return None
+            if state.startswith("54") and "index row" in detail:
+                message = _KEY_TOO_LONG
+            return GeminiFlowError(code, message.format(detail))
     return None
 
 
